@@ -1,0 +1,9 @@
+//! Lambda entry point of the client family: state once per cold start, then
+//! the router behind the Lambda HTTP door.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = shared::AppState::from_env().await?;
+    lambda_http::run(client::router(state)).await
+}

@@ -1,0 +1,111 @@
+//! The client dialect's request and response bodies.
+
+use serde::{Deserialize, Serialize};
+use shared::domain::organization::validate_identifiers;
+use shared::domain::{Data, Identifier, IdentifierKey, IdentifierSpec, Organization};
+use shared::Error;
+use uuid::Uuid;
+
+/// `{external_id | externalId, source?, metadata?}`: both spellings are in
+/// use (the spec's and the SDKs').
+#[derive(Debug, Deserialize)]
+pub struct ExternalId {
+    #[serde(alias = "externalId")]
+    pub external_id: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Data>,
+}
+
+fn specs(identifier: Vec<ExternalId>) -> Result<Vec<IdentifierSpec>, Error> {
+    let specs = identifier
+        .into_iter()
+        .map(|id| {
+            Ok(IdentifierSpec {
+                key: IdentifierKey::parse(id.source.as_deref(), &id.external_id)?,
+                metadata: id.metadata,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    validate_identifiers(specs)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OrganizationRequest {
+    pub identifier: Vec<ExternalId>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub data: Option<Data>,
+}
+
+impl OrganizationRequest {
+    pub fn identifier_specs(&mut self) -> Result<Vec<IdentifierSpec>, Error> {
+        specs(std::mem::take(&mut self.identifier))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteOrganizationRequest {
+    pub identifier: Vec<ExternalId>,
+}
+
+impl DeleteOrganizationRequest {
+    pub fn identifier_keys(self) -> Result<Vec<IdentifierKey>, Error> {
+        Ok(specs(self.identifier)?.into_iter().map(|s| s.key).collect())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExternalIdResponse {
+    pub id: Uuid,
+    pub source: String,
+    pub external_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Data>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The spec's `Organization`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationResponse {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub identifier: Vec<ExternalIdResponse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub data: Data,
+    pub version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Identifier> for ExternalIdResponse {
+    fn from(id: Identifier) -> Self {
+        Self {
+            id: id.id,
+            source: id.source,
+            external_id: id.external_id,
+            metadata: id.metadata,
+            created_at: id.created_at,
+            updated_at: id.updated_at,
+        }
+    }
+}
+
+impl From<Organization> for OrganizationResponse {
+    fn from(org: Organization) -> Self {
+        Self {
+            id: org.id,
+            project_id: org.project_id,
+            identifier: org.identifiers.into_iter().map(Into::into).collect(),
+            name: org.name,
+            data: org.data,
+            version: org.version,
+            created_at: org.created_at,
+            updated_at: org.updated_at,
+        }
+    }
+}

@@ -1,0 +1,58 @@
+# Shared by the local scripts: tools in a project-local venv, dummy AWS
+# credentials (without them the SDK probes instance metadata and hangs),
+# free ports, readiness waits.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TOOLS="$ROOT/.tools"
+mkdir -p "$ROOT/.local"
+
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_DEFAULT_REGION="$AWS_REGION"
+export AWS_EC2_METADATA_DISABLED=true
+
+# ensure_tool BIN PIP_SPEC: installs PIP_SPEC into .tools unless BIN is there.
+ensure_tool() {
+  local bin="$1" spec="$2"
+  if [ ! -x "$TOOLS/bin/python" ]; then
+    echo "==> creating $TOOLS (python venv)" >&2
+    python3 -m venv "$TOOLS"
+  fi
+  if [ ! -x "$TOOLS/bin/$bin" ]; then
+    echo "==> installing $spec into .tools" >&2
+    "$TOOLS/bin/pip" install --quiet --disable-pip-version-check "$spec"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+port_free() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)' "$1"
+}
+
+# wait_for URL SECONDS: until URL answers any HTTP status.
+wait_for() {
+  local url="$1" seconds="${2:-30}"
+  for _ in $(seq 1 $((seconds * 10))); do
+    if curl -s -o /dev/null "$url"; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $url" >&2
+  return 1
+}
+
+# start_moto PORT LOGFILE: starts moto server in the background, sets MOTO_PID.
+start_moto() {
+  local port="$1" log="$2"
+  ensure_tool moto_server 'moto[server]==5.*'
+  "$TOOLS/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  MOTO_PID=$!
+  wait_for "http://127.0.0.1:$port/moto-api/" 30
+}

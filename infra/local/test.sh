@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# make test: its own emulator on a free port, every test, then stop it.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+port="$(free_port)"
+start_moto "$port" "$ROOT/.local/moto-test.log"
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export TABLE_NAME="organizations-test"
+export EVENTS_QUEUE_URL="" LOGO_BUCKET=""
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo test (emulator at $AWS_ENDPOINT_URL)"
+cargo test --workspace --locked "$@"

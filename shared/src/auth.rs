@@ -1,0 +1,311 @@
+//! API keys (`pk_…` publishable, `sk_…` secret, stored as SHA-256 hashes),
+//! local session JWTs (HS256 with the project's `dev_token_secret`), and the
+//! axum extractors that turn a request into an authenticated caller.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::store::Store;
+
+const RANDOM_KEY_BYTES: usize = 24;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// `pk_…`: safe to ship in a browser or app; client family only.
+    Publishable,
+    /// `sk_…`: server-side; every family.
+    Secret,
+}
+
+impl KeyKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Publishable => "pk_",
+            KeyKind::Secret => "sk_",
+        }
+    }
+}
+
+/// A presented or generated API key. The project id is part of the key, so
+/// the lookup is a single GetItem inside that project's partition.
+#[derive(Clone)]
+pub struct ApiKey {
+    raw: String,
+    kind: KeyKind,
+    project: Uuid,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ApiKey({:?}, {}, …{})",
+            self.kind,
+            self.project,
+            self.hint()
+        )
+    }
+}
+
+impl ApiKey {
+    pub fn generate(project: Uuid, kind: KeyKind) -> Result<Self, Error> {
+        let mut bytes = [0u8; 16 + RANDOM_KEY_BYTES];
+        bytes[..16].copy_from_slice(project.as_bytes());
+        getrandom::fill(&mut bytes[16..])
+            .map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+        Ok(Self {
+            raw: format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(bytes)),
+            kind,
+            project,
+        })
+    }
+
+    /// Parses a presented key; `None` when it is not one of ours.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (kind, body) = if let Some(body) = raw.strip_prefix("pk_") {
+            (KeyKind::Publishable, body)
+        } else if let Some(body) = raw.strip_prefix("sk_") {
+            (KeyKind::Secret, body)
+        } else {
+            return None;
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(body).ok()?;
+        if bytes.len() != 16 + RANDOM_KEY_BYTES {
+            return None;
+        }
+        let project = Uuid::from_slice(&bytes[..16]).ok()?;
+        Some(Self {
+            raw: raw.to_owned(),
+            kind,
+            project,
+        })
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    pub fn project_id(&self) -> Uuid {
+        self.project
+    }
+
+    /// SHA-256 of the whole key, hex: what the table stores.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.raw.as_bytes()))
+    }
+
+    pub fn hint(&self) -> String {
+        self.raw
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
+    }
+
+    /// The key itself: shown once, at creation.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn record(&self, now: &str) -> crate::store::ApiKeyRecord {
+        crate::store::ApiKeyRecord {
+            kind: self.kind,
+            hint: self.hint(),
+            created_at: now.to_owned(),
+            revoked_at: None,
+        }
+    }
+}
+
+pub fn random_token(bytes: usize) -> Result<String, Error> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// What the handlers' state must offer for authentication.
+pub trait AuthState {
+    fn store(&self) -> &Store;
+}
+
+/// A request authenticated with an API key of either kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub project_id: Uuid,
+    pub kind: KeyKind,
+}
+
+/// A request authenticated with a secret key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecretCaller(pub Caller);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl Caller {
+    pub async fn authenticate(store: &Store, presented: Option<&str>) -> Result<Self, Error> {
+        let presented = presented.ok_or_else(|| {
+            Error::Unauthorized("an API key is required: send `Authorization: Bearer <key>`".into())
+        })?;
+        let key = ApiKey::parse(presented)
+            .ok_or_else(|| Error::Unauthorized("the API key is not valid".into()))?;
+        let record = store
+            .api_key(&key)
+            .await?
+            .ok_or_else(|| Error::Unauthorized("the API key is not valid".into()))?;
+        if record.revoked_at.is_some() {
+            return Err(Error::Unauthorized("the API key has been revoked".into()));
+        }
+        Ok(Caller {
+            project_id: key.project_id(),
+            kind: record.kind,
+        })
+    }
+}
+
+impl<S: AuthState + Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Caller::authenticate(state.store(), bearer(parts)).await
+    }
+}
+
+impl<S: AuthState + Send + Sync> FromRequestParts<S> for SecretCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.kind {
+            KeyKind::Secret => Ok(SecretCaller(caller)),
+            KeyKind::Publishable => Err(Error::Forbidden(
+                "this operation needs a secret key (sk_…); publishable keys are for the client API"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// Claims of a session token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    /// The user's external id (source `default`).
+    pub sub: String,
+    pub project_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    pub exp: u64,
+}
+
+/// Signs a local session token (what `orgctl token` prints).
+pub fn issue_session_token(claims: &SessionClaims, secret: &str) -> Result<String, Error> {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| Error::Internal(format!("signing a token: {e}")))
+}
+
+/// Verifies a local session token against its project's secret: signature
+/// (HS256 only), expiry, and that the token names that project.
+pub fn verify_session_token(
+    token: &str,
+    project: Uuid,
+    secret: &str,
+) -> Result<SessionClaims, Error> {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let data = jsonwebtoken::decode::<SessionClaims>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .map_err(|e| Error::Unauthorized(format!("the session token is not valid: {e}")))?;
+    if data.claims.project_id != project {
+        return Err(Error::Unauthorized(
+            "the session token belongs to another project".into(),
+        ));
+    }
+    Ok(data.claims)
+}
+
+/// The project a session token claims, read before its signature is checked
+/// (to find the project's secret); never trusted on its own.
+pub fn claimed_project(token: &str) -> Option<Uuid> {
+    #[derive(Deserialize)]
+    struct Claimed {
+        project_id: Uuid,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Claimed>(&bytes)
+        .ok()
+        .map(|c| c.project_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_carry_their_project() {
+        let project = Uuid::now_v7();
+        let key = ApiKey::generate(project, KeyKind::Secret).unwrap();
+        assert!(key.expose().starts_with("sk_"));
+        let parsed = ApiKey::parse(key.expose()).unwrap();
+        assert_eq!(parsed.project_id(), project);
+        assert_eq!(parsed.kind(), KeyKind::Secret);
+        assert_eq!(parsed.hash(), key.hash());
+        assert_eq!(key.hash().len(), 64);
+        assert!(!format!("{key:?}").contains(key.expose()));
+    }
+
+    #[test]
+    fn foreign_or_damaged_keys_do_not_parse() {
+        assert!(ApiKey::parse("").is_none());
+        assert!(ApiKey::parse("pk_").is_none());
+        assert!(ApiKey::parse("xx_AAAA").is_none());
+        assert!(ApiKey::parse("pk_!!!!").is_none());
+        let key = ApiKey::generate(Uuid::now_v7(), KeyKind::Publishable).unwrap();
+        assert!(ApiKey::parse(&key.expose()[..key.expose().len() - 2]).is_none());
+    }
+
+    #[test]
+    fn session_tokens_verify_only_with_their_secret_and_project() {
+        let project = Uuid::now_v7();
+        let claims = SessionClaims {
+            sub: "user_1".into(),
+            project_id: project,
+            org_id: None,
+            exp: 4_000_000_000,
+        };
+        let token = issue_session_token(&claims, "s3cret").unwrap();
+        assert_eq!(claimed_project(&token), Some(project));
+        assert_eq!(
+            verify_session_token(&token, project, "s3cret").unwrap(),
+            claims
+        );
+        assert!(verify_session_token(&token, project, "other").is_err());
+        assert!(verify_session_token(&token, Uuid::now_v7(), "s3cret").is_err());
+        let expired = issue_session_token(&SessionClaims { exp: 1, ..claims }, "s3cret").unwrap();
+        assert!(verify_session_token(&expired, project, "s3cret").is_err());
+    }
+}

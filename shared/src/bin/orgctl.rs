@@ -1,0 +1,211 @@
+//! orgctl: administer an organizations deployment (local or AWS) with the
+//! same environment as the functions (TABLE_NAME, EVENTS_QUEUE_URL,
+//! LOGO_BUCKET, AWS_REGION, AWS_ENDPOINT_URL).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shared::auth::{ApiKey, KeyKind, SessionClaims};
+use shared::{Aws, Error, Store};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "orgctl", about = "Administer the organizations service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the table, the events queue (with its dead-letter queue) and the logo bucket; idempotent.
+    Init {
+        /// Events queue name (default: the last segment of EVENTS_QUEUE_URL, else organization-events).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Logo bucket (default: LOGO_BUCKET, else organizations-logos).
+        #[arg(long)]
+        bucket: Option<String>,
+    },
+    /// Projects (tenants).
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Print a local session JWT (HS256, the project's dev_token_secret).
+    Token {
+        #[arg(long)]
+        project: Uuid,
+        /// The user's external id (source "default").
+        #[arg(long)]
+        user: String,
+        /// The current organization.
+        #[arg(long)]
+        org: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// The events dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project with a publishable and a secret key.
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key for a project; it is shown once.
+    Create {
+        #[arg(long)]
+        project: Uuid,
+        #[arg(long, value_enum)]
+        kind: KeyKind,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: refused from the next request on.
+    Revoke { key: String },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Send every dead-lettered event back to the events queue.
+    Replay,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("orgctl: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| Error::Config(format!("{name} is not set")))
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn run(command: Command) -> Result<(), Error> {
+    let aws = Aws::load().await;
+    let store =
+        || -> Result<Store, Error> { Ok(Store::new(aws.dynamodb.clone(), env("TABLE_NAME")?)) };
+    match command {
+        Command::Init { queue, bucket } => {
+            let queue = queue
+                .or_else(|| {
+                    std::env::var("EVENTS_QUEUE_URL")
+                        .ok()
+                        .and_then(|u| u.rsplit('/').next().map(str::to_owned))
+                })
+                .filter(|q| !q.is_empty())
+                .unwrap_or_else(|| "organization-events".into());
+            let bucket = bucket
+                .or_else(|| std::env::var("LOGO_BUCKET").ok())
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "organizations-logos".into());
+            let names = shared::provision::Names {
+                table: env("TABLE_NAME")?,
+                events_queue: queue,
+                bucket,
+            };
+            print_json(&shared::provision::init(&aws, &names).await?)
+        }
+        Command::Project {
+            command: ProjectCommand::Create { name, json },
+        } => {
+            let created = store()?.create_project(&name).await?;
+            if json {
+                print_json(&created)
+            } else {
+                println!("project_id:       {}", created.project_id);
+                println!("publishable_key:  {}", created.publishable_key);
+                println!("secret_key:       {}", created.secret_key);
+                println!("dev_token_secret: {}", created.dev_token_secret);
+                println!("(keys are shown once; only their hashes are stored)");
+                Ok(())
+            }
+        }
+        Command::Key {
+            command:
+                KeyCommand::Create {
+                    project,
+                    kind,
+                    json,
+                },
+        } => {
+            let created = store()?.create_key(project, kind).await?;
+            if json {
+                print_json(&created)
+            } else {
+                println!("{}", created.key);
+                Ok(())
+            }
+        }
+        Command::Key {
+            command: KeyCommand::Revoke { key },
+        } => {
+            let key = ApiKey::parse(key.trim())
+                .ok_or_else(|| Error::invalid("that is not an API key of this service"))?;
+            store()?.revoke_key(&key).await?;
+            println!("revoked …{}", key.hint());
+            Ok(())
+        }
+        Command::Token {
+            project,
+            user,
+            org,
+            ttl,
+        } => {
+            let found = store()?
+                .get_project(project)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("project {project} does not exist")))?;
+            let exp = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64 + ttl;
+            let claims = SessionClaims {
+                sub: user,
+                project_id: project,
+                org_id: org,
+                exp,
+            };
+            println!(
+                "{}",
+                shared::auth::issue_session_token(&claims, &found.dev_token_secret)?
+            );
+            Ok(())
+        }
+        Command::Dlq {
+            command: DlqCommand::Replay,
+        } => {
+            let queue_url = env("EVENTS_QUEUE_URL")?;
+            let moved = shared::events::replay_dead_letters(&aws.sqs, &queue_url).await?;
+            println!("replayed {moved} message(s)");
+            Ok(())
+        }
+    }
+}

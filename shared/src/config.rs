@@ -1,0 +1,54 @@
+//! Configuration from the environment, loaded once per cold start.
+
+use crate::error::Error;
+
+/// The resource names every function reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub table: String,
+    pub events_queue_url: Option<String>,
+    pub logo_bucket: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, Error> {
+        let table = std::env::var("TABLE_NAME")
+            .map_err(|_| Error::Config("TABLE_NAME is not set".into()))?;
+        Ok(Self {
+            table,
+            events_queue_url: std::env::var("EVENTS_QUEUE_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            logo_bucket: std::env::var("LOGO_BUCKET").ok().filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+/// AWS clients, all built from one `SdkConfig`. `AWS_ENDPOINT_URL` (the SDK's
+/// standard variable) points them at a local emulator.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Aws {
+    pub async fn load() -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_sdk_config(&sdk)
+    }
+
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        // Virtual-host addressing does not work against a local endpoint.
+        let path_style = sdk.endpoint_url().is_some();
+        let s3_config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build();
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+}

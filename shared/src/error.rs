@@ -1,0 +1,156 @@
+//! The one error type, and the one place an error becomes an HTTP response:
+//! an RFC 9457 problem document (`type`, `title`, `status`, `detail`, `code`),
+//! which is also the client spec's `Problem {title, detail}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body is not JSON, or not the JSON the operation takes.
+    #[error("{0}")]
+    MalformedBody(String),
+    /// Well-formed input that breaks a rule (a missing identifier, a bad value).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts the stored state (identifiers of two
+    /// organizations, a concurrent change that kept winning).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Misconfiguration of the deployment (a missing variable).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// DynamoDB, SQS or S3 failed in a way the caller cannot fix.
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::MalformedBody(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable, machine-readable code; clients branch on this, not on `detail`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MalformedBody(_) => "malformed_body",
+            Error::Invalid(_) => "invalid_request",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::Conflict(_) => "conflict",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::Storage(_) => "service_unavailable",
+            Error::Config(_) | Error::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Error::Invalid(detail.into())
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Error::NotFound(detail.into())
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Error::Conflict(detail.into())
+    }
+}
+
+/// RFC 9457 problem document.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+}
+
+impl From<&Error> for Problem {
+    fn from(error: &Error) -> Self {
+        let status = error.status();
+        let detail = match error {
+            // Internal causes are logged, never sent.
+            Error::Storage(_) => {
+                "The service is temporarily unavailable; retry the request.".into()
+            }
+            Error::Config(_) | Error::Internal(_) => "An internal error occurred.".into(),
+            other => other.to_string(),
+        };
+        Problem {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail,
+            code: error.code(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let problem = Problem::from(&self);
+        if problem.status >= 500 {
+            tracing::error!(error = %self, code = problem.code, "request failed");
+        } else {
+            tracing::debug!(error = %self, code = problem.code, "request rejected");
+        }
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_causes_are_not_leaked() {
+        let problem = Problem::from(&Error::Storage("ThrottlingException at table x".into()));
+        assert_eq!(problem.status, 503);
+        assert!(!problem.detail.contains("table x"));
+        let problem = Problem::from(&Error::invalid("identifier is required"));
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.detail, "identifier is required");
+        assert_eq!(problem.title, "Bad Request");
+        assert_eq!(problem.code, "invalid_request");
+    }
+}

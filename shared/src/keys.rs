@@ -1,0 +1,146 @@
+//! The single-table key schema: one function per item kind, so each key shape
+//! is written once. Every partition key starts with `P#<project id>`, so no
+//! key built for one project can address another project's items.
+//!
+//! | item                 | PK                              | SK                    | GSI1PK / GSI1SK                  |
+//! |----------------------|---------------------------------|-----------------------|----------------------------------|
+//! | project              | `P#<pid>`                       | `PROJECT`             |                                  |
+//! | API key              | `P#<pid>`                       | `KEY#<sha256>`        |                                  |
+//! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
+//! | identifier marker    | `P#<pid>#ORGID#<src>#<ext>`     | `ORGID`               |                                  |
+//! | membership           | `P#<pid>#ORG#<oid>`             | `MEM#<uid>`           | `P#<pid>#USER#<uid>` / `ORG#<oid>` |
+//! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      |                                  |
+//! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
+//!
+//! Within an organization's partition the timeline (`CNT#`, `EVT#`) sorts
+//! before its live state (`MEM#`, `ORG`, and later kinds), so one Query from
+//! [`ORG_STATE_FROM`] reads the whole live state without the timeline.
+
+use uuid::Uuid;
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+pub const GSI2: &str = "GSI2";
+pub const GSI2PK: &str = "GSI2PK";
+pub const GSI2SK: &str = "GSI2SK";
+pub const TTL: &str = "expires_at";
+
+/// Sort keys at or above this are an organization's live state.
+pub const ORG_STATE_FROM: &str = "MEM#";
+
+/// Escapes a free-form key component so that `#` can separate components:
+/// (`a#b`, `c`) and (`a`, `b#c`) must not build the same key.
+pub fn component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for ch in value.chars() {
+        match ch {
+            '%' => out.push_str("%25"),
+            '#' => out.push_str("%23"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+pub fn project_pk(project: Uuid) -> String {
+    format!("P#{project}")
+}
+
+pub const PROJECT_SK: &str = "PROJECT";
+
+pub fn api_key_sk(hash_hex: &str) -> String {
+    format!("KEY#{hash_hex}")
+}
+
+pub fn org_pk(project: Uuid, org: Uuid) -> String {
+    format!("P#{project}#ORG#{org}")
+}
+
+pub const ORG_SK: &str = "ORG";
+
+/// The project's organization index (GSI1), in id = creation order.
+pub fn org_list_pk(project: Uuid) -> String {
+    format!("P#{project}#ORGS")
+}
+
+pub fn org_list_sk(org: Uuid) -> String {
+    format!("ORG#{org}")
+}
+
+pub fn org_identifier_pk(project: Uuid, source: &str, external_id: &str) -> String {
+    format!(
+        "P#{project}#ORGID#{}#{}",
+        component(source),
+        component(external_id)
+    )
+}
+
+pub const ORG_IDENTIFIER_SK: &str = "ORGID";
+
+pub const MEMBERSHIP_PREFIX: &str = "MEM#";
+
+pub fn membership_sk(user: Uuid) -> String {
+    format!("{MEMBERSHIP_PREFIX}{user}")
+}
+
+/// A user's organizations (GSI1): the inverted index of memberships.
+pub fn user_orgs_pk(project: Uuid, user: Uuid) -> String {
+    format!("P#{project}#USER#{user}")
+}
+
+pub const EVENT_PREFIX: &str = "EVT#";
+
+pub fn event_sk(event: Uuid) -> String {
+    format!("{EVENT_PREFIX}{event}")
+}
+
+/// Per-organization, per-event-name, per-UTC-day counter: what segmentation's
+/// frequency rules read instead of counting the timeline.
+pub fn counter_sk(event_name: &str, day: &str) -> String {
+    format!("CNT#{}#{day}", component(event_name))
+}
+
+/// Checks that a key taken from outside (a cursor) belongs to the project.
+pub fn belongs_to(project: Uuid, key: &str) -> bool {
+    let prefix = project_pk(project);
+    key == prefix || key.starts_with(&format!("{prefix}#"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_cannot_collide() {
+        let p = Uuid::nil();
+        assert_ne!(
+            org_identifier_pk(p, "a#b", "c"),
+            org_identifier_pk(p, "a", "b#c")
+        );
+        assert_ne!(
+            org_identifier_pk(p, "a%23", "c"),
+            org_identifier_pk(p, "a#", "c")
+        );
+    }
+
+    #[test]
+    fn timeline_sorts_before_live_state() {
+        let id = Uuid::now_v7();
+        assert!(event_sk(id).as_str() < ORG_STATE_FROM);
+        assert!(counter_sk("x", "2026-01-01").as_str() < ORG_STATE_FROM);
+        assert!(membership_sk(id).as_str() >= ORG_STATE_FROM);
+        assert!(ORG_SK >= ORG_STATE_FROM);
+    }
+
+    #[test]
+    fn keys_are_bound_to_their_project() {
+        let a = Uuid::now_v7();
+        let b = Uuid::now_v7();
+        assert!(belongs_to(a, &org_pk(a, b)));
+        assert!(!belongs_to(b, &org_pk(a, b)));
+        assert!(!belongs_to(a, &format!("P#{a}x")));
+    }
+}

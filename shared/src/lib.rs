@@ -1,0 +1,21 @@
+//! Everything the functions share: the organization domain (dialect-free), the
+//! single-table DynamoDB store, API keys and sessions, the one error type and
+//! its HTTP mapping, configuration and tracing. Function crates stay thin.
+
+pub mod auth;
+pub mod config;
+pub mod cursor;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod ids;
+pub mod keys;
+pub mod provision;
+pub mod state;
+pub mod store;
+
+pub use config::{Aws, Config};
+pub use error::{Error, Result};
+pub use state::AppState;
+pub use store::Store;

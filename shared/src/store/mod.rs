@@ -1,0 +1,135 @@
+//! The single-table store. Handlers never build DynamoDB expressions; they
+//! call these methods, which use the fewest round trips each operation can.
+
+mod organizations;
+mod projects;
+pub mod timeline;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use serde::Serialize;
+
+use crate::error::Error;
+
+pub use organizations::Upserted;
+pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB accepts at most this many items in one transaction.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(db: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            db,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.db
+    }
+
+    /// Runs one transaction. A cancelled transaction is not an error here:
+    /// the caller decides what each item's cancellation reason means.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<TxOutcome, Error> {
+        match self
+            .db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(TxOutcome::Committed),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    Ok(TxOutcome::Cancelled(
+                        cancelled
+                            .cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().unwrap_or("None").to_owned())
+                            .collect(),
+                    ))
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    Ok(TxOutcome::Cancelled(vec!["TransactionInProgress".into()]))
+                }
+                _ => Err(storage("TransactWriteItems", err)),
+            },
+        }
+    }
+}
+
+#[derive(Debug)]
+enum TxOutcome {
+    Committed,
+    /// One reason per item, in order (`None` for items that did not fail).
+    Cancelled(Vec<String>),
+}
+
+impl TxOutcome {
+    fn condition_failed_at(&self, index: usize) -> bool {
+        matches!(self, TxOutcome::Cancelled(reasons) if reasons.get(index).map(String::as_str) == Some("ConditionalCheckFailed"))
+    }
+}
+
+/// Wraps an SDK failure the caller cannot fix, keeping its cause for the log.
+pub fn storage<E, R>(operation: &str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or("unknown").to_owned();
+    let message = err.message().unwrap_or_default().to_owned();
+    Error::Storage(format!("{operation} failed: {code}: {message} ({err:?})"))
+}
+
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, Error> {
+    serde_dynamo::to_item(value).map_err(|e| Error::Internal(format!("serialising an item: {e}")))
+}
+
+pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, Error> {
+    serde_dynamo::from_item(item).map_err(|e| Error::Internal(format!("reading an item: {e}")))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        (crate::keys::PK.to_owned(), s(pk)),
+        (crate::keys::SK.to_owned(), s(sk)),
+    ])
+}
+
+pub fn build<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, Error> {
+    result.map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))
+}
+
+/// Short randomised pause before retrying an optimistic write.
+pub(crate) async fn backoff(attempt: u32) {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    let base = 5u64 << attempt.min(5);
+    let jitter = u64::from(byte[0]) % base.max(1);
+    tokio::time::sleep(std::time::Duration::from_millis(base / 2 + jitter)).await;
+}

@@ -1,0 +1,197 @@
+//! Projects (tenants) and their API keys.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{build, from_item, key, s, storage, to_item, Store, TxOutcome};
+use crate::auth::{ApiKey, KeyKind};
+use crate::error::Error;
+use crate::keys;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Project {
+    pub id: Uuid,
+    pub name: String,
+    /// Signs local session JWTs (HS256). In AWS, API Gateway verifies them.
+    pub dev_token_secret: String,
+    pub created_at: String,
+}
+
+/// A stored API key: only its hash is kept.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub kind: KeyKind,
+    /// The last characters of the key, to tell keys apart in listings.
+    pub hint: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CreatedProject {
+    pub project_id: Uuid,
+    pub name: String,
+    pub publishable_key: String,
+    pub secret_key: String,
+    pub dev_token_secret: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CreatedKey {
+    pub project_id: Uuid,
+    pub kind: KeyKind,
+    pub key: String,
+}
+
+#[derive(Serialize)]
+struct Keyed<'a, T> {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(flatten)]
+    record: &'a T,
+}
+
+impl Store {
+    /// A new project with one publishable and one secret key, in one
+    /// transaction. The keys are returned once and stored only as hashes.
+    pub async fn create_project(&self, name: &str) -> Result<CreatedProject, Error> {
+        let now = crate::ids::now();
+        let project = Project {
+            id: crate::ids::new_id(),
+            name: name.to_owned(),
+            dev_token_secret: crate::auth::random_token(32)?,
+            created_at: now.clone(),
+        };
+        let publishable = ApiKey::generate(project.id, KeyKind::Publishable)?;
+        let secret = ApiKey::generate(project.id, KeyKind::Secret)?;
+        let mut items = vec![self.put_new(
+            keys::project_pk(project.id),
+            keys::PROJECT_SK.into(),
+            &project,
+        )?];
+        for key in [&publishable, &secret] {
+            items.push(self.put_new(
+                keys::project_pk(project.id),
+                keys::api_key_sk(&key.hash()),
+                &key.record(&now),
+            )?);
+        }
+        match self.transact(items).await? {
+            TxOutcome::Committed => Ok(CreatedProject {
+                project_id: project.id,
+                name: project.name,
+                publishable_key: publishable.expose().to_owned(),
+                secret_key: secret.expose().to_owned(),
+                dev_token_secret: project.dev_token_secret,
+            }),
+            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
+                "creating a project was cancelled: {reasons:?}"
+            ))),
+        }
+    }
+
+    pub async fn get_project(&self, project: Uuid) -> Result<Option<Project>, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::project_pk(project), keys::PROJECT_SK)))
+            .send()
+            .await
+            .map_err(|e| storage("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// A new key for an existing project.
+    pub async fn create_key(&self, project: Uuid, kind: KeyKind) -> Result<CreatedKey, Error> {
+        if self.get_project(project).await?.is_none() {
+            return Err(Error::not_found(format!(
+                "project {project} does not exist"
+            )));
+        }
+        let key = ApiKey::generate(project, kind)?;
+        let item = self.put_new(
+            keys::project_pk(project),
+            keys::api_key_sk(&key.hash()),
+            &key.record(&crate::ids::now()),
+        )?;
+        match self.transact(vec![item]).await? {
+            TxOutcome::Committed => Ok(CreatedKey {
+                project_id: project,
+                kind,
+                key: key.expose().to_owned(),
+            }),
+            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
+                "creating a key was cancelled: {reasons:?}"
+            ))),
+        }
+    }
+
+    /// Revokes a key; it is refused from the next request on.
+    pub async fn revoke_key(&self, key: &ApiKey) -> Result<(), Error> {
+        let result = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(
+                keys::project_pk(key.project_id()),
+                keys::api_key_sk(&key.hash()),
+            )))
+            .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":now", s(crate::ids::now()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::not_found("no such key"))
+            }
+            Err(err) => Err(storage("UpdateItem", err)),
+        }
+    }
+
+    /// The stored record of a presented key, if it exists. Strongly
+    /// consistent, so a revocation takes effect at once.
+    pub async fn api_key(&self, key: &ApiKey) -> Result<Option<ApiKeyRecord>, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(
+                keys::project_pk(key.project_id()),
+                keys::api_key_sk(&key.hash()),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| storage("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    fn put_new<T: Serialize>(
+        &self,
+        pk: String,
+        sk: String,
+        record: &T,
+    ) -> Result<TransactWriteItem, Error> {
+        let item = to_item(&Keyed { pk, sk, record })?;
+        Ok(TransactWriteItem::builder()
+            .put(build(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(PK)")
+                    .build(),
+            )?)
+            .build())
+    }
+}

@@ -1,0 +1,96 @@
+//! API keys at the door of the client router.
+
+use axum::http::{Method, StatusCode};
+use integration_tests::{call, project, project_items, state};
+use shared::auth::{ApiKey, KeyKind};
+
+const PATH: &str = "/api/client/organizations";
+const BODY: &str = r#"{"identifier":[{"external_id":"acme"}]}"#;
+
+#[tokio::test]
+async fn requests_without_a_valid_key_are_401_and_write_nothing() {
+    let state = state().await;
+    let p = project(&state).await;
+    let router = client::router(state.clone());
+    let forged = ApiKey::generate(p.project_id, KeyKind::Secret).unwrap();
+    for key in [
+        None,
+        Some("sk_nonsense"),
+        Some("Basic abc"),
+        Some(forged.expose()),
+    ] {
+        let exchange = call(&router, Method::POST, PATH, key, Some(BODY)).await;
+        assert_eq!(exchange.status, StatusCode::UNAUTHORIZED, "key {key:?}");
+        assert_eq!(
+            exchange.content_type.as_deref(),
+            Some("application/problem+json")
+        );
+    }
+    assert!(project_items(&state, p.project_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_and_others_keep_working() {
+    let state = state().await;
+    let p = project(&state).await;
+    let router = client::router(state.clone());
+    let extra = state
+        .store
+        .create_key(p.project_id, KeyKind::Publishable)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&router, Method::POST, PATH, Some(&extra.key), Some(BODY))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    state
+        .store
+        .revoke_key(&ApiKey::parse(&extra.key).unwrap())
+        .await
+        .unwrap();
+    let refused = call(&router, Method::POST, PATH, Some(&extra.key), Some(BODY)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body["detail"].as_str().unwrap().contains("revoked"));
+    assert_eq!(
+        call(
+            &router,
+            Method::POST,
+            PATH,
+            Some(&p.publishable_key),
+            Some(BODY)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn keys_are_stored_only_as_hashes() {
+    let state = state().await;
+    let p = project(&state).await;
+    let items = state
+        .aws
+        .dynamodb
+        .query()
+        .table_name(&state.config.table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            integration_tests::aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "P#{}",
+                p.project_id
+            )),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert_eq!(items.len(), 3, "project + two keys");
+    let dump = format!("{items:?}");
+    assert!(!dump.contains(&p.secret_key));
+    assert!(!dump.contains(&p.publishable_key));
+}

@@ -1,0 +1,160 @@
+//! Test harness: every test builds its clients against the local emulator
+//! (`make test` starts moto and sets `AWS_ENDPOINT_URL` and `TABLE_NAME`)
+//! and makes its own project, so tests share nothing and run in parallel.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use shared::store::CreatedProject;
+use shared::{AppState, Aws, Config};
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+
+pub use aws_sdk_dynamodb;
+
+static TABLE: OnceCell<()> = OnceCell::const_new();
+
+/// The app state every function would build, against the emulator, with
+/// the table created once per test binary.
+pub async fn state() -> AppState {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
+    );
+    let config = Config::from_env().expect("TABLE_NAME is set by make test");
+    let aws = Aws::load().await;
+    TABLE
+        .get_or_init(|| async {
+            shared::provision::create_table(&aws.dynamodb, &config.table)
+                .await
+                .expect("creating the test table");
+        })
+        .await;
+    AppState::new(config, aws)
+}
+
+pub async fn project(state: &AppState) -> CreatedProject {
+    state
+        .store
+        .create_project("test")
+        .await
+        .expect("creating a test project")
+}
+
+/// One HTTP exchange with a router, in-process.
+pub struct Exchange {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub body: Value,
+}
+
+pub async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> Exchange {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(
+            body.map(|b| Body::from(b.to_owned()))
+                .unwrap_or_else(Body::empty),
+        )
+        .expect("a valid request");
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("routers are infallible");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Exchange {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// Every item of a project, read by a Scan (tests only: no request path
+/// scans), to prove what a request wrote or did not write.
+pub async fn project_items(
+    state: &AppState,
+    project: uuid::Uuid,
+) -> Vec<HashMap<String, AttributeValue>> {
+    let prefix = format!("P#{project}#");
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = state
+            .aws
+            .dynamodb
+            .scan()
+            .table_name(&state.config.table)
+            .filter_expression("begins_with(PK, :prefix)")
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scanning the test table");
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+/// How many items of a project have a sort key with this prefix.
+pub async fn count_kind(state: &AppState, project: uuid::Uuid, sk_prefix: &str) -> usize {
+    project_items(state, project)
+        .await
+        .iter()
+        .filter(|item| {
+            item.get("SK")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with(sk_prefix))
+        })
+        .count()
+}
+
+/// How many items of a project have exactly this sort key.
+pub async fn count_sk(state: &AppState, project: uuid::Uuid, sk: &str) -> usize {
+    project_items(state, project)
+        .await
+        .iter()
+        .filter(|item| {
+            item.get("SK")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|s| s == sk)
+        })
+        .count()
+}
