@@ -59,7 +59,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
         } else {
             "does not match the operation"
         };
-        if path == "." || path.is_empty() {
+        if path == "." || path == "?" || path.is_empty() || inner.is_syntax() || inner.is_eof() {
             Error::MalformedBody(format!("the body {what}: {inner}"))
         } else {
             Error::MalformedBody(format!("the body {what} at `{path}`: {inner}"))

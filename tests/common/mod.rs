@@ -158,3 +158,52 @@ pub async fn count_sk(state: &AppState, project: uuid::Uuid, sk: &str) -> usize 
         })
         .count()
 }
+
+/// Records the DynamoDB operation of every request a client sends, to
+/// prove how many round trips an operation takes (and that none is a Scan).
+#[derive(Clone, Debug, Default)]
+pub struct OperationLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl OperationLog {
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for OperationLog {
+    fn name(&self) -> &'static str {
+        "OperationLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if let Some(target) = context.request().headers().get("x-amz-target") {
+            let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+            self.0.lock().unwrap().push(operation);
+        }
+        Ok(())
+    }
+}
+
+/// Like [`state`], with every DynamoDB request recorded in the log.
+pub async fn logged_state() -> (AppState, OperationLog) {
+    let base = state().await;
+    let log = OperationLog::default();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        base.aws
+            .dynamodb
+            .config()
+            .to_builder()
+            .interceptor(log.clone())
+            .build(),
+    );
+    let aws = Aws {
+        dynamodb,
+        ..base.aws.clone()
+    };
+    (AppState::new(base.config.clone(), aws), log)
+}

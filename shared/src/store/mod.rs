@@ -1,6 +1,7 @@
 //! The single-table store. Handlers never build DynamoDB expressions; they
 //! call these methods, which use the fewest round trips each operation can.
 
+mod cache;
 mod organizations;
 mod projects;
 pub mod timeline;
@@ -26,6 +27,7 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 pub struct Store {
     db: aws_sdk_dynamodb::Client,
     table: String,
+    identifier_cache: std::sync::Arc<cache::IdentifierCache>,
 }
 
 impl Store {
@@ -33,6 +35,7 @@ impl Store {
         Self {
             db,
             table: table.into(),
+            identifier_cache: Default::default(),
         }
     }
 

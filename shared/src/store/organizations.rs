@@ -59,16 +59,26 @@ fn org_item(org: &Organization) -> Result<Item, Error> {
 
 enum Resolution {
     None,
-    One(Uuid),
+    /// The organization's id, and its record when it was read already.
+    One(Uuid, Option<Organization>),
 }
 
 impl Store {
     /// Which organization the identifiers name: none, one, or a conflict
     /// when they name two different organizations. One strongly consistent
-    /// `BatchGetItem` of the marker items.
+    /// `BatchGetItem` of the marker items; when this container has seen the
+    /// identifiers before, the same call also reads the organization they
+    /// named then, so a warm upsert needs no second read. The markers stay
+    /// the authority: a remembered id is used only if they still agree.
     async fn resolve(&self, project: Uuid, ids: &[&IdentifierKey]) -> Result<Resolution, Error> {
-        let mut pending: Vec<Item> = ids.iter().map(|id| marker_key(project, id)).collect();
+        let markers: Vec<Item> = ids.iter().map(|id| marker_key(project, id)).collect();
+        let remembered = self.identifier_cache.recall(project, ids);
+        let mut pending = markers;
+        if let Some(org) = remembered {
+            pending.push(key(keys::org_pk(project, org), keys::ORG_SK));
+        }
         let mut found: HashMap<String, Uuid> = HashMap::new();
+        let mut prefetched: Option<Organization> = None;
         let mut rounds = 0;
         while !pending.is_empty() {
             rounds += 1;
@@ -90,8 +100,16 @@ impl Store {
                 .and_then(|mut r| r.remove(&self.table))
                 .unwrap_or_default()
             {
-                let marker: MarkerItem = from_item(item)?;
-                found.insert(marker.pk, marker.org_id);
+                let is_org = item
+                    .get(keys::SK)
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|sk| sk == keys::ORG_SK);
+                if is_org {
+                    prefetched = Some(from_item(item)?);
+                } else {
+                    let marker: MarkerItem = from_item(item)?;
+                    found.insert(marker.pk, marker.org_id);
+                }
             }
             pending = out
                 .unprocessed_keys
@@ -107,14 +125,32 @@ impl Store {
                 backoff(rounds).await;
             }
         }
+        self.identifier_cache.learn(project, ids, &found);
         let orgs: HashSet<Uuid> = found.values().copied().collect();
         match orgs.len() {
             0 => Ok(Resolution::None),
-            1 => Ok(Resolution::One(orgs.into_iter().next().unwrap_or_default())),
+            1 => {
+                let id = orgs.into_iter().next().unwrap_or_default();
+                Ok(Resolution::One(id, prefetched.filter(|org| org.id == id)))
+            }
             _ => Err(Error::conflict(format!(
                 "the identifiers name {} different organizations; one request may name only one",
                 orgs.len()
             ))),
+        }
+    }
+
+    /// The organization the identifiers resolved to: the prefetched record,
+    /// or one strongly consistent read.
+    async fn resolved_organization(
+        &self,
+        project: Uuid,
+        id: Uuid,
+        prefetched: Option<Organization>,
+    ) -> Result<Option<Organization>, Error> {
+        match prefetched {
+            Some(org) => Ok(Some(org)),
+            None => self.get_organization(project, id).await,
         }
     }
 
@@ -143,8 +179,8 @@ impl Store {
     ) -> Result<Organization, Error> {
         let refs: Vec<&IdentifierKey> = ids.iter().collect();
         match self.resolve(project, &refs).await? {
-            Resolution::One(id) => self
-                .get_organization(project, id)
+            Resolution::One(id, prefetched) => self
+                .resolved_organization(project, id, prefetched)
                 .await?
                 .ok_or_else(|| not_found(ids)),
             Resolution::None => Err(not_found(ids)),
@@ -174,10 +210,11 @@ impl Store {
                     let outcome = self.write_create(&org, &keys, event, &now).await?;
                     (org, true, outcome)
                 }
-                Resolution::One(id) => {
+                Resolution::One(id, prefetched) => {
                     // The marker may outlive its organization by a moment
                     // while a delete commits; then it is a race: retry.
-                    let Some(mut org) = self.get_organization(project, id).await? else {
+                    let Some(mut org) = self.resolved_organization(project, id, prefetched).await?
+                    else {
                         continue;
                     };
                     let expected = org.version;
@@ -201,10 +238,11 @@ impl Store {
             };
             match outcome {
                 (org, created, TxOutcome::Committed) => {
+                    self.identifier_cache.remember(project, &ids, org.id);
                     return Ok(Upserted {
                         organization: org,
                         created,
-                    })
+                    });
                 }
                 (_, _, TxOutcome::Cancelled(reasons)) => {
                     tracing::debug!(?reasons, attempt, "upsert lost a race; retrying");
@@ -334,7 +372,7 @@ impl Store {
                 backoff(attempt).await;
             }
             let id = match self.resolve(project, &refs).await? {
-                Resolution::One(id) => id,
+                Resolution::One(id, _) => id,
                 Resolution::None => return Err(not_found(ids)),
             };
             let (org, members) = self.live_state(project, id).await?;
@@ -388,6 +426,9 @@ impl Store {
             );
             match self.transact(items).await? {
                 TxOutcome::Committed => {
+                    let all: Vec<IdentifierKey> = org.identifiers.iter().map(|i| i.key()).collect();
+                    self.identifier_cache
+                        .forget(project, &all.iter().collect::<Vec<_>>());
                     for chunk in rest.chunks(MAX_TRANSACTION_ITEMS) {
                         let deletes = chunk
                             .iter()
@@ -402,11 +443,8 @@ impl Store {
                     }
                     return Ok(org);
                 }
-                outcome => {
-                    if outcome.condition_failed_at(0) || matches!(outcome, TxOutcome::Cancelled(_))
-                    {
-                        tracing::debug!(?outcome, attempt, "delete lost a race; retrying");
-                    }
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(?reasons, attempt, "delete lost a race; retrying");
                 }
             }
         }

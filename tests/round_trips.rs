@@ -1,0 +1,96 @@
+//! DynamoDB round trips per client operation, counted at the SDK: an upsert
+//! is one transaction plus the identifier read (and the key check), and
+//! nothing scans.
+
+use axum::http::Method;
+use integration_tests::{call, logged_state, project};
+use serde_json::json;
+
+const PATH: &str = "/api/client/organizations";
+
+#[tokio::test]
+async fn upsert_and_delete_use_the_fewest_round_trips() {
+    let (state, log) = logged_state().await;
+    let p = project(&state).await;
+    let router = client::router(state.clone());
+    let body = |data: serde_json::Value| {
+        json!({"identifier": [{"external_id": "acme"}], "data": data}).to_string()
+    };
+    log.take();
+
+    call(
+        &router,
+        Method::POST,
+        PATH,
+        Some(&p.secret_key),
+        Some(&body(json!({"plan": "free"}))),
+    )
+    .await;
+    assert_eq!(
+        log.take(),
+        ["GetItem", "BatchGetItem", "TransactWriteItems"],
+        "create: key, markers, one transaction"
+    );
+
+    call(
+        &router,
+        Method::POST,
+        PATH,
+        Some(&p.secret_key),
+        Some(&body(json!({"plan": "pro"}))),
+    )
+    .await;
+    assert_eq!(
+        log.take(),
+        ["GetItem", "BatchGetItem", "TransactWriteItems"],
+        "warm update: markers and record in one read, then one transaction"
+    );
+
+    call(
+        &router,
+        Method::POST,
+        PATH,
+        Some(&p.secret_key),
+        Some(&body(json!({"plan": "pro"}))),
+    )
+    .await;
+    assert_eq!(
+        log.take(),
+        ["GetItem", "BatchGetItem"],
+        "an upsert that changes nothing writes nothing"
+    );
+
+    // A container that has not seen the identifier reads the record once more.
+    let cold = client::router(shared::AppState::new(
+        state.config.clone(),
+        state.aws.clone(),
+    ));
+    call(
+        &cold,
+        Method::POST,
+        PATH,
+        Some(&p.secret_key),
+        Some(&body(json!({"plan": "team"}))),
+    )
+    .await;
+    assert_eq!(
+        log.take(),
+        ["GetItem", "BatchGetItem", "GetItem", "TransactWriteItems"]
+    );
+
+    call(
+        &router,
+        Method::DELETE,
+        PATH,
+        Some(&p.secret_key),
+        Some(&body(json!({}))),
+    )
+    .await;
+    let delete = log.take();
+    assert_eq!(
+        delete,
+        ["GetItem", "BatchGetItem", "Query", "TransactWriteItems"],
+        "delete: key, markers, live state, one transaction"
+    );
+    assert!(!delete.iter().any(|op| op == "Scan"));
+}
