@@ -94,3 +94,118 @@ async fn keys_are_stored_only_as_hashes() {
     assert!(!dump.contains(&p.secret_key));
     assert!(!dump.contains(&p.publishable_key));
 }
+
+mod sessions {
+    use super::*;
+    use axum::routing::get;
+    use shared::auth::{issue_session_token, Session, SessionClaims};
+
+    fn me(state: shared::AppState) -> axum::Router {
+        axum::Router::new()
+            .route(
+                "/me",
+                get(|session: Session| async move {
+                    axum::Json(serde_json::json!({
+                        "project_id": session.project_id, "user": session.user, "org_id": session.org_id
+                    }))
+                }),
+            )
+            .with_state(state)
+    }
+
+    fn exp() -> u64 {
+        time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 600
+    }
+
+    #[tokio::test]
+    async fn a_local_session_token_is_verified_with_its_projects_secret() {
+        let state = state().await;
+        let p = project(&state).await;
+        let router = me(state.clone());
+        let claims = SessionClaims {
+            sub: "user_1".into(),
+            project_id: p.project_id,
+            org_id: Some("org_9".into()),
+            exp: exp(),
+        };
+        let token = issue_session_token(&claims, &p.dev_token_secret).unwrap();
+        let ok = call(&router, Method::GET, "/me", Some(&token), None).await;
+        assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+        assert_eq!(ok.body["user"], "user_1");
+        assert_eq!(ok.body["org_id"], "org_9");
+
+        // Signed with another project's secret, or a made-up one: refused.
+        let other = project(&state).await;
+        let foreign = issue_session_token(&claims, &other.dev_token_secret).unwrap();
+        assert_eq!(
+            call(&router, Method::GET, "/me", Some(&foreign), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        let expired = issue_session_token(
+            &SessionClaims {
+                exp: 1,
+                ..claims.clone()
+            },
+            &p.dev_token_secret,
+        )
+        .unwrap();
+        assert_eq!(
+            call(&router, Method::GET, "/me", Some(&expired), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&router, Method::GET, "/me", Some("a.b.c"), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&router, Method::GET, "/me", None, None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        // An API key is not a session.
+        assert_eq!(
+            call(&router, Method::GET, "/me", Some(&p.secret_key), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn behind_api_gateway_the_verified_claims_are_used() {
+        use lambda_http::aws_lambda_events::apigw::{
+            ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+            ApiGatewayV2httpRequestContext,
+        };
+        use tower::ServiceExt;
+        let state = state().await;
+        let router = me(state);
+        let project = uuid::Uuid::now_v7();
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = [
+            ("sub", "user_7"),
+            ("project_id", project.to_string().as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.authorizer = Some(authorizer);
+        let mut request = axum::http::Request::builder()
+            .uri("/me")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(lambda_http::request::RequestContext::ApiGatewayV2(context));
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}

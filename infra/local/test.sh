@@ -14,5 +14,7 @@ export EVENTS_QUEUE_URL="" LOGO_BUCKET=""
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+echo "==> cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 echo "==> cargo test (emulator at $AWS_ENDPOINT_URL)"
 cargo test --workspace --locked "$@"

@@ -261,6 +261,86 @@ pub fn claimed_project(token: &str) -> Option<Uuid> {
         .map(|c| c.project_id)
 }
 
+/// A user session: who the user is (external id, source `default`), in
+/// which project, and their current organization if the token names one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub project_id: Uuid,
+    pub user: String,
+    pub org_id: Option<String>,
+}
+
+impl Session {
+    fn from_gateway_claims(
+        claims: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, Error> {
+        let invalid =
+            || Error::Unauthorized("the session token lacks `sub` or `project_id`".into());
+        let user = claims
+            .get("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(invalid)?;
+        let project = claims
+            .get("project_id")
+            .and_then(|p| Uuid::parse_str(p).ok())
+            .ok_or_else(invalid)?;
+        Ok(Session {
+            project_id: project,
+            user: user.clone(),
+            org_id: claims.get("org_id").filter(|o| !o.is_empty()).cloned(),
+        })
+    }
+
+    /// Verifies a local session token (HS256 with its project's
+    /// `dev_token_secret`): one read of the project.
+    pub async fn verify_local(store: &Store, token: Option<&str>) -> Result<Self, Error> {
+        let token = token.ok_or_else(|| {
+            Error::Unauthorized(
+                "a session token is required: send `Authorization: Bearer <jwt>`".into(),
+            )
+        })?;
+        let invalid = || Error::Unauthorized("the session token is not valid".into());
+        let project = claimed_project(token).ok_or_else(invalid)?;
+        let project = store.get_project(project).await?.ok_or_else(invalid)?;
+        let claims = verify_session_token(token, project.id, &project.dev_token_secret)?;
+        Ok(Session {
+            project_id: claims.project_id,
+            user: claims.sub,
+            org_id: claims.org_id,
+        })
+    }
+}
+
+/// Claims that API Gateway's JWT authorizer verified, when the request came
+/// through it (in AWS); absent locally.
+fn gateway_claims(parts: &Parts) -> Option<&std::collections::HashMap<String, String>> {
+    match parts
+        .extensions
+        .get::<lambda_http::request::RequestContext>()?
+    {
+        lambda_http::request::RequestContext::ApiGatewayV2(context) => context
+            .authorizer
+            .as_ref()?
+            .jwt
+            .as_ref()
+            .map(|jwt| &jwt.claims)
+            .filter(|claims| !claims.is_empty()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+impl<S: AuthState + Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(claims) = gateway_claims(parts) {
+            return Session::from_gateway_claims(claims);
+        }
+        Session::verify_local(state.store(), bearer(parts)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

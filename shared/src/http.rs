@@ -98,6 +98,16 @@ fn check_depth(bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The answer for paths no route matches, in the problem shape.
+pub async fn no_route(uri: axum::http::Uri) -> Error {
+    Error::not_found(format!("no operation at {}", uri.path()))
+}
+
+/// The answer for a known path with an unsupported method.
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Error {
+    Error::MethodNotAllowed(format!("{method} is not supported on {}", uri.path()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,14 +135,4 @@ mod tests {
         let quoted = format!("\"{}\"", "[".repeat(40));
         assert!(check_depth(quoted.as_bytes()).is_ok());
     }
-}
-
-/// The answer for paths no route matches, in the problem shape.
-pub async fn no_route(uri: axum::http::Uri) -> Error {
-    Error::not_found(format!("no operation at {}", uri.path()))
-}
-
-/// The answer for a known path with an unsupported method.
-pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Error {
-    Error::MethodNotAllowed(format!("{method} is not supported on {}", uri.path()))
 }
