@@ -8,7 +8,7 @@ test:
 	infra/local/test.sh
 
 lint:
-	cargo fmt --all -- --check
+	infra/local/lint.sh
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 fmt:

@@ -442,3 +442,18 @@ async fn unknown_routes_and_methods_are_problems() {
     let method = call(&router, Method::GET, PATH, None, None).await;
     assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn every_declared_route_is_served() {
+    let state = state().await;
+    let router = client::router(state);
+    for (method, path) in client::ROUTES {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let exchange = call(&router, method.clone(), path, None, Some("{}")).await;
+        assert_eq!(
+            exchange.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} is routed and asks for a key"
+        );
+    }
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# make test: its own emulator on a free port, every test, then stop it.
+# make test: the linters, then every test against its own emulator on a
+# free port, which is stopped afterwards.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
+
+"$ROOT/infra/local/lint.sh"
 
 port="$(free_port)"
 start_moto "$port" "$ROOT/.local/moto-test.log"
@@ -12,9 +15,5 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export TABLE_NAME="organizations-test"
 export EVENTS_QUEUE_URL="" LOGO_BUCKET=""
 
-echo "==> cargo fmt --check"
-cargo fmt --all -- --check
-echo "==> cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 echo "==> cargo test (emulator at $AWS_ENDPOINT_URL)"
 cargo test --workspace --locked "$@"

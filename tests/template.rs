@@ -1,0 +1,105 @@
+//! The SAM template and the code agree: every function crate has its
+//! resource, every route a function serves has its API route, and the
+//! template declares no route the code does not serve.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_yaml::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The routes each HTTP function declares in its crate.
+fn routes_in_code() -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
+    let declared: [(&str, &[(&str, &str)]); 1] = [("client", client::ROUTES)];
+    declared
+        .into_iter()
+        .map(|(name, routes)| {
+            let set = routes
+                .iter()
+                .map(|(m, p)| (m.to_string(), p.to_string()))
+                .collect();
+            (name, set)
+        })
+        .collect()
+}
+
+fn template() -> Value {
+    let text =
+        std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    serde_yaml::from_str(&text).expect("the template is YAML")
+}
+
+fn function_resources(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(_, r)| {
+            let code_uri = r["Properties"]["CodeUri"]
+                .as_str()
+                .expect("CodeUri is a path");
+            let crate_name = code_uri.trim_start_matches("../functions/").to_owned();
+            (crate_name, r.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn every_function_crate_has_its_resource_built_with_cargo_lambda() {
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .expect("functions/")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let resources = function_resources(&template());
+    assert_eq!(crates, resources.keys().cloned().collect::<BTreeSet<_>>());
+    for (name, resource) in resources {
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name}"
+        );
+        assert!(
+            resource["Properties"]["Policies"].is_sequence(),
+            "{name} has its own least-privilege policy"
+        );
+    }
+}
+
+#[test]
+fn every_route_in_the_code_has_its_api_route_and_no_other() {
+    let template = template();
+    let resources = function_resources(&template);
+    let code = routes_in_code();
+    for (name, resource) in &resources {
+        let in_template: BTreeSet<(String, String)> = resource["Properties"]["Events"]
+            .as_mapping()
+            .map(|events| {
+                events
+                    .values()
+                    .filter(|e| e["Type"].as_str() == Some("HttpApi"))
+                    .map(|e| {
+                        let p = &e["Properties"];
+                        (
+                            p["Method"].as_str().unwrap_or_default().to_uppercase(),
+                            p["Path"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected = code.get(name.as_str()).cloned().unwrap_or_default();
+        assert_eq!(in_template, expected, "routes of {name}");
+    }
+    for name in code.keys() {
+        assert!(
+            resources.contains_key(*name),
+            "{name} has routes but no resource"
+        );
+    }
+}
