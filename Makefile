@@ -9,10 +9,12 @@ test:
 
 lint:
 	infra/local/lint.sh
-	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 fmt:
 	cargo fmt --all
+
+package:
+	infra/local/package.sh
 
 clean:
 	rm -rf .local target
