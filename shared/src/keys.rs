@@ -8,7 +8,9 @@
 //! | API key              | `P#<pid>`                       | `KEY#<sha256>`        |                                  |
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
 //! | identifier marker    | `P#<pid>#ORGID#<src>#<ext>`     | `ORGID`               |                                  |
-//! | membership           | `P#<pid>#ORG#<oid>`             | `MEM#<uid>`           | `P#<pid>#USER#<uid>` / `ORG#<oid>` |
+//! | user                 | `P#<pid>#USER#<uid>`            | `USER`                | `P#<pid>#USERS` / `USER#<uid>`   |
+//! | user identifier      | `P#<pid>#USERID#<src>#<ext>`    | `USERID`              |                                  |
+//! | membership           | `P#<pid>#ORG#<oid>`             | `MEM#<uid>`           | `P#<pid>#USER#<uid>#ORGS` / `ORG#<oid>` |
 //! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      |                                  |
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //!
@@ -86,9 +88,34 @@ pub fn membership_sk(user: Uuid) -> String {
     format!("{MEMBERSHIP_PREFIX}{user}")
 }
 
+pub fn user_pk(project: Uuid, user: Uuid) -> String {
+    format!("P#{project}#USER#{user}")
+}
+
+pub const USER_SK: &str = "USER";
+
+/// The project's user index (GSI1), in id = creation order.
+pub fn user_list_pk(project: Uuid) -> String {
+    format!("P#{project}#USERS")
+}
+
+pub fn user_list_sk(user: Uuid) -> String {
+    format!("USER#{user}")
+}
+
+pub fn user_identifier_pk(project: Uuid, source: &str, external_id: &str) -> String {
+    format!(
+        "P#{project}#USERID#{}#{}",
+        component(source),
+        component(external_id)
+    )
+}
+
+pub const USER_IDENTIFIER_SK: &str = "USERID";
+
 /// A user's organizations (GSI1): the inverted index of memberships.
 pub fn user_orgs_pk(project: Uuid, user: Uuid) -> String {
-    format!("P#{project}#USER#{user}")
+    format!("P#{project}#USER#{user}#ORGS")
 }
 
 pub const EVENT_PREFIX: &str = "EVT#";

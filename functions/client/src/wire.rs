@@ -1,8 +1,10 @@
 //! The client dialect's request and response bodies.
 
 use serde::{Deserialize, Serialize};
-use shared::domain::organization::validate_identifiers;
-use shared::domain::{Data, Identifier, IdentifierKey, IdentifierSpec, Organization};
+use shared::domain::identifier::validate_identifiers;
+use shared::domain::{
+    Data, Identifier, IdentifierKey, IdentifierSpec, Membership, Organization, User,
+};
 use shared::Error;
 use uuid::Uuid;
 
@@ -18,7 +20,7 @@ pub struct ExternalId {
     pub metadata: Option<Data>,
 }
 
-fn specs(identifier: Vec<ExternalId>) -> Result<Vec<IdentifierSpec>, Error> {
+pub(crate) fn specs(identifier: Vec<ExternalId>) -> Result<Vec<IdentifierSpec>, Error> {
     let specs = identifier
         .into_iter()
         .map(|id| {
@@ -46,14 +48,89 @@ impl OrganizationRequest {
     }
 }
 
+/// `{identifier: [...]}`: how the client family names one record.
 #[derive(Debug, Deserialize)]
-pub struct DeleteOrganizationRequest {
+pub struct Named {
     pub identifier: Vec<ExternalId>,
 }
 
-impl DeleteOrganizationRequest {
+impl Named {
+    pub fn identifier_specs(self) -> Result<Vec<IdentifierSpec>, Error> {
+        specs(self.identifier)
+    }
+
     pub fn identifier_keys(self) -> Result<Vec<IdentifierKey>, Error> {
         Ok(specs(self.identifier)?.into_iter().map(|s| s.key).collect())
+    }
+}
+
+pub type DeleteOrganizationRequest = Named;
+
+/// `POST /api/client/users`.
+#[derive(Debug, Deserialize)]
+pub struct UserRequest {
+    pub identifier: Vec<ExternalId>,
+    #[serde(default)]
+    pub data: Option<Data>,
+}
+
+/// `POST /api/client/organizations/users`.
+#[derive(Debug, Deserialize)]
+pub struct OrganizationUserRequest {
+    pub organization: Named,
+    pub user: Named,
+    #[serde(default)]
+    pub data: Option<Data>,
+}
+
+/// `DELETE /api/client/organizations/users`.
+#[derive(Debug, Deserialize)]
+pub struct RemoveOrganizationUserRequest {
+    pub organization: Named,
+    pub user: Named,
+}
+
+/// A user profile as answered.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub identifier: Vec<ExternalIdResponse>,
+    pub data: Data,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            identifier: user.identifiers.into_iter().map(Into::into).collect(),
+            data: user.data,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// A membership as answered.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct MembershipResponse {
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    pub data: Data,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Membership> for MembershipResponse {
+    fn from(m: Membership) -> Self {
+        Self {
+            organization_id: m.organization_id,
+            user_id: m.user_id,
+            data: m.data,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
     }
 }
 

@@ -1,10 +1,36 @@
-//! The organization domain: what an organization is and how changes apply to
-//! it. Knows neither HTTP nor DynamoDB; every dialect maps onto these types.
+//! The domain: organizations, users, memberships and how changes apply to
+//! them. Knows neither HTTP nor DynamoDB; every dialect maps onto these.
 
 pub mod data;
+pub mod identifier;
+pub mod membership;
 pub mod organization;
+pub mod profile;
+pub mod user;
+
+use serde_json::Value;
 
 pub use data::{merge_data, Data};
-pub use organization::{
-    Identifier, IdentifierKey, IdentifierSpec, Organization, OrganizationUpsert, SystemEvent,
-};
+pub use identifier::{Identifier, IdentifierKey, IdentifierSpec};
+pub use membership::Membership;
+pub use organization::Organization;
+pub use profile::ProfileUpsert;
+pub use user::User;
+
+/// An event the service itself emits, written in the same transaction as
+/// the change it describes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemEvent {
+    pub name: &'static str,
+    pub data: Data,
+}
+
+impl SystemEvent {
+    pub fn new(name: &'static str, data: Value) -> Self {
+        let data = match data {
+            Value::Object(map) => map,
+            _ => Data::new(),
+        };
+        Self { name, data }
+    }
+}

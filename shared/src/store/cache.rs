@@ -1,66 +1,45 @@
-//! Which organization an identifier named, remembered per warm container.
-//! Only a hint for prefetching: the marker items read in the same call are
-//! the authority, so a stale entry costs one extra read, never a wrong answer.
+//! Which record an identifier named, remembered per warm container. Only a
+//! hint for prefetching: the marker items read in the same call are the
+//! authority, so a stale entry costs one extra read, never a wrong answer.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use crate::domain::IdentifierKey;
-use crate::keys;
-
 /// Entries kept before the cache starts over (bounded memory).
 const CAPACITY: usize = 10_000;
 
+/// Keyed by marker partition key, which includes the project and the kind.
 #[derive(Debug, Default)]
 pub(crate) struct IdentifierCache {
     entries: Mutex<HashMap<String, Uuid>>,
 }
 
-fn entry(project: Uuid, id: &IdentifierKey) -> String {
-    keys::org_identifier_pk(project, &id.source, &id.external_id)
-}
-
 impl IdentifierCache {
-    /// The organization these identifiers named, if every remembered one
-    /// named the same.
-    pub(crate) fn recall(&self, project: Uuid, ids: &[&IdentifierKey]) -> Option<Uuid> {
+    /// The record these markers named, if every remembered one named the
+    /// same.
+    pub(crate) fn recall(&self, markers: impl IntoIterator<Item = String>) -> Option<Uuid> {
         let entries = self.entries.lock().ok()?;
-        let mut named = ids.iter().filter_map(|id| entries.get(&entry(project, id)));
-        let first = *named.next()?;
-        named.all(|other| *other == first).then_some(first)
+        let mut named = markers.into_iter().filter_map(|m| entries.get(&m).copied());
+        let first = named.next()?;
+        named.all(|other| other == first).then_some(first)
     }
 
-    /// Records what the markers said: `found` maps marker keys to orgs.
-    pub(crate) fn learn(
-        &self,
-        project: Uuid,
-        ids: &[&IdentifierKey],
-        found: &HashMap<String, Uuid>,
-    ) {
+    /// Records that these markers name `owner` (or nothing).
+    pub(crate) fn learn(&self, markers: impl IntoIterator<Item = String>, owner: Option<Uuid>) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if entries.len() + ids.len() > CAPACITY {
+        if entries.len() >= CAPACITY {
             entries.clear();
         }
-        for id in ids {
-            let key = entry(project, id);
-            match found.get(&key) {
-                Some(org) => entries.insert(key, *org),
-                None => entries.remove(&key),
+        for marker in markers {
+            match owner {
+                Some(id) => entries.insert(marker, id),
+                None => entries.remove(&marker),
             };
         }
-    }
-
-    pub(crate) fn remember(&self, project: Uuid, ids: &[&IdentifierKey], org: Uuid) {
-        let found = ids.iter().map(|id| (entry(project, id), org)).collect();
-        self.learn(project, ids, &found);
-    }
-
-    pub(crate) fn forget(&self, project: Uuid, ids: &[&IdentifierKey]) {
-        self.learn(project, ids, &HashMap::new());
     }
 }
 
@@ -68,23 +47,20 @@ impl IdentifierCache {
 mod tests {
     use super::*;
 
-    fn id(ext: &str) -> IdentifierKey {
-        IdentifierKey::parse(None, ext).unwrap()
+    fn m(s: &str) -> Vec<String> {
+        s.split(',').map(str::to_owned).collect()
     }
 
     #[test]
-    fn recalls_only_an_unambiguous_organization() {
+    fn recalls_only_an_unambiguous_record() {
         let cache = IdentifierCache::default();
-        let p = Uuid::now_v7();
-        let (a, b, c) = (id("a"), id("b"), id("c"));
         let (x, y) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_eq!(cache.recall(p, &[&a]), None);
-        cache.remember(p, &[&a], x);
-        cache.remember(p, &[&b], y);
-        assert_eq!(cache.recall(p, &[&a, &c]), Some(x));
-        assert_eq!(cache.recall(p, &[&a, &b]), None);
-        assert_eq!(cache.recall(Uuid::now_v7(), &[&a]), None, "per project");
-        cache.forget(p, &[&a]);
-        assert_eq!(cache.recall(p, &[&a]), None);
+        assert_eq!(cache.recall(m("a")), None);
+        cache.learn(m("a"), Some(x));
+        cache.learn(m("b"), Some(y));
+        assert_eq!(cache.recall(m("a,c")), Some(x));
+        assert_eq!(cache.recall(m("a,b")), None);
+        cache.learn(m("a"), None);
+        assert_eq!(cache.recall(m("a")), None);
     }
 }

@@ -2,9 +2,13 @@
 //! call these methods, which use the fewest round trips each operation can.
 
 mod cache;
+mod memberships;
 mod organizations;
+mod profiles;
 mod projects;
+mod schedules;
 pub mod timeline;
+mod users;
 
 use std::collections::HashMap;
 
@@ -78,14 +82,14 @@ impl Store {
 }
 
 #[derive(Debug)]
-enum TxOutcome {
+pub(crate) enum TxOutcome {
     Committed,
     /// One reason per item, in order (`None` for items that did not fail).
     Cancelled(Vec<String>),
 }
 
 impl TxOutcome {
-    fn condition_failed_at(&self, index: usize) -> bool {
+    pub(crate) fn condition_failed_at(&self, index: usize) -> bool {
         matches!(self, TxOutcome::Cancelled(reasons) if reasons.get(index).map(String::as_str) == Some("ConditionalCheckFailed"))
     }
 }

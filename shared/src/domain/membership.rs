@@ -1,0 +1,106 @@
+//! Membership: the link between a user and an organization, with its own
+//! `data` (role, department, …) kept apart from the user's and the
+//! organization's.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::data::Data;
+use super::profile::merge_changes;
+use super::SystemEvent;
+use crate::error::Error;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Membership {
+    pub project_id: Uuid,
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    #[serde(default)]
+    pub data: Data,
+    /// The accounts dialect's role (`owner` | `member`); kept by every
+    /// other dialect's writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Membership {
+    pub fn create(
+        project_id: Uuid,
+        organization_id: Uuid,
+        user_id: Uuid,
+        data: Option<&Data>,
+        now: &str,
+    ) -> (Self, SystemEvent) {
+        let mut initial = Data::new();
+        if let Some(patch) = data {
+            super::data::merge_data(&mut initial, patch);
+        }
+        let membership = Membership {
+            project_id,
+            organization_id,
+            user_id,
+            data: initial,
+            role: None,
+            version: 1,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+        };
+        let event = SystemEvent::new(
+            "organization.user.added",
+            json!({"user_id": user_id, "data": membership.data}),
+        );
+        (membership, event)
+    }
+
+    /// Shallow-merges membership `data`; the `organization.user.updated`
+    /// event, or `None` when nothing changed.
+    pub fn apply(&mut self, data: Option<&Data>, now: &str) -> Result<Option<SystemEvent>, Error> {
+        let Some(changed) = merge_changes(&mut self.data, data, "membership data after merge")?
+        else {
+            return Ok(None);
+        };
+        self.version += 1;
+        self.updated_at = now.to_owned();
+        Ok(Some(SystemEvent::new(
+            "organization.user.updated",
+            json!({"user_id": self.user_id, "data": Value::Object(changed)}),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_data_merges_shallowly_and_reports_the_change() {
+        let now = "2026-01-01T00:00:00.000Z";
+        let (mut m, added) = Membership::create(
+            Uuid::nil(),
+            Uuid::nil(),
+            Uuid::nil(),
+            json!({"role": "admin", "department": "eng"}).as_object(),
+            now,
+        );
+        assert_eq!(added.name, "organization.user.added");
+        let updated = m
+            .apply(json!({"role": "viewer"}).as_object(), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.name, "organization.user.updated");
+        assert_eq!(updated.data["data"], json!({"role": "viewer"}));
+        assert_eq!(
+            Value::Object(m.data.clone()),
+            json!({"role": "viewer", "department": "eng"})
+        );
+        assert_eq!(m.version, 2);
+        assert_eq!(
+            m.apply(json!({"role": "viewer"}).as_object(), now).unwrap(),
+            None
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! Records named by external identifiers (organizations, users): resolve
+//! identifiers and upsert, with one uniqueness marker item per identifier
+//! written with `attribute_not_exists(PK)` in the same transaction as its
+//! record — concurrent upserts of one new identifier create exactly one
+//! record; the losers' transactions are cancelled and they retry as updates.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::timeline::{record_event, TimelineEvent};
+use super::{backoff, build, from_item, key, n, s, storage, to_item, Item, Store, TxOutcome};
+use crate::domain::identifier::missing_keys;
+use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, SystemEvent};
+use crate::error::Error;
+use crate::keys;
+
+/// Optimistic writes that keep losing a race give up after this many tries.
+pub(crate) const MAX_ATTEMPTS: u32 = 12;
+
+/// What an upsert changed.
+pub(crate) enum Applied {
+    Unchanged,
+    /// Changed; with the system event to record, if the record has a timeline.
+    Changed(Option<SystemEvent>),
+}
+
+/// A record kind that is named by external identifiers.
+pub(crate) trait Profile: Clone + Serialize + DeserializeOwned + Send + Sync {
+    /// What the kind is called in messages ("organization", "user").
+    const NOUN: &'static str;
+    const RECORD_SK: &'static str;
+    const MARKER_SK: &'static str;
+    fn marker_pk(project: Uuid, key: &IdentifierKey) -> String;
+    fn record_pk(project: Uuid, id: Uuid) -> String;
+    /// Index attributes the record carries (its project list entry).
+    fn index_attributes(&self) -> Vec<(&'static str, String)>;
+    fn id(&self) -> Uuid;
+    fn project_id(&self) -> Uuid;
+    fn version(&self) -> u64;
+    fn identifiers(&self) -> &[Identifier];
+    fn create(
+        project: Uuid,
+        id: Uuid,
+        upsert: &ProfileUpsert,
+        now: &str,
+    ) -> (Self, Option<SystemEvent>);
+    fn apply(&mut self, upsert: &ProfileUpsert, now: &str) -> Result<Applied, Error>;
+    /// The attributes an update rewrites (everything this kind's upsert can
+    /// change); attributes of other dialects on the same item are kept.
+    fn updated_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error>;
+    /// Further writes that belong to the creating transaction.
+    fn creation_writes(&self, _table: &str, _now: &str) -> Result<Vec<TransactWriteItem>, Error> {
+        Ok(Vec::new())
+    }
+}
+
+pub(crate) fn marker_key<P: Profile>(project: Uuid, id: &IdentifierKey) -> Item {
+    key(P::marker_pk(project, id), P::MARKER_SK)
+}
+
+pub(crate) fn record_key<P: Profile>(project: Uuid, id: Uuid) -> Item {
+    key(P::record_pk(project, id), P::RECORD_SK)
+}
+
+pub(crate) fn record_item<P: Profile>(record: &P) -> Result<Item, Error> {
+    let mut item = to_item(record)?;
+    item.insert(
+        keys::PK.into(),
+        s(P::record_pk(record.project_id(), record.id())),
+    );
+    item.insert(keys::SK.into(), s(P::RECORD_SK));
+    for (name, value) in record.index_attributes() {
+        item.insert(name.into(), s(value));
+    }
+    Ok(item)
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MarkerItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    /// The record the identifier names.
+    pub owner_id: Uuid,
+}
+
+/// Items read in one batch, by (PK, SK).
+pub(crate) struct Fetched(HashMap<(String, String), Item>);
+
+impl Fetched {
+    fn get(&self, item_key: &Item) -> Option<&Item> {
+        let pk = item_key.get(keys::PK)?.as_s().ok()?;
+        let sk = item_key.get(keys::SK)?.as_s().ok()?;
+        self.0.get(&(pk.clone(), sk.clone()))
+    }
+
+    /// The record the identifiers name: `Ok(None)` when none does, a
+    /// conflict when they name two.
+    pub(crate) fn resolve<P: Profile>(
+        &self,
+        project: Uuid,
+        ids: &[&IdentifierKey],
+    ) -> Result<Option<Uuid>, Error> {
+        let mut owners = HashSet::new();
+        for id in ids {
+            if let Some(item) = self.get(&marker_key::<P>(project, id)) {
+                let marker: MarkerItem = from_item(item.clone())?;
+                owners.insert(marker.owner_id);
+            }
+        }
+        match owners.len() {
+            0 => Ok(None),
+            1 => Ok(owners.into_iter().next()),
+            count => Err(Error::conflict(format!(
+                "the identifiers name {count} different {}s; one request may name only one",
+                P::NOUN
+            ))),
+        }
+    }
+
+    pub(crate) fn record<P: Profile>(&self, project: Uuid, id: Uuid) -> Result<Option<P>, Error> {
+        self.get(&record_key::<P>(project, id))
+            .cloned()
+            .map(from_item)
+            .transpose()
+    }
+
+    pub(crate) fn item(&self, item_key: &Item) -> Option<Item> {
+        self.get(item_key).cloned()
+    }
+}
+
+impl Store {
+    /// One strongly consistent `BatchGetItem` (repeated only for keys
+    /// DynamoDB leaves unprocessed).
+    pub(crate) async fn fetch(&self, keys: Vec<Item>) -> Result<Fetched, Error> {
+        let mut pending = keys;
+        let mut found = HashMap::new();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            let request = build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build(),
+            )?;
+            let out = self
+                .db
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| storage("BatchGetItem", e))?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                let pk = item
+                    .get(keys::PK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                let sk = item
+                    .get(keys::SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                found.insert((pk, sk), item);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if !pending.is_empty() {
+                if rounds >= MAX_ATTEMPTS {
+                    return Err(Error::Storage(
+                        "BatchGetItem kept leaving keys unprocessed".into(),
+                    ));
+                }
+                backoff(rounds).await;
+            }
+        }
+        Ok(Fetched(found))
+    }
+
+    /// The keys to read for resolving identifiers: their markers, plus the
+    /// record this container last saw them name (a prefetch hint; the
+    /// markers stay the authority).
+    pub(crate) fn resolution_keys<P: Profile>(
+        &self,
+        project: Uuid,
+        ids: &[&IdentifierKey],
+    ) -> (Vec<Item>, Option<Uuid>) {
+        let mut keys: Vec<Item> = ids.iter().map(|id| marker_key::<P>(project, id)).collect();
+        let hint = self
+            .identifier_cache
+            .recall(ids.iter().map(|id| P::marker_pk(project, id)));
+        if let Some(id) = hint {
+            keys.push(record_key::<P>(project, id));
+        }
+        (keys, hint)
+    }
+
+    /// Remembers what the markers said, for the next prefetch.
+    pub(crate) fn learn<P: Profile>(
+        &self,
+        project: Uuid,
+        ids: &[&IdentifierKey],
+        owner: Option<Uuid>,
+    ) {
+        self.identifier_cache
+            .learn(ids.iter().map(|id| P::marker_pk(project, id)), owner);
+    }
+
+    /// The record: from the batch when it was prefetched, else one read.
+    pub(crate) async fn resolved_record<P: Profile>(
+        &self,
+        fetched: &Fetched,
+        project: Uuid,
+        id: Uuid,
+    ) -> Result<Option<P>, Error> {
+        match fetched.record::<P>(project, id)? {
+            Some(record) => Ok(Some(record)),
+            None => self.get_record::<P>(project, id).await,
+        }
+    }
+
+    pub(crate) async fn get_record<P: Profile>(
+        &self,
+        project: Uuid,
+        id: Uuid,
+    ) -> Result<Option<P>, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(record_key::<P>(project, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| storage("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Finds the record the identifiers name (404 when none does).
+    pub(crate) async fn find_record<P: Profile>(
+        &self,
+        project: Uuid,
+        ids: &[IdentifierKey],
+    ) -> Result<P, Error> {
+        let refs: Vec<&IdentifierKey> = ids.iter().collect();
+        let (keys, _) = self.resolution_keys::<P>(project, &refs);
+        let fetched = self.fetch(keys).await?;
+        let owner = fetched.resolve::<P>(project, &refs)?;
+        self.learn::<P>(project, &refs, owner);
+        match owner {
+            Some(id) => self
+                .resolved_record(&fetched, project, id)
+                .await?
+                .ok_or_else(|| not_found::<P>(ids)),
+            None => Err(not_found::<P>(ids)),
+        }
+    }
+
+    /// Creates the record the identifiers name, or updates it. One read of
+    /// the markers (with the record prefetched when this container knows
+    /// it), one more read otherwise, and one transaction that writes the
+    /// record, any new markers, and the system event together. An upsert
+    /// that changes nothing writes nothing. Returns the record and whether
+    /// it was created.
+    pub(crate) async fn upsert_record<P: Profile>(
+        &self,
+        project: Uuid,
+        upsert: &ProfileUpsert,
+    ) -> Result<(P, bool), Error> {
+        let ids: Vec<&IdentifierKey> = upsert.identifiers().iter().map(|i| &i.key).collect();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let now = crate::ids::now();
+            let (keys, _) = self.resolution_keys::<P>(project, &ids);
+            let fetched = self.fetch(keys).await?;
+            let owner = fetched.resolve::<P>(project, &ids)?;
+            self.learn::<P>(project, &ids, owner);
+            let (record, created, outcome) = match owner {
+                None => {
+                    let (record, event) = P::create(project, crate::ids::new_id(), upsert, &now);
+                    let mut items = vec![put_new(&self.table, record_item(&record)?)?];
+                    items.extend(self.marker_puts(&record, &ids)?);
+                    items.extend(record.creation_writes(&self.table, &now)?);
+                    items.extend(self.event_writes(&record, event, &now)?);
+                    let outcome = self.transact(items).await?;
+                    (record, true, outcome)
+                }
+                Some(id) => {
+                    // The marker may outlive its record by a moment while a
+                    // delete commits; then it is a race: retry.
+                    let Some(mut record) = self.resolved_record::<P>(&fetched, project, id).await?
+                    else {
+                        continue;
+                    };
+                    let expected = record.version();
+                    let new_keys: Vec<IdentifierKey> =
+                        missing_keys(record.identifiers(), upsert.identifiers())
+                            .into_iter()
+                            .cloned()
+                            .collect();
+                    let event = match record.apply(upsert, &now)? {
+                        Applied::Unchanged => return Ok((record, false)),
+                        Applied::Changed(event) => event,
+                    };
+                    let mut items = vec![self.versioned_update(&record, expected)?];
+                    items.extend(self.marker_puts(&record, &new_keys.iter().collect::<Vec<_>>())?);
+                    items.extend(self.event_writes(&record, event, &now)?);
+                    let outcome = self.transact(items).await?;
+                    (record, false, outcome)
+                }
+            };
+            match outcome {
+                TxOutcome::Committed => {
+                    self.learn::<P>(project, &ids, Some(record.id()));
+                    return Ok((record, created));
+                }
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(
+                        ?reasons,
+                        attempt,
+                        noun = P::NOUN,
+                        "upsert lost a race; retrying"
+                    );
+                }
+            }
+        }
+        Err(Error::conflict(format!(
+            "the {} is being changed concurrently; retry the request",
+            P::NOUN
+        )))
+    }
+
+    fn event_writes<P: Profile>(
+        &self,
+        record: &P,
+        event: Option<SystemEvent>,
+        now: &str,
+    ) -> Result<Vec<TransactWriteItem>, Error> {
+        match event {
+            Some(event) => Ok(record_event(
+                &self.table,
+                record.project_id(),
+                record.id(),
+                &TimelineEvent::system(event, now),
+            )?
+            .to_vec()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Rewrites the attributes this kind's upsert owns, conditioned on the
+    /// version read (optimistic locking).
+    fn versioned_update<P: Profile>(
+        &self,
+        record: &P,
+        expected: u64,
+    ) -> Result<TransactWriteItem, Error> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(record_key::<P>(record.project_id(), record.id())))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(expected))
+            .expression_attribute_values(":version", n(record.version()));
+        let mut set = vec!["#version = :version".to_owned()];
+        for (i, (name, value)) in record.updated_attributes()?.into_iter().enumerate() {
+            set.push(format!("#a{i} = :a{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        let update = build(
+            update
+                .update_expression(format!("SET {}", set.join(", ")))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    pub(crate) fn marker_puts<P: Profile>(
+        &self,
+        record: &P,
+        ids: &[&IdentifierKey],
+    ) -> Result<Vec<TransactWriteItem>, Error> {
+        ids.iter()
+            .map(|id| {
+                let marker = MarkerItem {
+                    pk: P::marker_pk(record.project_id(), id),
+                    sk: P::MARKER_SK.into(),
+                    owner_id: record.id(),
+                };
+                put_new(&self.table, to_item(&marker)?)
+            })
+            .collect()
+    }
+}
+
+/// A put that must not overwrite: `attribute_not_exists(PK)`.
+pub(crate) fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, Error> {
+    let put = build(
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+pub(crate) fn to_value<T: Serialize>(value: &T) -> Result<AttributeValue, Error> {
+    serde_dynamo::to_attribute_value(value)
+        .map_err(|e| Error::Internal(format!("serialising a value: {e}")))
+}
+
+pub(crate) fn not_found<P: Profile>(ids: &[IdentifierKey]) -> Error {
+    let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    Error::not_found(format!(
+        "no {} has the identifier {}",
+        P::NOUN,
+        names.join(" or ")
+    ))
+}

@@ -1,0 +1,90 @@
+//! Users: upsert by identifiers.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use uuid::Uuid;
+
+use super::organizations::Upserted;
+use super::profiles::{to_value, Applied, Profile};
+use super::{s, Store};
+use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, SystemEvent, User};
+use crate::error::Error;
+use crate::keys;
+
+impl Profile for User {
+    const NOUN: &'static str = "user";
+    const RECORD_SK: &'static str = keys::USER_SK;
+    const MARKER_SK: &'static str = keys::USER_IDENTIFIER_SK;
+
+    fn marker_pk(project: Uuid, key: &IdentifierKey) -> String {
+        keys::user_identifier_pk(project, &key.source, &key.external_id)
+    }
+
+    fn record_pk(project: Uuid, id: Uuid) -> String {
+        keys::user_pk(project, id)
+    }
+
+    fn index_attributes(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (keys::GSI1PK, keys::user_list_pk(self.project_id)),
+            (keys::GSI1SK, keys::user_list_sk(self.id)),
+        ]
+    }
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn project_id(&self) -> Uuid {
+        self.project_id
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn identifiers(&self) -> &[Identifier] {
+        &self.identifiers
+    }
+
+    fn create(
+        project: Uuid,
+        id: Uuid,
+        upsert: &ProfileUpsert,
+        now: &str,
+    ) -> (Self, Option<SystemEvent>) {
+        (User::create(project, id, upsert, now), None)
+    }
+
+    fn apply(&mut self, upsert: &ProfileUpsert, now: &str) -> Result<Applied, Error> {
+        Ok(if User::apply(self, upsert, now)? {
+            Applied::Changed(None)
+        } else {
+            Applied::Unchanged
+        })
+    }
+
+    fn updated_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error> {
+        Ok(vec![
+            ("data", to_value(&self.data)?),
+            ("identifiers", to_value(&self.identifiers)?),
+            ("updated_at", s(&self.updated_at)),
+        ])
+    }
+}
+
+impl Store {
+    /// Creates the user the identifiers name, or updates it (same rules as
+    /// organizations).
+    pub async fn upsert_user(
+        &self,
+        project: Uuid,
+        upsert: &ProfileUpsert,
+    ) -> Result<Upserted<User>, Error> {
+        let (record, created) = self.upsert_record::<User>(project, upsert).await?;
+        Ok(Upserted { record, created })
+    }
+
+    pub async fn find_user(&self, project: Uuid, ids: &[IdentifierKey]) -> Result<User, Error> {
+        self.find_record::<User>(project, ids).await
+    }
+}
