@@ -52,7 +52,7 @@ wait_for() {
 start_moto() {
   local port="$1" log="$2"
   ensure_tool moto_server 'moto[server]==5.*'
-  "$TOOLS/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  "$TOOLS/bin/python" "$ROOT/infra/local/emulator.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   wait_for "http://127.0.0.1:$port/moto-api/" 30
 }

@@ -141,7 +141,10 @@ pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<
     Ok(())
 }
 
-async fn create_queues(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String), Error> {
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+) -> Result<(String, String), Error> {
     let dlq_url = sqs
         .create_queue()
         .queue_name(format!("{name}-dlq"))

@@ -12,29 +12,25 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::store::CreatedProject;
 use shared::{AppState, Aws, Config};
-use tokio::sync::OnceCell;
 use tower::ServiceExt;
 
 pub use aws_sdk_dynamodb;
 
-static TABLE: OnceCell<()> = OnceCell::const_new();
-
-/// The app state every function would build, against the emulator, with
-/// the table created once per test binary.
+/// The app state every function would build, against the emulator, with a
+/// table of the test's own: the emulator copies a whole table for each
+/// transaction, so small tables keep tests fast (project ids keep them
+/// apart anyway).
 pub async fn state() -> AppState {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator"
     );
-    let config = Config::from_env().expect("TABLE_NAME is set by make test");
+    let mut config = Config::from_env().expect("TABLE_NAME is set by make test");
+    config.table = format!("{}-{}", config.table, uuid::Uuid::now_v7().simple());
     let aws = Aws::load().await;
-    TABLE
-        .get_or_init(|| async {
-            shared::provision::create_table(&aws.dynamodb, &config.table)
-                .await
-                .expect("creating the test table");
-        })
-        .await;
+    shared::provision::create_table(&aws.dynamodb, &config.table)
+        .await
+        .expect("creating the test table");
     AppState::new(config, aws)
 }
 
@@ -206,4 +202,88 @@ pub async fn logged_state() -> (AppState, OperationLog) {
         ..base.aws.clone()
     };
     (AppState::new(base.config.clone(), aws), log)
+}
+
+/// Like [`state`], with an events queue (and dead-letter queue) of its own,
+/// so tests that drain a queue never see each other's messages.
+pub async fn state_with_queue() -> AppState {
+    let base = state().await;
+    let name = format!("events-{}", uuid::Uuid::now_v7().simple());
+    let (queue_url, _dlq) = shared::provision::create_queues(&base.aws.sqs, &name)
+        .await
+        .expect("creating a test queue");
+    let mut config = base.config.clone();
+    config.events_queue_url = Some(queue_url);
+    AppState::new(config, base.aws.clone())
+}
+
+/// Receives every message now in the queue (in SQS batches of up to 10),
+/// without deleting them: what the Lambda event source would hand over.
+/// With a visibility timeout of 0 each message is received once per call
+/// (a message seen again ends the round).
+pub async fn receive_all(
+    state: &AppState,
+    queue_url: &str,
+    visibility_secs: i32,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let out = state
+            .aws
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility_secs)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receiving");
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return all;
+        }
+        for message in messages {
+            if !seen.insert(message.message_id.clone()) {
+                return all;
+            }
+            all.push(message);
+        }
+    }
+}
+
+/// Builds the Lambda SQS event for messages, as the event source mapping does.
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> aws_lambda_events::sqs::SqsEvent {
+    let mut event = aws_lambda_events::sqs::SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut record = aws_lambda_events::sqs::SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            record
+        })
+        .collect();
+    event
+}
+
+/// Deletes messages (what the event source does with the ones that did not fail).
+pub async fn delete_messages(
+    state: &AppState,
+    queue_url: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+) {
+    for message in messages {
+        state
+            .aws
+            .sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
+            .send()
+            .await
+            .expect("deleting");
+    }
 }

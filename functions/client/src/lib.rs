@@ -4,15 +4,18 @@
 
 mod wire;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
-use shared::auth::Caller;
+use shared::auth::{Caller, SecretCaller};
 use shared::domain::ProfileUpsert;
 use shared::http::Json;
 use shared::{AppState, Error};
 
+pub use wire::{
+    AcceptedEvent, EventsAccepted, FailedEvent, OrganizationEventRequest, TimelineResponse,
+};
 pub use wire::{
     DeleteOrganizationRequest, MembershipResponse, OrganizationRequest, OrganizationResponse,
     OrganizationUserRequest, RemoveOrganizationUserRequest, UserRequest, UserResponse,
@@ -25,7 +28,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/client/organizations/users"),
     ("DELETE", "/api/client/organizations/users"),
     ("POST", "/api/client/users"),
+    ("POST", "/api/client/organizations/events"),
+    ("GET", "/v1/organizations/{id}/events"),
 ];
+
+/// Default and largest page of a list.
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -44,6 +53,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/client/users",
             post(upsert_user).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/api/client/organizations/events",
+            post(post_events).fallback(shared::http::wrong_method),
+        )
+        // The timeline belongs to the accounts family; it is served here
+        // until that function exists.
+        .route(
+            "/v1/organizations/{id}/events",
+            get(timeline).fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
         .with_state(state)
@@ -119,4 +138,150 @@ async fn upsert_user(
     let upsert = ProfileUpsert::new(specs, None, request.data)?;
     let upserted = state.store.upsert_user(caller.project_id, &upsert).await?;
     Ok(axum::Json(upserted.record.into()))
+}
+
+/// `POST /api/client/organizations/events`: validate every event, resolve
+/// the organizations they name (all or nothing: an unknown organization
+/// fails the request before anything is queued), queue them in batches of
+/// 10, and answer 202 with what SQS accepted and what it did not.
+async fn post_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<Vec<OrganizationEventRequest>>,
+) -> Result<(StatusCode, axum::Json<EventsAccepted>), Error> {
+    use shared::events::{QueuedEvent, Target, MAX_EVENTS_PER_REQUEST};
+    if request.is_empty() {
+        return Err(Error::invalid("post at least one event"));
+    }
+    if request.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(Error::invalid(format!(
+            "at most {MAX_EVENTS_PER_REQUEST} events may be posted at once"
+        )));
+    }
+    let posted = request
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| e.validate().map_err(|err| at_index(i, err)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let queue_url = state
+        .config
+        .events_queue_url
+        .as_deref()
+        .ok_or_else(|| Error::Config("EVENTS_QUEUE_URL is not set".into()))?;
+    let named: Vec<Vec<shared::domain::IdentifierKey>> = posted
+        .iter()
+        .map(|e| match &e.target {
+            Target::Identifiers(ids) => ids.clone(),
+            Target::Match(_) => Vec::new(),
+        })
+        .collect();
+    let resolved = state
+        .store
+        .resolve_organizations(caller.project_id, &named)
+        .await?;
+    let now = shared::ids::now();
+    let mut queued = Vec::with_capacity(posted.len());
+    for (i, (event, org)) in posted.into_iter().zip(resolved).enumerate() {
+        let (organization_id, matcher) = match event.target {
+            Target::Identifiers(ids) => {
+                let org = org.ok_or_else(|| {
+                    let names: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                    at_index(
+                        i,
+                        Error::not_found(format!(
+                            "no organization has the identifier {}",
+                            names.join(" or ")
+                        )),
+                    )
+                })?;
+                (Some(org), None)
+            }
+            Target::Match(pairs) => (None, Some(pairs)),
+        };
+        queued.push(QueuedEvent {
+            id: shared::ids::new_id(),
+            project_id: caller.project_id,
+            organization_id,
+            matcher,
+            name: event.name,
+            data: event.data,
+            created_at: now.clone(),
+        });
+    }
+    let results = shared::events::enqueue(&state.aws.sqs, queue_url, &queued).await?;
+    let mut answer = EventsAccepted {
+        accepted: 0,
+        events: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (index, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(id) => answer.events.push(AcceptedEvent { index, id }),
+            Err(detail) => answer.failed.push(FailedEvent { index, detail }),
+        }
+    }
+    answer.accepted = answer.events.len();
+    if answer.accepted == 0 {
+        return Err(Error::Storage("no event could be queued".into()));
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)))
+}
+
+fn at_index(index: usize, err: Error) -> Error {
+    match err {
+        Error::Invalid(detail) => Error::Invalid(format!("event {index}: {detail}")),
+        Error::NotFound(detail) => Error::NotFound(format!("event {index}: {detail}")),
+        Error::Conflict(detail) => Error::Conflict(format!("event {index}: {detail}")),
+        other => other,
+    }
+}
+
+/// `GET /v1/organizations/{id}/events`: the organization's timeline, oldest
+/// first, cursor-paginated.
+async fn timeline(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+    Query(query): Query<wire::TimelineQuery>,
+) -> Result<axum::Json<TimelineResponse>, Error> {
+    let not_found = || Error::not_found(format!("no organization has the id {id}"));
+    let org = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let limit = match query.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}"
+                ))
+            })?,
+    };
+    let page = state
+        .store
+        .timeline(
+            caller.project_id,
+            org,
+            query.name.as_deref(),
+            limit,
+            query.cursor.as_deref(),
+        )
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(axum::Json(TimelineResponse {
+        items: page
+            .events
+            .into_iter()
+            .map(|e| wire::TimelineItem {
+                id: e.id,
+                name: e.name,
+                data: e.data,
+                created_at: e.created_at,
+            })
+            .collect(),
+        pagination: wire::Pagination {
+            next_cursor: page.next_cursor,
+        },
+    }))
 }

@@ -186,3 +186,76 @@ impl From<Organization> for OrganizationResponse {
         }
     }
 }
+
+/// One element of `POST /api/client/organizations/events`.
+#[derive(Debug, Deserialize)]
+pub struct OrganizationEventRequest {
+    #[serde(default)]
+    pub identifier: Option<Vec<ExternalId>>,
+    #[serde(default, rename = "match")]
+    pub matcher: Option<Data>,
+    pub name: String,
+    #[serde(default)]
+    pub data: Option<Data>,
+}
+
+impl OrganizationEventRequest {
+    pub fn validate(self) -> Result<shared::events::PostedEvent, Error> {
+        let identifiers = self
+            .identifier
+            .map(|ids| specs(ids).map(|s| s.into_iter().map(|s| s.key).collect()))
+            .transpose()?;
+        shared::events::PostedEvent::new(identifiers, self.matcher, self.name, self.data)
+    }
+}
+
+/// The answer to posted events: what was queued, and what could not be.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct EventsAccepted {
+    pub accepted: usize,
+    pub events: Vec<AcceptedEvent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedEvent>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct AcceptedEvent {
+    pub index: usize,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct FailedEvent {
+    pub index: usize,
+    pub detail: String,
+}
+
+/// `GET /v1/organizations/{id}/events` query.
+#[derive(Debug, Deserialize)]
+pub struct TimelineQuery {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimelineItem {
+    pub id: Uuid,
+    pub name: String,
+    pub data: Data,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pagination {
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimelineResponse {
+    pub items: Vec<TimelineItem>,
+    pub pagination: Pagination,
+}

@@ -279,3 +279,76 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// Resolves the organizations of many requests at once (one
+    /// `BatchGetItem` per 100 identifiers): for each, its id or `None`.
+    pub async fn resolve_organizations(
+        &self,
+        project: Uuid,
+        targets: &[Vec<IdentifierKey>],
+    ) -> Result<Vec<Option<Uuid>>, Error> {
+        let mut keys: Vec<Item> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in targets.iter().flatten() {
+            if seen.insert(id) {
+                keys.push(marker_key::<Organization>(project, id));
+            }
+        }
+        let fetched = self.fetch(keys).await?;
+        targets
+            .iter()
+            .map(|ids| fetched.resolve::<Organization>(project, &ids.iter().collect::<Vec<_>>()))
+            .collect()
+    }
+
+    /// The ids of the project's organizations whose `data` holds every
+    /// given top-level pair: a Query of the project's organization index
+    /// (GSI1) with the pairs as a filter — no table Scan, and never another
+    /// project's items.
+    pub async fn organizations_matching(
+        &self,
+        project: Uuid,
+        pairs: &crate::domain::Data,
+    ) -> Result<Vec<Uuid>, Error> {
+        let mut filter = Vec::with_capacity(pairs.len());
+        let mut query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(keys::org_list_pk(project)))
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_names("#id", "id")
+            .projection_expression("#id");
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            filter.push(format!("#data.#k{i} = :v{i}"));
+            query = query
+                .expression_attribute_names(format!("#k{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), to_value(value)?);
+        }
+        let query = query.filter_expression(filter.join(" AND "));
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| storage("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                #[derive(serde::Deserialize)]
+                struct Id {
+                    id: Uuid,
+                }
+                ids.push(from_item::<Id>(item)?.id);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(ids);
+            }
+        }
+    }
+}

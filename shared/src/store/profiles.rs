@@ -21,6 +21,9 @@ use crate::keys;
 /// Optimistic writes that keep losing a race give up after this many tries.
 pub(crate) const MAX_ATTEMPTS: u32 = 12;
 
+/// DynamoDB reads at most this many keys in one `BatchGetItem`.
+const MAX_BATCH_GET: usize = 100;
+
 /// What an upsert changed.
 pub(crate) enum Applied {
     Unchanged,
@@ -141,12 +144,12 @@ impl Store {
     pub(crate) async fn fetch(&self, keys: Vec<Item>) -> Result<Fetched, Error> {
         let mut pending = keys;
         let mut found = HashMap::new();
-        let mut rounds = 0;
+        let mut retries = 0;
         while !pending.is_empty() {
-            rounds += 1;
+            let batch: Vec<Item> = pending.drain(..pending.len().min(MAX_BATCH_GET)).collect();
             let request = build(
                 KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
+                    .set_keys(Some(batch))
                     .consistent_read(true)
                     .build(),
             )?;
@@ -174,18 +177,20 @@ impl Store {
                     .unwrap_or_default();
                 found.insert((pk, sk), item);
             }
-            pending = out
+            let unprocessed = out
                 .unprocessed_keys
                 .and_then(|mut u| u.remove(&self.table))
                 .map(|k| k.keys)
                 .unwrap_or_default();
-            if !pending.is_empty() {
-                if rounds >= MAX_ATTEMPTS {
+            if !unprocessed.is_empty() {
+                retries += 1;
+                if retries >= MAX_ATTEMPTS {
                     return Err(Error::Storage(
                         "BatchGetItem kept leaving keys unprocessed".into(),
                     ));
                 }
-                backoff(rounds).await;
+                backoff(retries).await;
+                pending.extend(unprocessed);
             }
         }
         Ok(Fetched(found))

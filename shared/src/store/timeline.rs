@@ -94,24 +94,130 @@ impl TimelineEvent {
     }
 }
 
+/// What recording a posted event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Recorded,
+    /// The event id was recorded before: a redelivery, nothing written.
+    Duplicate,
+    /// The organization no longer exists; nothing written.
+    NoOrganization,
+}
+
 impl super::Store {
-    /// Records an event in its organization's timeline and bumps its day's
-    /// counter, once: a second delivery of the same event id writes nothing
-    /// and answers `false`.
+    /// Records a posted event in its organization's timeline and bumps its
+    /// day's counter, once, and only while the organization exists.
     pub async fn record_event(
         &self,
         project: Uuid,
         org: Uuid,
         event: &TimelineEvent,
-    ) -> Result<bool, Error> {
-        let writes = record_event(&self.table, project, org, event)?;
-        match self.transact(writes.to_vec()).await? {
-            super::TxOutcome::Committed => Ok(true),
-            outcome if outcome.condition_failed_at(0) => Ok(false),
+    ) -> Result<Recorded, Error> {
+        let mut writes = record_event(&self.table, project, org, event)?.to_vec();
+        let exists = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::org_pk(project, org)))
+            .key(keys::SK, s(keys::ORG_SK))
+            .condition_expression("attribute_exists(PK)")
+            .build();
+        writes.push(
+            TransactWriteItem::builder()
+                .condition_check(build(exists)?)
+                .build(),
+        );
+        match self.transact(writes).await? {
+            super::TxOutcome::Committed => Ok(Recorded::Recorded),
+            outcome if outcome.condition_failed_at(0) => Ok(Recorded::Duplicate),
+            outcome if outcome.condition_failed_at(2) => Ok(Recorded::NoOrganization),
             super::TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
                 "recording event {} was cancelled: {reasons:?}",
                 event.id
             ))),
+        }
+    }
+}
+
+/// One page of an organization's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelinePage {
+    pub events: Vec<TimelineEvent>,
+    pub next_cursor: Option<String>,
+}
+
+impl super::Store {
+    /// The organization's timeline, oldest first, optionally only events of
+    /// one name; `None` when the organization does not exist. The page and
+    /// the organization's existence are read concurrently.
+    pub async fn timeline(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        name: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Option<TimelinePage>, Error> {
+        let start = cursor
+            .map(|c| crate::cursor::decode(project, c))
+            .transpose()?;
+        if let Some(start) = &start {
+            let same_org = start.get(keys::PK).and_then(|v| v.as_s().ok())
+                == Some(&keys::org_pk(project, org));
+            let in_timeline = start
+                .get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with(keys::EVENT_PREFIX));
+            if !same_org || !in_timeline {
+                return Err(Error::invalid("the cursor belongs to another list"));
+            }
+        }
+        let (exists, page) = tokio::join!(
+            self.get_organization(project, org),
+            self.timeline_page(project, org, name, limit, start)
+        );
+        if exists?.is_none() {
+            return Ok(None);
+        }
+        let (events, last) = page?;
+        Ok(Some(TimelinePage {
+            events,
+            next_cursor: last.map(|key| crate::cursor::encode(project, &key)),
+        }))
+    }
+
+    async fn timeline_page(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        name: Option<&str>,
+        limit: usize,
+        mut start: Option<Item>,
+    ) -> Result<(Vec<TimelineEvent>, Option<Item>), Error> {
+        let mut events = Vec::with_capacity(limit);
+        loop {
+            let remaining = limit - events.len();
+            let mut query = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
+                .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+                .expression_attribute_values(":evt", s(keys::EVENT_PREFIX))
+                .limit(remaining as i32)
+                .set_exclusive_start_key(start);
+            if let Some(name) = name {
+                query = query
+                    .filter_expression("#name = :name")
+                    .expression_attribute_names("#name", "name")
+                    .expression_attribute_values(":name", s(name));
+            }
+            let out = query.send().await.map_err(|e| super::storage("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                events.push(super::from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() || events.len() >= limit {
+                return Ok((events, start));
+            }
         }
     }
 }
