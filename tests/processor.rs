@@ -141,22 +141,25 @@ async fn a_thousand_events_seen_twice_each_are_recorded_exactly_once() {
     let router = client::router(state.clone());
     org(&router, &p.secret_key, "a", json!({})).await;
     org(&router, &p.secret_key, "b", json!({})).await;
-    for request in 0..2 {
-        let events: Vec<Value> = (0..500)
-            .map(|i| json!({"identifier": [{"external_id": if i % 2 == 0 { "a" } else { "b" }}], "name": "tick", "data": {"n": request * 500 + i}}))
+    // Ten requests of 100, each drained before the next: the emulator's
+    // SQS receive slows down with the queue's length; AWS's does not.
+    for request in 0..10 {
+        let events: Vec<Value> = (0..100)
+            .map(|i| json!({"identifier": [{"external_id": if i % 2 == 0 { "a" } else { "b" }}], "name": "tick", "data": {"n": request * 100 + i}}))
             .collect();
+        let body = Value::Array(events).to_string();
         let posted = call(
             &router,
             Method::POST,
             EVENTS,
             Some(&p.secret_key),
-            Some(&Value::Array(events).to_string()),
+            Some(&body),
         )
         .await;
         assert_eq!(posted.status, StatusCode::ACCEPTED);
-        assert_eq!(posted.body["accepted"], 500);
+        assert_eq!(posted.body["accepted"], 100);
+        drain(&state, 2).await;
     }
-    drain(&state, 2).await;
     assert_eq!(custom_events(&state, p.project_id).await.len(), 1000);
     let counters: u64 = project_items(&state, p.project_id)
         .await

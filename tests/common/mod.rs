@@ -275,13 +275,24 @@ pub async fn delete_messages(
     queue_url: &str,
     messages: &[aws_sdk_sqs::types::Message],
 ) {
-    for message in messages {
+    for chunk in messages.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                    .build()
+                    .expect("a valid entry")
+            })
+            .collect();
         state
             .aws
             .sqs
-            .delete_message()
+            .delete_message_batch()
             .queue_url(queue_url)
-            .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
+            .set_entries(Some(entries))
             .send()
             .await
             .expect("deleting");
