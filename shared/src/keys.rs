@@ -11,6 +11,7 @@
 //! | user                 | `P#<pid>#USER#<uid>`            | `USER`                | `P#<pid>#USERS` / `USER#<uid>`   |
 //! | user identifier      | `P#<pid>#USERID#<src>#<ext>`    | `USERID`              |                                  |
 //! | membership           | `P#<pid>#ORG#<oid>`             | `MEM#<uid>`           | `P#<pid>#USER#<uid>#ORGS` / `ORG#<oid>` |
+//! | schedule             | `P#<pid>#ORG#<oid>`             | `SCHED#<name>`        | GSI2: `DUE#<shard>` / `<next_at>#<pid>#<oid>#<name>` |
 //! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      |                                  |
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //!
@@ -116,6 +117,27 @@ pub const USER_IDENTIFIER_SK: &str = "USERID";
 /// A user's organizations (GSI1): the inverted index of memberships.
 pub fn user_orgs_pk(project: Uuid, user: Uuid) -> String {
     format!("P#{project}#USER#{user}#ORGS")
+}
+
+pub fn schedule_sk(name: &str) -> String {
+    format!("SCHED#{}", component(name))
+}
+
+/// The due-schedule index (GSI2) is spread over this many partitions.
+pub const DUE_SHARDS: u128 = 4;
+
+/// The scheduler's view, across projects: due schedules by time. Only the
+/// scheduler reads it; request paths never do.
+pub fn due_pk(shard: u128) -> String {
+    format!("DUE#{shard}")
+}
+
+pub fn due_shard(org: Uuid) -> u128 {
+    org.as_u128() % DUE_SHARDS
+}
+
+pub fn due_sk(next_at: &str, project: Uuid, org: Uuid, name: &str) -> String {
+    format!("{next_at}#{project}#{org}#{}", component(name))
 }
 
 pub const EVENT_PREFIX: &str = "EVT#";

@@ -30,6 +30,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/client/users"),
     ("POST", "/api/client/organizations/events"),
     ("GET", "/v1/organizations/{id}/events"),
+    ("POST", "/api/client/organizations/scheduled"),
+    ("DELETE", "/api/client/organizations/scheduled"),
 ];
 
 /// Default and largest page of a list.
@@ -57,6 +59,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/client/organizations/events",
             post(post_events).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/api/client/organizations/scheduled",
+            post(upsert_scheduled)
+                .delete(delete_scheduled)
+                .fallback(shared::http::wrong_method),
         )
         // The timeline belongs to the accounts family; it is served here
         // until that function exists.
@@ -284,4 +292,59 @@ async fn timeline(
             next_cursor: page.next_cursor,
         },
     }))
+}
+
+/// `POST /api/client/organizations/scheduled`: create or replace the
+/// organization's schedule of that name; 202 with when it fires next.
+async fn upsert_scheduled(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<wire::ScheduledRequest>,
+) -> Result<(StatusCode, axum::Json<wire::ScheduledAccepted>), Error> {
+    let org = wire::specs(request.identifier)?
+        .into_iter()
+        .map(|s| s.key)
+        .collect::<Vec<_>>();
+    let schedule = shared::domain::schedule::ScheduleRequest::new(
+        request.name,
+        request.scheduled_at.as_deref(),
+        request.start_at.as_deref(),
+        request.interval.as_deref(),
+        request.data,
+    )?;
+    let stored = state
+        .store
+        .upsert_schedule(caller.project_id, &org, &schedule)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(wire::ScheduledAccepted {
+            id: stored.id,
+            name: stored.name,
+            scheduled_at: stored.next_at.unwrap_or_default(),
+            start_at: stored.start_at,
+            interval: stored.interval,
+            data: stored.data,
+        }),
+    ))
+}
+
+/// `DELETE /api/client/organizations/scheduled`: remove the organization's
+/// schedule of that name.
+async fn delete_scheduled(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<wire::DeleteScheduledRequest>,
+) -> Result<axum::Json<serde_json::Value>, Error> {
+    let org = wire::specs(request.identifier)?
+        .into_iter()
+        .map(|s| s.key)
+        .collect::<Vec<_>>();
+    state
+        .store
+        .delete_schedule(caller.project_id, &org, &request.name)
+        .await?;
+    Ok(axum::Json(
+        serde_json::json!({"name": request.name, "deleted": true}),
+    ))
 }

@@ -259,3 +259,39 @@ pub struct TimelineResponse {
     pub items: Vec<TimelineItem>,
     pub pagination: Pagination,
 }
+
+/// `POST /api/client/organizations/scheduled`.
+#[derive(Debug, Deserialize)]
+pub struct ScheduledRequest {
+    pub name: String,
+    pub identifier: Vec<ExternalId>,
+    #[serde(default)]
+    pub scheduled_at: Option<String>,
+    #[serde(default)]
+    pub start_at: Option<String>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub data: Option<Data>,
+}
+
+/// `DELETE /api/client/organizations/scheduled`.
+#[derive(Debug, Deserialize)]
+pub struct DeleteScheduledRequest {
+    pub name: String,
+    pub identifier: Vec<ExternalId>,
+}
+
+/// The spec's `ScheduledAccepted` (plus the recurring fields).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScheduledAccepted {
+    pub id: Uuid,
+    pub name: String,
+    /// When it fires next.
+    pub scheduled_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    pub data: Data,
+}

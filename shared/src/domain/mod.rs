@@ -6,6 +6,7 @@ pub mod identifier;
 pub mod membership;
 pub mod organization;
 pub mod profile;
+pub mod schedule;
 pub mod user;
 
 use serde_json::Value;
