@@ -50,7 +50,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--invoke", required=True, help="cargo lambda watch base URL")
     parser.add_argument("--queue-url", required=True)
-    parser.add_argument("--tick", type=int, default=60, help="seconds between scheduler ticks")
+    parser.add_argument("--tick", type=int, default=30, help="seconds between scheduler ticks")
     args = parser.parse_args()
     region = os.environ.get("AWS_REGION", "us-east-1")
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=region)
