@@ -181,6 +181,7 @@ mod tests {
         assert!(event_sk(id).as_str() < ORG_STATE_FROM);
         assert!(counter_sk("x", "2026-01-01").as_str() < ORG_STATE_FROM);
         assert!(membership_sk(id).as_str() >= ORG_STATE_FROM);
+        assert!(schedule_sk("anniversary").as_str() >= ORG_STATE_FROM);
         assert!(ORG_SK >= ORG_STATE_FROM);
     }
 

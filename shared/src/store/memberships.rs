@@ -3,12 +3,12 @@
 //! organizations). Adding a member the service does not know yet creates
 //! the user in the same transaction.
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use uuid::Uuid;
 
 use super::organizations::Upserted;
 use super::profiles::{
-    marker_key, not_found, put_new, record_item, record_key, Fetched, Profile, MAX_ATTEMPTS,
+    marker_key, not_found, put_new, record_item, Fetched, Profile, MAX_ATTEMPTS,
 };
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, to_item, Item, Store, TxOutcome};
@@ -265,17 +265,6 @@ impl Store {
                 return Ok(memberships);
             }
         }
-    }
-
-    fn org_exists(&self, project: Uuid, org: Uuid) -> Result<TransactWriteItem, Error> {
-        let check = build(
-            ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(record_key::<Organization>(project, org)))
-                .condition_expression("attribute_exists(PK)")
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     fn org_event(

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
 use uuid::Uuid;
 
 use super::profiles::{
@@ -216,6 +216,18 @@ impl Store {
         Err(Error::conflict(
             "the organization is being changed concurrently; retry the request",
         ))
+    }
+
+    /// A transaction item that holds only while the organization exists.
+    pub(crate) fn org_exists(&self, project: Uuid, org: Uuid) -> Result<TransactWriteItem, Error> {
+        let check = build(
+            ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(record_key::<Organization>(project, org)))
+                .condition_expression("attribute_exists(PK)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     pub(crate) fn delete_item(&self, item_key: Item) -> Result<TransactWriteItem, Error> {

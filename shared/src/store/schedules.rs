@@ -6,11 +6,11 @@
 //! overlapping scheduler runs cannot both fire it, and a deleted schedule
 //! cannot fire.
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::profiles::{not_found, record_key};
+use super::profiles::not_found;
 use super::timeline::{record_event, TimelineEvent};
 use super::{build, from_item, key, s, storage, to_item, Item, Store, TxOutcome};
 use crate::domain::schedule::{Schedule, ScheduleRequest};
@@ -87,7 +87,7 @@ impl Store {
                 .build(),
         )?;
         let items = vec![
-            self.org_must_exist(project, org)?,
+            self.org_exists(project, org)?,
             TransactWriteItem::builder().put(put).build(),
         ];
         match self.transact(items).await? {
@@ -165,17 +165,6 @@ impl Store {
         let org = fetched.resolve::<Organization>(project, &refs)?;
         self.learn::<Organization>(project, &refs, org);
         org.ok_or_else(|| not_found::<Organization>(org_ids))
-    }
-
-    fn org_must_exist(&self, project: Uuid, org: Uuid) -> Result<TransactWriteItem, Error> {
-        let check = build(
-            ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(record_key::<Organization>(project, org)))
-                .condition_expression("attribute_exists(PK)")
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// Schedules due at `now`, across projects: one Query per due-index
