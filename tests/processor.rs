@@ -82,7 +82,14 @@ async fn seed_000_event_is_queued_processed_and_in_the_timeline() {
     drain(&state, 1).await;
 
     let path = format!("/v1/organizations/{id}/events");
-    let timeline = call(&router, Method::GET, &path, Some(&p.secret_key), None).await;
+    let timeline = call(
+        &accounts::router(state.clone()),
+        Method::GET,
+        &path,
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
     assert_eq!(timeline.status, StatusCode::OK, "{:?}", timeline.body);
     let names: Vec<&str> = timeline.body["items"]
         .as_array()
@@ -98,7 +105,7 @@ async fn seed_000_event_is_queued_processed_and_in_the_timeline() {
     assert_eq!(timeline.body["items"][1]["id"], event_id);
     assert_eq!(timeline.body["items"][1]["data"]["seats"], 100);
     let only = call(
-        &router,
+        &accounts::router(state.clone()),
         Method::GET,
         &format!("{path}?name=subscription_upgraded"),
         Some(&p.secret_key),
@@ -108,21 +115,33 @@ async fn seed_000_event_is_queued_processed_and_in_the_timeline() {
     assert_eq!(only.body["items"].as_array().unwrap().len(), 1);
     // Secret key only; unknown organizations are 404.
     assert_eq!(
-        call(&router, Method::GET, &path, Some(&p.publishable_key), None)
-            .await
-            .status,
+        call(
+            &accounts::router(state.clone()),
+            Method::GET,
+            &path,
+            Some(&p.publishable_key),
+            None
+        )
+        .await
+        .status,
         StatusCode::FORBIDDEN
     );
     let unknown = format!("/v1/organizations/{}/events", uuid::Uuid::now_v7());
     assert_eq!(
-        call(&router, Method::GET, &unknown, Some(&p.secret_key), None)
-            .await
-            .status,
+        call(
+            &accounts::router(state.clone()),
+            Method::GET,
+            &unknown,
+            Some(&p.secret_key),
+            None
+        )
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
         call(
-            &router,
+            &accounts::router(state.clone()),
             Method::GET,
             "/v1/organizations/nope/events",
             Some(&p.secret_key),
@@ -413,7 +432,14 @@ async fn the_timeline_pages_with_cursors_bound_to_the_project() {
             Some(c) => format!("{path}?limit=2&cursor={c}"),
             None => format!("{path}?limit=2"),
         };
-        let page = call(&router, Method::GET, &url, Some(&p.secret_key), None).await;
+        let page = call(
+            &accounts::router(state.clone()),
+            Method::GET,
+            &url,
+            Some(&p.secret_key),
+            None,
+        )
+        .await;
         assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
         let items = page.body["items"].as_array().unwrap();
         assert!(items.len() <= 2);
@@ -421,7 +447,7 @@ async fn the_timeline_pages_with_cursors_bound_to_the_project() {
         match page.body["pagination"]["next_cursor"].as_str() {
             Some(next) => {
                 let stolen = call(
-                    &router,
+                    &accounts::router(state.clone()),
                     Method::GET,
                     &format!("{path}?cursor={next}"),
                     Some(&other.secret_key),
@@ -440,7 +466,7 @@ async fn the_timeline_pages_with_cursors_bound_to_the_project() {
     assert_eq!(seen, sorted, "oldest first");
     for bad in ["limit=0", "limit=101", "limit=x", "cursor=garbage"] {
         let answer = call(
-            &router,
+            &accounts::router(state.clone()),
             Method::GET,
             &format!("{path}?{bad}"),
             Some(&p.secret_key),

@@ -13,7 +13,8 @@ fn root() -> PathBuf {
 
 /// The routes each HTTP function declares in its crate.
 fn routes_in_code() -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
-    let declared: [(&str, &[(&str, &str)]); 1] = [("client", client::ROUTES)];
+    let declared: [(&str, &[(&str, &str)]); 2] =
+        [("accounts", accounts::ROUTES), ("client", client::ROUTES)];
     declared
         .into_iter()
         .map(|(name, routes)| {

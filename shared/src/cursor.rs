@@ -17,6 +17,9 @@ use crate::keys;
 struct Envelope {
     /// The project the cursor was made for.
     p: Uuid,
+    /// Reading backwards (a previous-page cursor).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    b: bool,
     /// The position: string attributes of DynamoDB's LastEvaluatedKey.
     k: HashMap<String, String>,
 }
@@ -24,17 +27,50 @@ struct Envelope {
 /// Encodes DynamoDB's `LastEvaluatedKey` for `project` (string keys only,
 /// which is all this table's keys are).
 pub fn encode(project: Uuid, last_key: &HashMap<String, AttributeValue>) -> String {
-    let k = last_key
+    encode_page(project, false, last_key)
+}
+
+/// Like [`encode`], for a list that can be read in either direction.
+pub fn encode_page(
+    project: Uuid,
+    backwards: bool,
+    key: &HashMap<String, AttributeValue>,
+) -> String {
+    let k = key
         .iter()
         .filter_map(|(name, value)| value.as_s().ok().map(|v| (name.clone(), v.clone())))
         .collect();
-    let json = serde_json::to_vec(&Envelope { p: project, k }).unwrap_or_default();
+    let json = serde_json::to_vec(&Envelope {
+        p: project,
+        b: backwards,
+        k,
+    })
+    .unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
+}
+
+/// Like [`decode`]; also tells whether the cursor reads backwards.
+pub fn decode_page(
+    project: Uuid,
+    cursor: &str,
+) -> Result<(bool, HashMap<String, AttributeValue>), Error> {
+    let envelope = open(project, cursor)?;
+    Ok((envelope.b, into_key(envelope.k)))
+}
+
+fn into_key(k: HashMap<String, String>) -> HashMap<String, AttributeValue> {
+    k.into_iter()
+        .map(|(name, value)| (name, AttributeValue::S(value)))
+        .collect()
 }
 
 /// Decodes a cursor for `project`; a cursor that is damaged, or was made for
 /// another project, is a 400.
 pub fn decode(project: Uuid, cursor: &str) -> Result<HashMap<String, AttributeValue>, Error> {
+    open(project, cursor).map(|envelope| into_key(envelope.k))
+}
+
+fn open(project: Uuid, cursor: &str) -> Result<Envelope, Error> {
     let bad = || {
         Error::invalid("the cursor is not valid; use the next_cursor of a previous page as it is")
     };
@@ -51,11 +87,7 @@ pub fn decode(project: Uuid, cursor: &str) -> Result<HashMap<String, AttributeVa
     if envelope.k.is_empty() {
         return Err(bad());
     }
-    Ok(envelope
-        .k
-        .into_iter()
-        .map(|(name, value)| (name, AttributeValue::S(value)))
-        .collect())
+    Ok(envelope)
 }
 
 #[cfg(test)]

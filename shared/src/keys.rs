@@ -54,6 +54,9 @@ pub fn project_pk(project: Uuid) -> String {
 
 pub const PROJECT_SK: &str = "PROJECT";
 
+/// The project's organization count.
+pub const ORG_COUNT_SK: &str = "ORGCOUNT";
+
 pub fn api_key_sk(hash_hex: &str) -> String {
     format!("KEY#{hash_hex}")
 }

@@ -4,18 +4,16 @@
 
 mod wire;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
-use shared::auth::{Caller, SecretCaller};
+use shared::auth::Caller;
 use shared::domain::ProfileUpsert;
 use shared::http::Json;
 use shared::{AppState, Error};
 
-pub use wire::{
-    AcceptedEvent, EventsAccepted, FailedEvent, OrganizationEventRequest, TimelineResponse,
-};
+pub use wire::{AcceptedEvent, EventsAccepted, FailedEvent, OrganizationEventRequest};
 pub use wire::{
     DeleteOrganizationRequest, MembershipResponse, OrganizationRequest, OrganizationResponse,
     OrganizationUserRequest, RemoveOrganizationUserRequest, UserRequest, UserResponse,
@@ -29,14 +27,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/client/organizations/users"),
     ("POST", "/api/client/users"),
     ("POST", "/api/client/organizations/events"),
-    ("GET", "/v1/organizations/{id}/events"),
     ("POST", "/api/client/organizations/scheduled"),
     ("DELETE", "/api/client/organizations/scheduled"),
 ];
-
-/// Default and largest page of a list.
-const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 100;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -65,12 +58,6 @@ pub fn router(state: AppState) -> Router {
             post(upsert_scheduled)
                 .delete(delete_scheduled)
                 .fallback(shared::http::wrong_method),
-        )
-        // The timeline belongs to the accounts family; it is served here
-        // until that function exists.
-        .route(
-            "/v1/organizations/{id}/events",
-            get(timeline).fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
         .with_state(state)
@@ -242,56 +229,6 @@ fn at_index(index: usize, err: Error) -> Error {
         Error::Conflict(detail) => Error::Conflict(format!("event {index}: {detail}")),
         other => other,
     }
-}
-
-/// `GET /v1/organizations/{id}/events`: the organization's timeline, oldest
-/// first, cursor-paginated.
-async fn timeline(
-    State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
-    Path(id): Path<String>,
-    Query(query): Query<wire::TimelineQuery>,
-) -> Result<axum::Json<TimelineResponse>, Error> {
-    let not_found = || Error::not_found(format!("no organization has the id {id}"));
-    let org = uuid::Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let limit = match query.limit.as_deref() {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "limit must be a whole number from 1 to {MAX_LIMIT}"
-                ))
-            })?,
-    };
-    let page = state
-        .store
-        .timeline(
-            caller.project_id,
-            org,
-            query.name.as_deref(),
-            limit,
-            query.cursor.as_deref(),
-        )
-        .await?
-        .ok_or_else(not_found)?;
-    Ok(axum::Json(TimelineResponse {
-        items: page
-            .events
-            .into_iter()
-            .map(|e| wire::TimelineItem {
-                id: e.id,
-                name: e.name,
-                data: e.data,
-                created_at: e.created_at,
-            })
-            .collect(),
-        pagination: wire::Pagination {
-            next_cursor: page.next_cursor,
-        },
-    }))
 }
 
 /// `POST /api/client/organizations/scheduled`: create or replace the

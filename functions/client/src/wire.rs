@@ -230,36 +230,6 @@ pub struct FailedEvent {
     pub detail: String,
 }
 
-/// `GET /v1/organizations/{id}/events` query.
-#[derive(Debug, Deserialize)]
-pub struct TimelineQuery {
-    #[serde(default)]
-    pub cursor: Option<String>,
-    #[serde(default)]
-    pub limit: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct TimelineItem {
-    pub id: Uuid,
-    pub name: String,
-    pub data: Data,
-    pub created_at: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct Pagination {
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct TimelineResponse {
-    pub items: Vec<TimelineItem>,
-    pub pagination: Pagination,
-}
-
 /// `POST /api/client/organizations/scheduled`.
 #[derive(Debug, Deserialize)]
 pub struct ScheduledRequest {

@@ -23,9 +23,97 @@ pub struct Organization {
     pub version: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// Fields only the accounts dialect knows; kept by every other one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<AccountsProfile>,
+}
+
+/// The accounts dialect's own organization fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountsProfile {
+    /// `None`: the oldest owner's email is the billing email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metronome_customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_customer_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_id: Option<String>,
+    #[serde(default)]
+    pub personal: bool,
+    #[serde(default)]
+    pub services: Services,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Services {
+    #[serde(default)]
+    pub cloud: bool,
+    #[serde(default)]
+    pub jit_provisioning: bool,
+    #[serde(default)]
+    pub scim: bool,
+    #[serde(default)]
+    pub siem: bool,
+    #[serde(default)]
+    pub sso: bool,
+}
+
+/// Checks an email address enough to catch mistakes (the mail system is
+/// the final judge).
+pub fn validate_email(what: &str, email: &str) -> Result<(), Error> {
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} is not a valid email address"
+        )))
+    }
 }
 
 impl Organization {
+    /// A new organization with no external identifiers (created by a
+    /// dialect that names organizations by id).
+    pub fn create_named(
+        project_id: Uuid,
+        name: &str,
+        accounts: AccountsProfile,
+        now: &str,
+    ) -> Result<(Self, SystemEvent), Error> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::invalid("name must not be empty"));
+        }
+        if name.chars().count() > super::profile::MAX_NAME_LEN {
+            return Err(Error::invalid("name is too long"));
+        }
+        let org = Organization {
+            id: crate::ids::new_id(),
+            project_id,
+            identifiers: Vec::new(),
+            name: Some(name.to_owned()),
+            data: Data::new(),
+            version: 1,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            accounts: Some(accounts),
+        };
+        let event = SystemEvent::new(
+            "organization.created",
+            json!({ "name": org.name, "data": org.data }),
+        );
+        Ok((org, event))
+    }
+
     /// A new organization from an upsert that matched nothing.
     pub fn create(
         project_id: Uuid,
@@ -42,6 +130,7 @@ impl Organization {
             version: 1,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
+            accounts: None,
         };
         let event = SystemEvent::new(
             "organization.created",

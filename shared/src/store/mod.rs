@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-pub use organizations::Upserted;
+pub use organizations::{OrganizationPage, Upserted};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
 
 pub type Item = HashMap<String, AttributeValue>;

@@ -16,6 +16,15 @@ use crate::domain::{Identifier, IdentifierKey, Organization, ProfileUpsert, Syst
 use crate::error::Error;
 use crate::keys;
 
+/// One page of a project's organizations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrganizationPage {
+    pub organizations: Vec<Organization>,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+    pub total_count: u64,
+}
+
 /// The result of an upsert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Upserted<T> {
@@ -85,12 +94,37 @@ impl Profile for Organization {
         if let Some(name) = &self.name {
             attributes.push(("name", s(name)));
         }
+        if let Some(accounts) = &self.accounts {
+            attributes.push(("accounts", to_value(accounts)?));
+        }
         Ok(attributes)
     }
 
     fn creation_writes(&self, table: &str, now: &str) -> Result<Vec<TransactWriteItem>, Error> {
-        super::schedules::anniversary_writes(table, self, now)
+        let mut writes = super::schedules::anniversary_writes(table, self, now)?;
+        writes.push(count_organizations(table, self.project_id, 1)?);
+        Ok(writes)
     }
+}
+
+/// Keeps the project's organization count (what lists answer as
+/// `total_count` without counting).
+pub(crate) fn count_organizations(
+    table: &str,
+    project: Uuid,
+    delta: i64,
+) -> Result<TransactWriteItem, Error> {
+    let update = build(
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(table)
+            .key(keys::PK, s(keys::project_pk(project)))
+            .key(keys::SK, s(keys::ORG_COUNT_SK))
+            .update_expression("ADD #count :delta")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":delta", n(delta))
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 impl Store {
@@ -122,29 +156,41 @@ impl Store {
         self.find_record::<Organization>(project, ids).await
     }
 
-    /// Deletes the organization the identifiers name, with its identifier
-    /// markers and its live items (memberships, schedules, …), and records
-    /// `organization.deleted`. The first transaction makes it unreachable at
-    /// once; live items beyond what fits in it follow in further ones.
+    /// Deletes the organization the identifiers name (see
+    /// [`Store::delete_organization_id`]).
     pub async fn delete_organization(
         &self,
         project: Uuid,
         ids: &[IdentifierKey],
     ) -> Result<Organization, Error> {
         let refs: Vec<&IdentifierKey> = ids.iter().collect();
+        let (keys, _) = self.resolution_keys::<Organization>(project, &refs);
+        let fetched = self.fetch(keys).await?;
+        let id = fetched
+            .resolve::<Organization>(project, &refs)?
+            .ok_or_else(|| not_found::<Organization>(ids))?;
+        self.delete_organization_id(project, id).await
+    }
+
+    /// Deletes an organization with its identifier markers and its live
+    /// items (memberships, schedules, …), and records
+    /// `organization.deleted`. The first transaction makes it unreachable at
+    /// once; live items beyond what fits in it follow in further ones.
+    pub async fn delete_organization_id(
+        &self,
+        project: Uuid,
+        id: Uuid,
+    ) -> Result<Organization, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let (keys, _) = self.resolution_keys::<Organization>(project, &refs);
-            let fetched = self.fetch(keys).await?;
-            let Some(id) = fetched.resolve::<Organization>(project, &refs)? else {
-                return Err(not_found::<Organization>(ids));
-            };
             let (org, live) = self.live_state(project, id).await?;
-            let Some(org) = org else { continue };
+            let Some(org) = org else {
+                return Err(Error::not_found(format!("no organization has the id {id}")));
+            };
             let now = crate::ids::now();
-            let mut items = Vec::with_capacity(org.identifiers.len() + 3);
+            let mut items = Vec::with_capacity(org.identifiers.len() + 4);
             items.push(
                 TransactWriteItem::builder()
                     .delete(build(
@@ -175,6 +221,7 @@ impl Store {
                         .build(),
                 );
             }
+            items.push(count_organizations(&self.table, project, -1)?);
             let event = SystemEvent::new(
                 "organization.deleted",
                 serde_json::json!({"name": org.name}),
@@ -216,6 +263,191 @@ impl Store {
         Err(Error::conflict(
             "the organization is being changed concurrently; retry the request",
         ))
+    }
+
+    /// Creates an organization named by id only (no external identifiers),
+    /// in one transaction with its event, anniversary and the project count.
+    pub async fn create_organization(
+        &self,
+        project: Uuid,
+        name: &str,
+        accounts: crate::domain::organization::AccountsProfile,
+    ) -> Result<Organization, Error> {
+        let now = crate::ids::now();
+        let (org, event) = Organization::create_named(project, name, accounts, &now)?;
+        let mut items = vec![super::profiles::put_new(
+            &self.table,
+            super::profiles::record_item(&org)?,
+        )?];
+        items.extend(org.creation_writes(&self.table, &now)?);
+        items.extend(record_event(
+            &self.table,
+            project,
+            org.id,
+            &TimelineEvent::system(
+                SystemEvent {
+                    name: event.name,
+                    data: event.data,
+                },
+                &now,
+            ),
+        )?);
+        match self.transact(items).await? {
+            TxOutcome::Committed => Ok(org),
+            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
+                "creating an organization was cancelled: {reasons:?}"
+            ))),
+        }
+    }
+
+    /// Changes an organization by id: one read, then one transaction
+    /// conditioned on the version read (retried when another change won).
+    /// `change` answers whether it changed anything.
+    pub async fn modify_organization(
+        &self,
+        project: Uuid,
+        id: Uuid,
+        change: impl Fn(&mut Organization) -> Result<bool, Error>,
+    ) -> Result<Organization, Error> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let mut org = self
+                .get_organization(project, id)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+            let expected = org.version;
+            let before = org.clone();
+            if !change(&mut org)? {
+                return Ok(org);
+            }
+            let now = crate::ids::now();
+            org.version += 1;
+            org.updated_at = now.clone();
+            let mut changes = serde_json::Map::new();
+            if org.name != before.name {
+                changes.insert("name".into(), serde_json::json!(org.name));
+            }
+            if org.accounts != before.accounts {
+                changes.insert(
+                    "accounts".into(),
+                    serde_json::to_value(&org.accounts).unwrap_or_default(),
+                );
+            }
+            let event = SystemEvent {
+                name: "organization.updated",
+                data: changes,
+            };
+            let mut items = vec![self.versioned_update(&org, expected)?];
+            items.extend(record_event(
+                &self.table,
+                project,
+                id,
+                &TimelineEvent::system(event, &now),
+            )?);
+            match self.transact(items).await? {
+                TxOutcome::Committed => return Ok(org),
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(?reasons, attempt, "update lost a race; retrying")
+                }
+            }
+        }
+        Err(Error::conflict(
+            "the organization is being changed concurrently; retry the request",
+        ))
+    }
+
+    /// One page of the project's organizations in creation order (one Query
+    /// of the organization index), with the project's count read beside it.
+    pub async fn list_organizations(
+        &self,
+        project: Uuid,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrganizationPage, Error> {
+        let position = cursor
+            .map(|c| crate::cursor::decode_page(project, c))
+            .transpose()?;
+        let (backwards, start) = match position {
+            Some((backwards, key)) => {
+                let in_index = key.get(keys::GSI1PK).and_then(|v| v.as_s().ok())
+                    == Some(&keys::org_list_pk(project));
+                if !in_index {
+                    return Err(Error::invalid("the cursor belongs to another list"));
+                }
+                (backwards, Some(key))
+            }
+            None => (false, None),
+        };
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(keys::org_list_pk(project)))
+            .scan_index_forward(!backwards)
+            .limit(limit as i32)
+            .set_exclusive_start_key(start.clone())
+            .send();
+        let count = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(super::key(
+                keys::project_pk(project),
+                keys::ORG_COUNT_SK,
+            )))
+            .send();
+        let (page, count) = tokio::join!(query, count);
+        let page = page.map_err(|e| storage("Query", e))?;
+        let total = count
+            .map_err(|e| storage("GetItem", e))?
+            .item
+            .and_then(|i| {
+                i.get("count")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+            })
+            .unwrap_or(0)
+            .max(0) as u64;
+        let more = page.last_evaluated_key.is_some();
+        let mut items: Vec<Item> = page.items.unwrap_or_default();
+        if backwards {
+            items.reverse();
+        }
+        let index_key = |item: &Item| -> Item {
+            [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK]
+                .iter()
+                .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                .collect()
+        };
+        // Forward: a next page exists if DynamoDB stopped early; a previous
+        // one if we came from a cursor. Backwards: the other way round.
+        let (has_next, has_previous) = if backwards {
+            (true, more)
+        } else {
+            (more, start.is_some())
+        };
+        let next_cursor = items
+            .last()
+            .filter(|_| has_next)
+            .map(|i| crate::cursor::encode_page(project, false, &index_key(i)));
+        let previous_cursor = items
+            .first()
+            .filter(|_| has_previous)
+            .map(|i| crate::cursor::encode_page(project, true, &index_key(i)));
+        let organizations = items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<Organization>, _>>()?;
+        Ok(OrganizationPage {
+            organizations,
+            next_cursor,
+            previous_cursor,
+            total_count: total,
+        })
     }
 
     /// A transaction item that holds only while the organization exists.

@@ -371,7 +371,7 @@ impl Store {
 
     /// Rewrites the attributes this kind's upsert owns, conditioned on the
     /// version read (optimistic locking).
-    fn versioned_update<P: Profile>(
+    pub(crate) fn versioned_update<P: Profile>(
         &self,
         record: &P,
         expected: u64,

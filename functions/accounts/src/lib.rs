@@ -1,0 +1,225 @@
+//! The accounts API family (`/v1/organizations/**`, seed 001): organizations
+//! by id with billing fields, cursor lists, and the organization timeline.
+//! Secret keys only for now (session access arrives with memberships).
+
+mod wire;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use shared::auth::SecretCaller;
+use shared::domain::organization::validate_email;
+use shared::http::Json;
+use shared::{AppState, Error};
+use uuid::Uuid;
+
+pub use wire::{
+    OrganizationCreateParams, OrganizationList, OrganizationResponse, OrganizationUpdateParams,
+    Patch,
+};
+
+/// Every route of the family.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/organizations"),
+    ("GET", "/v1/organizations"),
+    ("GET", "/v1/organizations/{organization_id}"),
+    ("PATCH", "/v1/organizations/{organization_id}"),
+    ("DELETE", "/v1/organizations/{organization_id}"),
+    ("GET", "/v1/organizations/{organization_id}/events"),
+];
+
+const DEFAULT_LIMIT: usize = 10;
+const TIMELINE_DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/organizations",
+            get(list).post(create).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}",
+            get(read)
+                .patch(update)
+                .delete(remove)
+                .fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/events",
+            get(timeline).fallback(shared::http::wrong_method),
+        )
+        .fallback(shared::http::no_route)
+        .with_state(state)
+}
+
+fn organization_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
+}
+
+fn limit(raw: Option<&str>, default: usize) -> Result<usize, Error> {
+    match raw {
+        None | Some("") => Ok(default),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}"
+                ))
+            }),
+    }
+}
+
+/// `POST /v1/organizations`.
+async fn create(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Json(params): Json<OrganizationCreateParams>,
+) -> Result<axum::Json<OrganizationResponse>, Error> {
+    if let Some(email) = &params.billing_email {
+        validate_email("billing_email", email)?;
+    }
+    let org = state
+        .store
+        .create_organization(
+            caller.project_id,
+            &params.name,
+            wire::profile(params.billing_email),
+        )
+        .await?;
+    Ok(axum::Json(org.into()))
+}
+
+/// `GET /v1/organizations/{organization_id}`: one read.
+async fn read(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let org_id = organization_id(&id)?;
+    let org = state
+        .store
+        .get_organization(caller.project_id, org_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    Ok(axum::Json(org.into()))
+}
+
+/// `PATCH /v1/organizations/{organization_id}`: `name` and `billing_email`
+/// (`null` reverts the billing email to the oldest owner's).
+async fn update(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+    Json(params): Json<OrganizationUpdateParams>,
+) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let org_id = organization_id(&id)?;
+    let name = match params.name {
+        Patch::Keep => None,
+        Patch::Clear => return Err(Error::invalid("name cannot be null")),
+        Patch::Set(name) if name.trim().is_empty() => {
+            return Err(Error::invalid("name must not be empty"))
+        }
+        Patch::Set(name) => Some(name.trim().to_owned()),
+    };
+    if let Patch::Set(email) = &params.billing_email {
+        validate_email("billing_email", email)?;
+    }
+    let billing = params.billing_email;
+    let org = state
+        .store
+        .modify_organization(caller.project_id, org_id, |org| {
+            let before = org.clone();
+            if let Some(name) = &name {
+                org.name = Some(name.clone());
+            }
+            let accounts = org.accounts.get_or_insert_with(Default::default);
+            match &billing {
+                Patch::Keep => {}
+                Patch::Clear => accounts.billing_email = None,
+                Patch::Set(email) => accounts.billing_email = Some(email.clone()),
+            }
+            let unchanged = org.name == before.name
+                && org.accounts.as_ref().map(|a| &a.billing_email)
+                    == before.accounts.as_ref().map(|a| &a.billing_email)
+                && before.accounts.is_some();
+            Ok(!unchanged)
+        })
+        .await?;
+    Ok(axum::Json(org.into()))
+}
+
+/// `DELETE /v1/organizations/{organization_id}`.
+async fn remove(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    state
+        .store
+        .delete_organization_id(caller.project_id, organization_id(&id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/organizations?cursor&limit`: one Query per page.
+async fn list(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Query(query): Query<wire::ListQuery>,
+) -> Result<axum::Json<OrganizationList>, Error> {
+    let limit = limit(query.limit.as_deref(), DEFAULT_LIMIT)?;
+    let page = state
+        .store
+        .list_organizations(caller.project_id, limit, query.cursor.as_deref())
+        .await?;
+    Ok(axum::Json(OrganizationList {
+        items: page.organizations.into_iter().map(Into::into).collect(),
+        pagination: wire::Pagination {
+            next_cursor: page.next_cursor,
+            previous_cursor: page.previous_cursor,
+            total_count: page.total_count,
+        },
+    }))
+}
+
+/// `GET /v1/organizations/{organization_id}/events`: the timeline, oldest
+/// first, cursor-paginated.
+async fn timeline(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+    Query(query): Query<wire::ListQuery>,
+) -> Result<axum::Json<wire::TimelineResponse>, Error> {
+    let org = organization_id(&id)?;
+    let limit = limit(query.limit.as_deref(), TIMELINE_DEFAULT_LIMIT)?;
+    let page = state
+        .store
+        .timeline(
+            caller.project_id,
+            org,
+            query.name.as_deref(),
+            limit,
+            query.cursor.as_deref(),
+        )
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    Ok(axum::Json(wire::TimelineResponse {
+        items: page
+            .events
+            .into_iter()
+            .map(|e| wire::TimelineItem {
+                id: e.id.to_string(),
+                name: e.name,
+                data: e.data,
+                created_at: e.created_at,
+            })
+            .collect(),
+        pagination: wire::TimelinePagination {
+            next_cursor: page.next_cursor,
+        },
+    }))
+}

@@ -1,0 +1,162 @@
+//! The accounts dialect's bodies (seed 001).
+
+use serde::{Deserialize, Deserializer, Serialize};
+use shared::domain::organization::{AccountsProfile, Services};
+use shared::domain::Organization;
+
+/// `POST /v1/organizations`.
+#[derive(Debug, Deserialize)]
+pub struct OrganizationCreateParams {
+    pub name: String,
+    #[serde(default)]
+    pub billing_email: Option<String>,
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value (set).
+#[derive(Debug, Default, PartialEq)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(deserializer)? {
+            Some(value) => Patch::Set(value),
+            None => Patch::Clear,
+        })
+    }
+}
+
+/// `PATCH /v1/organizations/{organization_id}`.
+#[derive(Debug, Deserialize)]
+pub struct OrganizationUpdateParams {
+    #[serde(default)]
+    pub billing_email: Patch<String>,
+    #[serde(default)]
+    pub name: Patch<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationDomain {
+    pub id: String,
+    pub domain: String,
+    pub verified: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationServices {
+    pub cloud: bool,
+    pub jit_provisioning: bool,
+    pub scim: bool,
+    pub siem: bool,
+    pub sso: bool,
+}
+
+/// Seed 001's `Organization`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationResponse {
+    pub id: String,
+    pub billing_email: Option<String>,
+    pub created_at: String,
+    pub domains: Vec<OrganizationDomain>,
+    pub metronome_customer_id: Option<String>,
+    pub name: String,
+    pub personal: bool,
+    pub services: OrganizationServices,
+    pub stripe_customer_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_id: Option<String>,
+}
+
+impl From<Organization> for OrganizationResponse {
+    fn from(org: Organization) -> Self {
+        let accounts = org.accounts.unwrap_or_default();
+        let Services {
+            cloud,
+            jit_provisioning,
+            scim,
+            siem,
+            sso,
+        } = accounts.services;
+        Self {
+            id: org.id.to_string(),
+            billing_email: accounts.billing_email,
+            created_at: org.created_at,
+            domains: Vec::new(),
+            metronome_customer_id: accounts.metronome_customer_id,
+            name: org.name.unwrap_or_default(),
+            personal: accounts.personal,
+            services: OrganizationServices {
+                cloud,
+                jit_provisioning,
+                scim,
+                siem,
+                sso,
+            },
+            stripe_customer_id: accounts.stripe_customer_id,
+            kind: if accounts.personal {
+                "personal"
+            } else {
+                "company"
+            }
+            .into(),
+            updated_at: org.updated_at,
+            auth_id: accounts.auth_id,
+        }
+    }
+}
+
+pub fn profile(billing_email: Option<String>) -> AccountsProfile {
+    AccountsProfile {
+        billing_email,
+        ..AccountsProfile::default()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pagination {
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+    pub total_count: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct OrganizationList {
+    pub items: Vec<OrganizationResponse>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimelineItem {
+    pub id: String,
+    pub name: String,
+    pub data: shared::domain::Data,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePagination {
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimelineResponse {
+    pub items: Vec<TimelineItem>,
+    pub pagination: TimelinePagination,
+}

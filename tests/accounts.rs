@@ -1,0 +1,340 @@
+//! /v1/organizations through the accounts router, against the emulator.
+
+use std::collections::HashSet;
+
+use axum::http::{Method, StatusCode};
+use integration_tests::{call, logged_state, project, state};
+use serde_json::{json, Value};
+
+const ORGS: &str = "/v1/organizations";
+
+#[tokio::test]
+async fn create_read_update_delete_in_the_seed_001_shape() {
+    let state = state().await;
+    let p = project(&state).await;
+    let router = accounts::router(state.clone());
+    let created = call(
+        &router,
+        Method::POST,
+        ORGS,
+        Some(&p.secret_key),
+        Some(r#"{"name": "Acme", "billing_email": "billing@acme.com"}"#),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let org = &created.body;
+    for field in [
+        "id",
+        "created_at",
+        "updated_at",
+        "name",
+        "billing_email",
+        "domains",
+        "personal",
+        "services",
+        "type",
+        "metronome_customer_id",
+        "stripe_customer_id",
+    ] {
+        assert!(org.get(field).is_some(), "{field} in {org}");
+    }
+    assert_eq!(org["type"], "company");
+    assert_eq!(org["domains"], json!([]));
+    assert_eq!(
+        org["services"],
+        json!({"cloud": false, "jit_provisioning": false, "scim": false, "siem": false, "sso": false})
+    );
+    let path = format!("{ORGS}/{}", org["id"].as_str().unwrap());
+
+    let read = call(&router, Method::GET, &path, Some(&p.secret_key), None).await;
+    assert_eq!(read.body, created.body);
+
+    let renamed = call(
+        &router,
+        Method::PATCH,
+        &path,
+        Some(&p.secret_key),
+        Some(r#"{"name": "Acme Inc"}"#),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    assert_eq!(renamed.body["name"], "Acme Inc");
+    assert_eq!(
+        renamed.body["billing_email"], "billing@acme.com",
+        "unmentioned fields are kept"
+    );
+    let cleared = call(
+        &router,
+        Method::PATCH,
+        &path,
+        Some(&p.secret_key),
+        Some(r#"{"billing_email": null}"#),
+    )
+    .await;
+    assert_eq!(cleared.body["billing_email"], Value::Null);
+    assert_eq!(cleared.body["name"], "Acme Inc");
+
+    for (body, status) in [
+        (
+            r#"{"billing_email": "not-an-email"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (r#"{"name": null}"#, StatusCode::BAD_REQUEST),
+        (r#"{"name": ""}"#, StatusCode::BAD_REQUEST),
+        (r#"{"name": 5}"#, StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(
+            call(
+                &router,
+                Method::PATCH,
+                &path,
+                Some(&p.secret_key),
+                Some(body)
+            )
+            .await
+            .status,
+            status,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        call(
+            &router,
+            Method::POST,
+            ORGS,
+            Some(&p.secret_key),
+            Some(r#"{"billing_email": "a@b.co"}"#)
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&router, Method::GET, &path, Some(&p.publishable_key), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let other = project(&state).await;
+    assert_eq!(
+        call(&router, Method::GET, &path, Some(&other.secret_key), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        call(&router, Method::DELETE, &path, Some(&p.secret_key), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&router, Method::GET, &path, Some(&p.secret_key), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(
+            &router,
+            Method::GET,
+            &format!("{ORGS}/not-a-uuid"),
+            Some(&p.secret_key),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn one_record_two_dialects() {
+    let state = state().await;
+    let p = project(&state).await;
+    let client = client::router(state.clone());
+    let accounts = accounts::router(state.clone());
+    let upserted = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.publishable_key),
+        Some(
+            r#"{"identifier": [{"external_id": "acme"}], "name": "Acme", "data": {"plan": "pro"}}"#,
+        ),
+    )
+    .await;
+    let path = format!("{ORGS}/{}", upserted.body["id"].as_str().unwrap());
+    let seen = call(&accounts, Method::GET, &path, Some(&p.secret_key), None).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert_eq!(seen.body["name"], "Acme");
+    let patched = call(
+        &accounts,
+        Method::PATCH,
+        &path,
+        Some(&p.secret_key),
+        Some(r#"{"name": "Acme Corp", "billing_email": "b@acme.com"}"#),
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    // The client dialect sees the new name and keeps its own data; its next
+    // upsert keeps the accounts fields.
+    let again = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.publishable_key),
+        Some(r#"{"identifier": [{"external_id": "acme"}], "data": {"seats": 5}}"#),
+    )
+    .await;
+    assert_eq!(again.body["name"], "Acme Corp");
+    assert_eq!(again.body["data"], json!({"plan": "pro", "seats": 5}));
+    let after = call(&accounts, Method::GET, &path, Some(&p.secret_key), None).await;
+    assert_eq!(after.body["billing_email"], "b@acme.com");
+}
+
+#[tokio::test]
+async fn a_250_organization_list_at_limit_7_shows_each_exactly_once() {
+    let state = state().await;
+    let p = project(&state).await;
+    let other = project(&state).await;
+    for i in 0..250 {
+        state
+            .store
+            .create_organization(p.project_id, &format!("org {i}"), Default::default())
+            .await
+            .unwrap();
+    }
+    let router = accounts::router(state.clone());
+    let mut seen = Vec::new();
+    let mut pages: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{ORGS}?limit=7&cursor={c}"),
+            None => format!("{ORGS}?limit=7"),
+        };
+        let page = call(&router, Method::GET, &url, Some(&p.secret_key), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        let expected_total = if pages.len() > 3 { 251 } else { 250 };
+        assert_eq!(page.body["pagination"]["total_count"], expected_total);
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 7);
+        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        if pages.len() == 3 {
+            // Creating more while walking never repeats or skips the earlier ones.
+            state
+                .store
+                .create_organization(p.project_id, "late", Default::default())
+                .await
+                .unwrap();
+        }
+        pages.push(page.body.clone());
+        match page.body["pagination"]["next_cursor"].as_str() {
+            Some(next) => {
+                let stolen = call(
+                    &router,
+                    Method::GET,
+                    &format!("{ORGS}?cursor={next}"),
+                    Some(&other.secret_key),
+                    None,
+                )
+                .await;
+                assert_eq!(
+                    stolen.status,
+                    StatusCode::BAD_REQUEST,
+                    "a cursor from another project is refused"
+                );
+                cursor = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no organization twice");
+    assert_eq!(seen.len(), 251, "the 250 and the one created while walking");
+    assert_eq!(pages[0]["pagination"]["previous_cursor"], Value::Null);
+
+    // previous_cursor of page 3 gives page 2 again.
+    let previous = pages[2]["pagination"]["previous_cursor"].as_str().unwrap();
+    let back = call(
+        &router,
+        Method::GET,
+        &format!("{ORGS}?limit=7&cursor={previous}"),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(back.body["items"], pages[1]["items"]);
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=seven",
+        "cursor=abc",
+        "cursor=",
+    ] {
+        let answer = call(
+            &router,
+            Method::GET,
+            &format!("{ORGS}?{bad}"),
+            Some(&p.secret_key),
+            None,
+        )
+        .await;
+        assert!(
+            answer.status == StatusCode::BAD_REQUEST
+                || (bad == "cursor=" && answer.status == StatusCode::OK),
+            "{bad}: {}",
+            answer.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_get_is_one_read_and_a_list_page_one_query() {
+    let (state, log) = logged_state().await;
+    let p = project(&state).await;
+    let org = state
+        .store
+        .create_organization(p.project_id, "Acme", Default::default())
+        .await
+        .unwrap();
+    let router = accounts::router(state.clone());
+    log.take();
+    call(
+        &router,
+        Method::GET,
+        &format!("{ORGS}/{}", org.id),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        log.take(),
+        ["GetItem", "GetItem"],
+        "the key, then the organization"
+    );
+    call(&router, Method::GET, ORGS, Some(&p.secret_key), None).await;
+    let mut ops = log.take();
+    ops.sort();
+    assert_eq!(
+        ops,
+        ["GetItem", "GetItem", "Query"],
+        "the key; the page and the count, concurrently"
+    );
+    call(
+        &router,
+        Method::PATCH,
+        &format!("{ORGS}/{}", org.id),
+        Some(&p.secret_key),
+        Some(r#"{"name": "B"}"#),
+    )
+    .await;
+    assert_eq!(
+        log.take(),
+        ["GetItem", "GetItem", "TransactWriteItems"],
+        "the key, one read, one transaction"
+    );
+}
