@@ -202,7 +202,7 @@ async fn a_250_organization_list_at_limit_7_shows_each_exactly_once() {
     for i in 0..250 {
         state
             .store
-            .create_organization(p.project_id, &format!("org {i}"), Default::default())
+            .create_organization(p.project_id, &format!("org {i}"), Default::default(), None)
             .await
             .unwrap();
     }
@@ -226,7 +226,7 @@ async fn a_250_organization_list_at_limit_7_shows_each_exactly_once() {
             // Creating more while walking never repeats or skips the earlier ones.
             state
                 .store
-                .create_organization(p.project_id, "late", Default::default())
+                .create_organization(p.project_id, "late", Default::default(), None)
                 .await
                 .unwrap();
         }
@@ -298,7 +298,7 @@ async fn a_get_is_one_read_and_a_list_page_one_query() {
     let p = project(&state).await;
     let org = state
         .store
-        .create_organization(p.project_id, "Acme", Default::default())
+        .create_organization(p.project_id, "Acme", Default::default(), None)
         .await
         .unwrap();
     let router = accounts::router(state.clone());
@@ -336,5 +336,176 @@ async fn a_get_is_one_read_and_a_list_page_one_query() {
         log.take(),
         ["GetItem", "GetItem", "TransactWriteItems"],
         "the key, one read, one transaction"
+    );
+}
+
+fn session(p: &shared::store::CreatedProject, user: &str) -> String {
+    let claims = shared::auth::SessionClaims {
+        sub: user.into(),
+        project_id: p.project_id,
+        org_id: None,
+        exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 600,
+    };
+    shared::auth::issue_session_token(&claims, &p.dev_token_secret).unwrap()
+}
+
+#[tokio::test]
+async fn memberships_made_by_the_client_show_here_and_the_last_owner_cannot_leave() {
+    let state = state().await;
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let client = client::router(state.clone());
+    let owner = session(&p, "ann");
+    let created = call(
+        &accounts,
+        Method::POST,
+        ORGS,
+        Some(&owner),
+        Some(r#"{"name": "Acme"}"#),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let org = created.body["id"].as_str().unwrap().to_owned();
+    // An organization made in the accounts family has no external
+    // identifier, so the client family works on one it names itself.
+    let ident = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.secret_key),
+        Some(r#"{"identifier": [{"external_id": "acme"}], "name": "Acme"}"#),
+    )
+    .await;
+    assert_eq!(ident.status, StatusCode::OK);
+    let members_path = |org: &str| format!("{ORGS}/{org}/memberships");
+
+    let listed = call(
+        &accounts,
+        Method::GET,
+        &members_path(&org),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(listed.body["pagination"]["total_count"], 1);
+    assert_eq!(listed.body["items"][0]["role"], "owner");
+
+    let client_org = ident.body["id"].as_str().unwrap().to_owned();
+    let added = call(&client, Method::POST, "/api/client/organizations/users", Some(&p.publishable_key), Some(r#"{
+        "organization": {"identifier": [{"external_id": "acme"}]}, "user": {"identifier": [{"external_id": "bob"}]}, "data": {"role": "admin"}
+    }"#)).await;
+    assert_eq!(added.status, StatusCode::OK);
+    let listed = call(
+        &accounts,
+        Method::GET,
+        &members_path(&client_org),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(listed.body["pagination"]["total_count"], 1);
+    let member = &listed.body["items"][0];
+    assert_eq!(
+        member["role"], "member",
+        "client data's `role` is membership data, not the accounts role"
+    );
+    assert_eq!(member["user_id"], added.body["user_id"]);
+    let one = call(
+        &accounts,
+        Method::GET,
+        &format!(
+            "{}/{}",
+            members_path(&client_org),
+            member["id"].as_str().unwrap()
+        ),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(one.body, *member);
+
+    // Leave: the last owner is refused; a member leaves; then they are gone.
+    let refused = call(
+        &accounts,
+        Method::POST,
+        &format!("{ORGS}/{org}/leave"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("last owner"));
+    let bob = session(&p, "bob");
+    let left = call(
+        &accounts,
+        Method::POST,
+        &format!("{ORGS}/{client_org}/leave"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{:?}", left.body);
+    assert_eq!(
+        call(
+            &accounts,
+            Method::POST,
+            &format!("{ORGS}/{client_org}/leave"),
+            Some(&bob),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let after = call(
+        &accounts,
+        Method::GET,
+        &members_path(&client_org),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(after.body["pagination"]["total_count"], 0);
+    assert_eq!(after.body["items"], json!([]));
+    // Leave needs a session; creating needs a secret key or a session.
+    assert_eq!(
+        call(
+            &accounts,
+            Method::POST,
+            &format!("{ORGS}/{org}/leave"),
+            Some(&p.secret_key),
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &accounts,
+            Method::POST,
+            ORGS,
+            Some(&p.publishable_key),
+            Some(r#"{"name": "x"}"#)
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(
+            &accounts,
+            Method::GET,
+            &members_path(&uuid::Uuid::now_v7().to_string()),
+            Some(&p.secret_key),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
     );
 }

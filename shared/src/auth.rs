@@ -203,6 +203,38 @@ impl<S: AuthState + Send + Sync> FromRequestParts<S> for SecretCaller {
     }
 }
 
+/// Who calls a family that takes secret keys and user sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Secret(Caller),
+    Session(Session),
+}
+
+impl Principal {
+    pub fn project_id(&self) -> Uuid {
+        match self {
+            Principal::Secret(caller) => caller.project_id,
+            Principal::Session(session) => session.project_id,
+        }
+    }
+}
+
+impl<S: AuthState + Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts);
+        if token.is_some_and(|t| t.starts_with("pk_") || t.starts_with("sk_")) {
+            return SecretCaller::from_request_parts(parts, state)
+                .await
+                .map(|s| Principal::Secret(s.0));
+        }
+        Session::from_request_parts(parts, state)
+            .await
+            .map(Principal::Session)
+    }
+}
+
 /// Claims of a session token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionClaims {

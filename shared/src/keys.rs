@@ -88,6 +88,10 @@ pub const ORG_IDENTIFIER_SK: &str = "ORGID";
 
 pub const MEMBERSHIP_PREFIX: &str = "MEM#";
 
+/// The organization's member and owner counts (sorts among its live
+/// state, so it goes with the organization).
+pub const MEMBER_COUNT_SK: &str = "MEMCOUNT";
+
 pub fn membership_sk(user: Uuid) -> String {
     format!("{MEMBERSHIP_PREFIX}{user}")
 }
@@ -185,6 +189,7 @@ mod tests {
         assert!(counter_sk("x", "2026-01-01").as_str() < ORG_STATE_FROM);
         assert!(membership_sk(id).as_str() >= ORG_STATE_FROM);
         assert!(schedule_sk("anniversary").as_str() >= ORG_STATE_FROM);
+        assert!(MEMBER_COUNT_SK >= ORG_STATE_FROM);
         assert!(ORG_SK >= ORG_STATE_FROM);
     }
 

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use shared::auth::SecretCaller;
+use shared::auth::{Principal, SecretCaller, Session};
 use shared::domain::organization::validate_email;
 use shared::http::Json;
 use shared::{AppState, Error};
@@ -27,6 +27,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/organizations/{organization_id}"),
     ("DELETE", "/v1/organizations/{organization_id}"),
     ("GET", "/v1/organizations/{organization_id}/events"),
+    ("GET", "/v1/organizations/{organization_id}/memberships"),
+    (
+        "GET",
+        "/v1/organizations/{organization_id}/memberships/{membership_id}",
+    ),
+    ("POST", "/v1/organizations/{organization_id}/leave"),
 ];
 
 const DEFAULT_LIMIT: usize = 10;
@@ -49,6 +55,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/organizations/{organization_id}/events",
             get(timeline).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/memberships",
+            get(memberships).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/memberships/{membership_id}",
+            get(membership).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/leave",
+            axum::routing::post(leave).fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
         .with_state(state)
@@ -73,21 +91,29 @@ fn limit(raw: Option<&str>, default: usize) -> Result<usize, Error> {
     }
 }
 
-/// `POST /v1/organizations`.
+/// `POST /v1/organizations`: with a session, its user becomes the owner.
 async fn create(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Json(params): Json<OrganizationCreateParams>,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
     if let Some(email) = &params.billing_email {
         validate_email("billing_email", email)?;
     }
+    let project = principal.project_id();
+    let owner = match &principal {
+        Principal::Session(session) => {
+            Some(state.store.session_user(project, &session.user).await?)
+        }
+        Principal::Secret(_) => None,
+    };
     let org = state
         .store
         .create_organization(
-            caller.project_id,
+            project,
             &params.name,
             wire::profile(params.billing_email),
+            owner,
         )
         .await?;
     Ok(axum::Json(org.into()))
@@ -222,4 +248,65 @@ async fn timeline(
             next_cursor: page.next_cursor,
         },
     }))
+}
+
+/// `GET /v1/organizations/{organization_id}/memberships`: one Query per page.
+async fn memberships(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+    Query(query): Query<wire::ListQuery>,
+) -> Result<axum::Json<wire::MembershipList>, Error> {
+    let org = organization_id(&id)?;
+    let limit = limit(query.limit.as_deref(), DEFAULT_LIMIT)?;
+    let page = state
+        .store
+        .list_memberships(caller.project_id, org, limit, query.cursor.as_deref())
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    Ok(axum::Json(wire::MembershipList {
+        items: page.memberships.into_iter().map(Into::into).collect(),
+        pagination: wire::Pagination {
+            next_cursor: page.next_cursor,
+            previous_cursor: page.previous_cursor,
+            total_count: page.total_count,
+        },
+    }))
+}
+
+/// `GET /v1/organizations/{organization_id}/memberships/{membership_id}`
+/// (a membership's id is its user's id): one read.
+async fn membership(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path((id, membership_id)): Path<(String, String)>,
+) -> Result<axum::Json<wire::MembershipResponse>, Error> {
+    let org = organization_id(&id)?;
+    let missing = || {
+        Error::not_found(format!(
+            "organization {id} has no membership {membership_id}"
+        ))
+    };
+    let user = Uuid::parse_str(&membership_id).map_err(|_| missing())?;
+    let found = state
+        .store
+        .get_membership(caller.project_id, org, user)
+        .await?
+        .ok_or_else(missing)?;
+    Ok(axum::Json(found.into()))
+}
+
+/// `POST /v1/organizations/{organization_id}/leave`: the session's user
+/// leaves; the last owner cannot (409).
+async fn leave(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    let org = organization_id(&id)?;
+    state
+        .store
+        .leave_organization(session.project_id, org, &session.user)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -160,3 +160,33 @@ pub struct TimelineResponse {
     pub items: Vec<TimelineItem>,
     pub pagination: TimelinePagination,
 }
+
+/// Seed 001's `OrganizationMembership` (its id is the member's user id).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct MembershipResponse {
+    pub id: String,
+    pub created_at: String,
+    pub organization_id: String,
+    pub role: String,
+    pub updated_at: String,
+    pub user_id: String,
+}
+
+impl From<shared::domain::Membership> for MembershipResponse {
+    fn from(m: shared::domain::Membership) -> Self {
+        Self {
+            id: m.user_id.to_string(),
+            created_at: m.created_at.clone(),
+            organization_id: m.organization_id.to_string(),
+            role: m.role().to_owned(),
+            updated_at: m.updated_at.clone(),
+            user_id: m.user_id.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct MembershipList {
+    pub items: Vec<MembershipResponse>,
+    pub pagination: Pagination,
+}

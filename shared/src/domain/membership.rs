@@ -27,7 +27,22 @@ pub struct Membership {
     pub updated_at: String,
 }
 
+pub const OWNER: &str = "owner";
+pub const MEMBER: &str = "member";
+
 impl Membership {
+    /// The accounts dialect's role: `owner` or `member` (the default).
+    pub fn role(&self) -> &str {
+        match self.role.as_deref() {
+            Some(OWNER) => OWNER,
+            _ => MEMBER,
+        }
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.role() == OWNER
+    }
+
     pub fn create(
         project_id: Uuid,
         organization_id: Uuid,

@@ -138,6 +138,7 @@ impl Store {
                 None => {
                     let (m, event) = Membership::create(project, sides.org, user, data, &now);
                     items.push(put_new(&self.table, membership_item(&m)?)?);
+                    items.push(count_members(&self.table, project, sides.org, 1, 0, false)?);
                     (m, true, event)
                 }
                 Some(mut m) => {
@@ -201,6 +202,14 @@ impl Store {
             }
             let sides = self.resolve_sides(project, &org_refs, &user_refs).await?;
             let user = sides.user.ok_or_else(|| not_found::<User>(user_ids))?;
+            let Some(membership) = self
+                .membership(&sides.fetched, project, sides.org, user)
+                .await?
+            else {
+                return Err(Error::not_found(
+                    "the user is not a member of the organization",
+                ));
+            };
             let now = crate::ids::now();
             let removed = SystemEvent::new(
                 "organization.user.removed",
@@ -211,10 +220,21 @@ impl Store {
                     aws_sdk_dynamodb::types::Delete::builder()
                         .table_name(&self.table)
                         .set_key(Some(membership_key(project, sides.org, user)))
-                        .condition_expression("attribute_exists(PK)")
+                        .condition_expression("#version = :expected")
+                        .expression_attribute_names("#version", "version")
+                        .expression_attribute_values(":expected", n(membership.version))
                         .build(),
                 )?)
                 .build()];
+            let owner = if membership.is_owner() { -1 } else { 0 };
+            items.push(count_members(
+                &self.table,
+                project,
+                sides.org,
+                -1,
+                owner,
+                false,
+            )?);
             items.extend(self.org_event(project, sides.org, removed, &now)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
@@ -280,5 +300,221 @@ impl Store {
             org,
             &TimelineEvent::system(event, now),
         )
+    }
+}
+
+/// Keeps the organization's member and owner counts; with `guard_owners`,
+/// holds only while another owner remains (the last owner cannot go).
+/// The owner's membership of a newly created organization.
+pub(crate) fn owner_writes(
+    table: &str,
+    project: Uuid,
+    org: Uuid,
+    user: Uuid,
+    now: &str,
+) -> Result<Vec<TransactWriteItem>, Error> {
+    let (mut membership, _) = Membership::create(project, org, user, None, now);
+    membership.role = Some(crate::domain::membership::OWNER.into());
+    Ok(vec![
+        put_new(table, membership_item(&membership)?)?,
+        count_members(table, project, org, 1, 1, false)?,
+    ])
+}
+
+pub(crate) fn count_members(
+    table: &str,
+    project: Uuid,
+    org: Uuid,
+    members: i64,
+    owners: i64,
+    guard_owners: bool,
+) -> Result<TransactWriteItem, Error> {
+    let mut update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .set_key(Some(key(keys::org_pk(project, org), keys::MEMBER_COUNT_SK)))
+        .update_expression("ADD #members :members, #owners :owners")
+        .expression_attribute_names("#members", "members")
+        .expression_attribute_names("#owners", "owners")
+        .expression_attribute_values(":members", n(members))
+        .expression_attribute_values(":owners", n(owners));
+    if guard_owners {
+        update = update
+            .condition_expression("#owners > :one")
+            .expression_attribute_values(":one", n(1));
+    }
+    Ok(TransactWriteItem::builder()
+        .update(build(update.build())?)
+        .build())
+}
+
+/// One page of an organization's memberships.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MembershipPage {
+    pub memberships: Vec<Membership>,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+    pub total_count: u64,
+}
+
+impl Store {
+    /// An organization's membership of one user: one read.
+    pub async fn get_membership(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        user: Uuid,
+    ) -> Result<Option<Membership>, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(membership_key(project, org, user)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// One page of an organization's memberships (one Query of its
+    /// partition, the counts read beside it); `None` if the organization
+    /// does not exist.
+    pub async fn list_memberships(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Option<MembershipPage>, Error> {
+        let partition = keys::org_pk(project, org);
+        let counts = async {
+            self.db
+                .batch_get_item()
+                .request_items(
+                    &self.table,
+                    build(
+                        aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                            .keys(key(partition.clone(), keys::ORG_SK))
+                            .keys(key(partition.clone(), keys::MEMBER_COUNT_SK))
+                            .projection_expression("SK, #members")
+                            .expression_attribute_names("#members", "members")
+                            .build(),
+                    )?,
+                )
+                .send()
+                .await
+                .map_err(|e| super::storage("BatchGetItem", e))
+        };
+        let page = super::paging::page(
+            self,
+            project,
+            super::paging::Listing {
+                index: None,
+                partition_attribute: keys::PK,
+                partition: partition.clone(),
+                sort_prefix: Some(keys::MEMBERSHIP_PREFIX),
+            },
+            limit,
+            cursor,
+        );
+        let (counts, page) = tokio::join!(counts, page);
+        let counts = counts?
+            .responses
+            .and_then(|mut r| r.remove(&self.table))
+            .unwrap_or_default();
+        if !counts.iter().any(|i| {
+            i.get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk == keys::ORG_SK)
+        }) {
+            return Ok(None);
+        }
+        let total = counts
+            .iter()
+            .find_map(|i| {
+                i.get("members")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+            })
+            .unwrap_or(0)
+            .max(0) as u64;
+        let page = page?;
+        Ok(Some(MembershipPage {
+            memberships: page
+                .items
+                .into_iter()
+                .map(from_item)
+                .collect::<Result<_, _>>()?,
+            next_cursor: page.next_cursor,
+            previous_cursor: page.previous_cursor,
+            total_count: total,
+        }))
+    }
+
+    /// The session user leaves the organization; the last owner cannot.
+    pub async fn leave_organization(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        user_external_id: &str,
+    ) -> Result<(), Error> {
+        let user_key = IdentifierKey::parse(None, user_external_id)?;
+        let refs = [&user_key];
+        let (keys_to_read, _) = self.resolution_keys::<User>(project, &refs);
+        let fetched = self.fetch(keys_to_read).await?;
+        let not_member = || Error::not_found("you are not a member of this organization");
+        let user = fetched
+            .resolve::<User>(project, &refs)?
+            .ok_or_else(not_member)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let membership = self
+                .get_membership(project, org, user)
+                .await?
+                .ok_or_else(not_member)?;
+            let owner = membership.is_owner();
+            let now = crate::ids::now();
+            let delete = build(
+                aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(membership_key(project, org, user)))
+                    .condition_expression("#version = :expected")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":expected", n(membership.version))
+                    .build(),
+            )?;
+            let mut items = vec![
+                TransactWriteItem::builder().delete(delete).build(),
+                count_members(
+                    &self.table,
+                    project,
+                    org,
+                    -1,
+                    if owner { -1 } else { 0 },
+                    owner,
+                )?,
+            ];
+            let removed = SystemEvent::new(
+                "organization.user.removed",
+                serde_json::json!({"user_id": user}),
+            );
+            items.extend(self.org_event(project, org, removed, &now)?);
+            match self.transact(items).await? {
+                TxOutcome::Committed => return Ok(()),
+                outcome if owner && outcome.condition_failed_at(1) => {
+                    return Err(Error::conflict(
+                        "you are the organization's last owner: make another member an owner before leaving, or delete the organization",
+                    ));
+                }
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(?reasons, attempt, "leave lost a race; retrying")
+                }
+            }
+        }
+        Err(Error::conflict(
+            "the membership is being changed concurrently; retry the request",
+        ))
     }
 }

@@ -4,6 +4,7 @@
 mod cache;
 mod memberships;
 mod organizations;
+mod paging;
 mod profiles;
 mod projects;
 mod schedules;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+pub use memberships::MembershipPage;
 pub use organizations::{OrganizationPage, Upserted};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
 

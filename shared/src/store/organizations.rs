@@ -266,12 +266,14 @@ impl Store {
     }
 
     /// Creates an organization named by id only (no external identifiers),
-    /// in one transaction with its event, anniversary and the project count.
+    /// in one transaction with its event, anniversary, the project count and
+    /// (`owner`: a session's user) its owner's membership.
     pub async fn create_organization(
         &self,
         project: Uuid,
         name: &str,
         accounts: crate::domain::organization::AccountsProfile,
+        owner: Option<Uuid>,
     ) -> Result<Organization, Error> {
         let now = crate::ids::now();
         let (org, event) = Organization::create_named(project, name, accounts, &now)?;
@@ -280,6 +282,15 @@ impl Store {
             super::profiles::record_item(&org)?,
         )?];
         items.extend(org.creation_writes(&self.table, &now)?);
+        if let Some(user) = owner {
+            items.extend(super::memberships::owner_writes(
+                &self.table,
+                project,
+                org.id,
+                user,
+                &now,
+            )?);
+        }
         items.extend(record_event(
             &self.table,
             project,
@@ -366,31 +377,12 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<OrganizationPage, Error> {
-        let position = cursor
-            .map(|c| crate::cursor::decode_page(project, c))
-            .transpose()?;
-        let (backwards, start) = match position {
-            Some((backwards, key)) => {
-                let in_index = key.get(keys::GSI1PK).and_then(|v| v.as_s().ok())
-                    == Some(&keys::org_list_pk(project));
-                if !in_index {
-                    return Err(Error::invalid("the cursor belongs to another list"));
-                }
-                (backwards, Some(key))
-            }
-            None => (false, None),
+        let listing = super::paging::Listing {
+            index: Some(keys::GSI1),
+            partition_attribute: keys::GSI1PK,
+            partition: keys::org_list_pk(project),
+            sort_prefix: None,
         };
-        let query = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(keys::org_list_pk(project)))
-            .scan_index_forward(!backwards)
-            .limit(limit as i32)
-            .set_exclusive_start_key(start.clone())
-            .send();
         let count = self
             .db
             .get_item()
@@ -400,8 +392,10 @@ impl Store {
                 keys::ORG_COUNT_SK,
             )))
             .send();
-        let (page, count) = tokio::join!(query, count);
-        let page = page.map_err(|e| storage("Query", e))?;
+        let (page, count) = tokio::join!(
+            super::paging::page(self, project, listing, limit, cursor),
+            count
+        );
         let total = count
             .map_err(|e| storage("GetItem", e))?
             .item
@@ -412,40 +406,15 @@ impl Store {
             })
             .unwrap_or(0)
             .max(0) as u64;
-        let more = page.last_evaluated_key.is_some();
-        let mut items: Vec<Item> = page.items.unwrap_or_default();
-        if backwards {
-            items.reverse();
-        }
-        let index_key = |item: &Item| -> Item {
-            [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK]
-                .iter()
-                .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-                .collect()
-        };
-        // Forward: a next page exists if DynamoDB stopped early; a previous
-        // one if we came from a cursor. Backwards: the other way round.
-        let (has_next, has_previous) = if backwards {
-            (true, more)
-        } else {
-            (more, start.is_some())
-        };
-        let next_cursor = items
-            .last()
-            .filter(|_| has_next)
-            .map(|i| crate::cursor::encode_page(project, false, &index_key(i)));
-        let previous_cursor = items
-            .first()
-            .filter(|_| has_previous)
-            .map(|i| crate::cursor::encode_page(project, true, &index_key(i)));
-        let organizations = items
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<Vec<Organization>, _>>()?;
+        let page = page?;
         Ok(OrganizationPage {
-            organizations,
-            next_cursor,
-            previous_cursor,
+            organizations: page
+                .items
+                .into_iter()
+                .map(from_item)
+                .collect::<Result<Vec<Organization>, _>>()?,
+            next_cursor: page.next_cursor,
+            previous_cursor: page.previous_cursor,
             total_count: total,
         })
     }

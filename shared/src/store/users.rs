@@ -84,6 +84,17 @@ impl Store {
         Ok(Upserted { record, created })
     }
 
+    /// The id of the user a session names (external id, source
+    /// `default`), creating the user if the service does not know it yet.
+    pub async fn session_user(&self, project: Uuid, external_id: &str) -> Result<Uuid, Error> {
+        let spec = crate::domain::IdentifierSpec {
+            key: IdentifierKey::parse(None, external_id)?,
+            metadata: None,
+        };
+        let upsert = ProfileUpsert::new(vec![spec], None, None)?;
+        Ok(self.upsert_record::<User>(project, &upsert).await?.0.id)
+    }
+
     pub async fn find_user(&self, project: Uuid, ids: &[IdentifierKey]) -> Result<User, Error> {
         self.find_record::<User>(project, ids).await
     }
