@@ -509,3 +509,107 @@ async fn memberships_made_by_the_client_show_here_and_the_last_owner_cannot_leav
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_address_needs_its_fields_takes_iso_countries_and_null_clears() {
+    let state = state().await;
+    let p = project(&state).await;
+    let router = accounts::router(state.clone());
+    let org = state
+        .store
+        .create_organization(p.project_id, "Acme", Default::default(), None)
+        .await
+        .unwrap();
+    let path = format!("{ORGS}/{}/address", org.id);
+    assert_eq!(
+        call(&router, Method::GET, &path, Some(&p.secret_key), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(
+            &router,
+            Method::PATCH,
+            &path,
+            Some(&p.secret_key),
+            Some(r#"{"city": "Paris"}"#)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND,
+        "nothing to patch yet"
+    );
+    for body in [
+        r#"{"city": "Berlin", "line1": "1 Main St", "postal_code": "10115"}"#,
+        r#"{"city": "Berlin", "country": "Germany", "line1": "1 Main St", "postal_code": "10115"}"#,
+        r#"{"city": "", "country": "DE", "line1": "1 Main St", "postal_code": "10115"}"#,
+    ] {
+        assert_eq!(
+            call(
+                &router,
+                Method::POST,
+                &path,
+                Some(&p.secret_key),
+                Some(body)
+            )
+            .await
+            .status,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    let created = call(&router, Method::POST, &path, Some(&p.secret_key), Some(
+        r#"{"city": "Berlin", "country": "de", "line1": "1 Main St", "line2": "Floor 2", "postal_code": "10115", "state": "BE", "tax_id": "DE123", "tax_id_type": "eu_vat"}"#,
+    )).await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    assert_eq!(created.body["country"], "DE");
+    assert_eq!(created.body["organization_id"], org.id.to_string());
+    let patched = call(
+        &router,
+        Method::PATCH,
+        &path,
+        Some(&p.secret_key),
+        Some(r#"{"line2": null, "tax_id": null, "tax_id_type": null, "city": "Hamburg"}"#),
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    assert_eq!(patched.body["line2"], Value::Null);
+    assert_eq!(patched.body["tax_id"], Value::Null);
+    assert_eq!(patched.body["tax_id_type"], Value::Null);
+    assert_eq!(patched.body["state"], "BE", "omitted fields stay");
+    assert_eq!(patched.body["city"], "Hamburg");
+    assert_eq!(
+        call(
+            &router,
+            Method::PATCH,
+            &path,
+            Some(&p.secret_key),
+            Some(r#"{"city": null}"#)
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(
+            &router,
+            Method::PATCH,
+            &path,
+            Some(&p.secret_key),
+            Some(r#"{"country": "ZZ"}"#)
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    let read = call(&router, Method::GET, &path, Some(&p.secret_key), None).await;
+    assert_eq!(read.body, patched.body);
+    let unknown = format!("{ORGS}/{}/address", uuid::Uuid::now_v7());
+    assert_eq!(
+        call(&router, Method::GET, &unknown, Some(&p.secret_key), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -88,6 +88,9 @@ pub const ORG_IDENTIFIER_SK: &str = "ORGID";
 
 pub const MEMBERSHIP_PREFIX: &str = "MEM#";
 
+/// The organization's address (sorts among its live state).
+pub const ADDRESS_SK: &str = "PROFILE#ADDRESS";
+
 /// The organization's member and owner counts (sorts among its live
 /// state, so it goes with the organization).
 pub const MEMBER_COUNT_SK: &str = "MEMCOUNT";
@@ -190,6 +193,7 @@ mod tests {
         assert!(membership_sk(id).as_str() >= ORG_STATE_FROM);
         assert!(schedule_sk("anniversary").as_str() >= ORG_STATE_FROM);
         assert!(MEMBER_COUNT_SK >= ORG_STATE_FROM);
+        assert!(ADDRESS_SK >= ORG_STATE_FROM);
         assert!(ORG_SK >= ORG_STATE_FROM);
     }
 

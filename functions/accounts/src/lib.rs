@@ -33,6 +33,9 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/v1/organizations/{organization_id}/memberships/{membership_id}",
     ),
     ("POST", "/v1/organizations/{organization_id}/leave"),
+    ("POST", "/v1/organizations/{organization_id}/address"),
+    ("GET", "/v1/organizations/{organization_id}/address"),
+    ("PATCH", "/v1/organizations/{organization_id}/address"),
 ];
 
 const DEFAULT_LIMIT: usize = 10;
@@ -67,6 +70,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/organizations/{organization_id}/leave",
             axum::routing::post(leave).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/address",
+            get(read_address)
+                .post(create_address)
+                .patch(update_address)
+                .fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
         .with_state(state)
@@ -309,4 +319,49 @@ async fn leave(
         .leave_organization(session.project_id, org, &session.user)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/organizations/{organization_id}/address`: one read.
+async fn read_address(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<wire::AddressResponse>, Error> {
+    let address = state
+        .store
+        .get_address(caller.project_id, organization_id(&id)?)
+        .await?
+        .ok_or_else(|| Error::not_found("the organization has no address yet"))?;
+    Ok(axum::Json(address.into()))
+}
+
+/// `POST /v1/organizations/{organization_id}/address`: sets the whole
+/// address (city, country, line1, postal_code required).
+async fn create_address(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+    Json(params): Json<wire::AddressCreateParams>,
+) -> Result<axum::Json<wire::AddressResponse>, Error> {
+    let change = params.into();
+    let address = state
+        .store
+        .set_address(caller.project_id, organization_id(&id)?, &change, false)
+        .await?;
+    Ok(axum::Json(address.into()))
+}
+
+/// `PATCH /v1/organizations/{organization_id}/address`.
+async fn update_address(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+    Json(params): Json<wire::AddressUpdateParams>,
+) -> Result<axum::Json<wire::AddressResponse>, Error> {
+    let change = params.into();
+    let address = state
+        .store
+        .set_address(caller.project_id, organization_id(&id)?, &change, true)
+        .await?;
+    Ok(axum::Json(address.into()))
 }

@@ -1,6 +1,7 @@
 //! The accounts dialect's bodies (seed 001).
 
 use serde::{Deserialize, Deserializer, Serialize};
+use shared::domain::address::{Address, AddressChange, Change};
 use shared::domain::organization::{AccountsProfile, Services};
 use shared::domain::Organization;
 
@@ -189,4 +190,121 @@ impl From<shared::domain::Membership> for MembershipResponse {
 pub struct MembershipList {
     pub items: Vec<MembershipResponse>,
     pub pagination: Pagination,
+}
+
+/// `POST /v1/organizations/{organization_id}/address`.
+#[derive(Debug, Deserialize)]
+pub struct AddressCreateParams {
+    pub city: String,
+    pub country: String,
+    pub line1: String,
+    pub postal_code: String,
+    #[serde(default)]
+    pub line2: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub tax_id: Option<String>,
+    #[serde(default)]
+    pub tax_id_type: Option<String>,
+}
+
+/// `PATCH /v1/organizations/{organization_id}/address`: omitted fields
+/// stay; `null` clears line2, state, tax_id, tax_id_type.
+#[derive(Debug, Deserialize)]
+pub struct AddressUpdateParams {
+    #[serde(default)]
+    pub city: Patch<String>,
+    #[serde(default)]
+    pub country: Patch<String>,
+    #[serde(default)]
+    pub line1: Patch<String>,
+    #[serde(default)]
+    pub postal_code: Patch<String>,
+    #[serde(default)]
+    pub line2: Patch<String>,
+    #[serde(default)]
+    pub state: Patch<String>,
+    #[serde(default)]
+    pub tax_id: Patch<String>,
+    #[serde(default)]
+    pub tax_id_type: Patch<String>,
+}
+
+fn change(patch: Patch<String>) -> Change {
+    match patch {
+        Patch::Keep => Change::Keep,
+        Patch::Clear => Change::Clear,
+        Patch::Set(value) => Change::Set(value),
+    }
+}
+
+fn given(value: Option<String>) -> Change {
+    value.map(Change::Set).unwrap_or(Change::Clear)
+}
+
+impl From<AddressCreateParams> for AddressChange {
+    fn from(p: AddressCreateParams) -> Self {
+        AddressChange {
+            line1: Change::Set(p.line1),
+            line2: given(p.line2),
+            city: Change::Set(p.city),
+            state: given(p.state),
+            postal_code: Change::Set(p.postal_code),
+            country: Change::Set(p.country),
+            tax_id: given(p.tax_id),
+            tax_id_type: given(p.tax_id_type),
+        }
+    }
+}
+
+impl From<AddressUpdateParams> for AddressChange {
+    fn from(p: AddressUpdateParams) -> Self {
+        AddressChange {
+            line1: change(p.line1),
+            line2: change(p.line2),
+            city: change(p.city),
+            state: change(p.state),
+            postal_code: change(p.postal_code),
+            country: change(p.country),
+            tax_id: change(p.tax_id),
+            tax_id_type: change(p.tax_id_type),
+        }
+    }
+}
+
+/// Seed 001's `OrganizationAddress`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct AddressResponse {
+    pub id: String,
+    pub city: String,
+    pub country: String,
+    pub created_at: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub organization_id: String,
+    pub postal_code: String,
+    pub state: Option<String>,
+    pub tax_id: Option<String>,
+    pub tax_id_type: Option<String>,
+    pub updated_at: String,
+}
+
+impl From<Address> for AddressResponse {
+    fn from(a: Address) -> Self {
+        Self {
+            id: a.id.to_string(),
+            city: a.city,
+            country: a.country,
+            created_at: a.created_at,
+            line1: a.line1,
+            line2: a.line2,
+            organization_id: a.organization_id.to_string(),
+            postal_code: a.postal_code,
+            state: a.state,
+            tax_id: a.tax_id,
+            tax_id_type: a.tax_id_type,
+            updated_at: a.updated_at,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The domain: organizations, users, memberships and how changes apply to
 //! them. Knows neither HTTP nor DynamoDB; every dialect maps onto these.
 
+pub mod address;
 pub mod data;
 pub mod identifier;
 pub mod membership;

@@ -1,6 +1,7 @@
 //! The single-table store. Handlers never build DynamoDB expressions; they
 //! call these methods, which use the fewest round trips each operation can.
 
+mod addresses;
 mod cache;
 mod memberships;
 mod organizations;

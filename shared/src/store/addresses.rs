@@ -1,0 +1,114 @@
+//! An organization's address: one item in its partition (so it goes with
+//! the organization), read together with the organization in one call.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use uuid::Uuid;
+
+use super::timeline::{record_event, TimelineEvent};
+use super::{build, from_item, key, n, s, to_item, Store, TxOutcome};
+use crate::domain::address::{Address, AddressChange};
+use crate::domain::SystemEvent;
+use crate::error::Error;
+use crate::keys;
+
+impl Store {
+    /// The organization's address: `Err(NotFound)` when the organization
+    /// does not exist, `Ok(None)` when it has no address. One read.
+    pub async fn get_address(&self, project: Uuid, org: Uuid) -> Result<Option<Address>, Error> {
+        let partition = keys::org_pk(project, org);
+        let fetched = self
+            .fetch(vec![
+                key(partition.clone(), keys::ORG_SK),
+                key(partition.clone(), keys::ADDRESS_SK),
+            ])
+            .await?;
+        if fetched
+            .item(&key(partition.clone(), keys::ORG_SK))
+            .is_none()
+        {
+            return Err(Error::not_found(format!(
+                "no organization has the id {org}"
+            )));
+        }
+        fetched
+            .item(&key(partition, keys::ADDRESS_SK))
+            .map(from_item)
+            .transpose()
+    }
+
+    /// Sets the organization's address (`must_exist`: only change an
+    /// existing one). One read, then one transaction conditioned on the
+    /// organization existing and the address's version, with the
+    /// `organization.updated` event.
+    pub async fn set_address(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        change: &AddressChange,
+        must_exist: bool,
+    ) -> Result<Address, Error> {
+        for attempt in 0..super::profiles::MAX_ATTEMPTS {
+            if attempt > 0 {
+                super::backoff(attempt).await;
+            }
+            let current = self.get_address(project, org).await?;
+            if must_exist && current.is_none() {
+                return Err(Error::not_found(
+                    "the organization has no address yet; POST one first",
+                ));
+            }
+            let now = crate::ids::now();
+            let address = Address::apply(current.as_ref(), org, change, &now)?;
+            if current.as_ref().is_some_and(|c| {
+                Address {
+                    version: c.version,
+                    updated_at: c.updated_at.clone(),
+                    ..address.clone()
+                } == *c
+            }) {
+                return Ok(current.unwrap_or(address));
+            }
+            let mut item = to_item(&address)?;
+            item.insert(keys::PK.into(), s(keys::org_pk(project, org)));
+            item.insert(keys::SK.into(), s(keys::ADDRESS_SK));
+            let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+            put = match &current {
+                Some(c) => put
+                    .condition_expression("#version = :expected")
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_values(":expected", n(c.version)),
+                None => put.condition_expression("attribute_not_exists(PK)"),
+            };
+            let event = SystemEvent::new(
+                "organization.updated",
+                serde_json::json!({"address": address}),
+            );
+            let mut items = vec![
+                self.org_exists(project, org)?,
+                TransactWriteItem::builder()
+                    .put(build(put.build())?)
+                    .build(),
+            ];
+            items.extend(record_event(
+                &self.table,
+                project,
+                org,
+                &TimelineEvent::system(event, &now),
+            )?);
+            match self.transact(items).await? {
+                TxOutcome::Committed => return Ok(address),
+                outcome if outcome.condition_failed_at(0) => {
+                    return Err(Error::not_found(format!(
+                        "no organization has the id {org}"
+                    )))
+                }
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(?reasons, attempt, "address change lost a race; retrying")
+                }
+            }
+        }
+        Err(Error::conflict(
+            "the address is being changed concurrently; retry the request",
+        ))
+    }
+}
