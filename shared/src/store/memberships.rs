@@ -263,28 +263,18 @@ impl Store {
         project: Uuid,
         user: Uuid,
     ) -> Result<Vec<Membership>, Error> {
-        let mut memberships = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(keys::user_orgs_pk(project, user)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| super::storage("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                memberships.push(from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(memberships);
-            }
-        }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(keys::user_orgs_pk(project, user)));
+        self.query_all(query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     fn org_event(

@@ -54,6 +54,28 @@ impl Store {
         &self.db
     }
 
+    /// Every item a Query selects, following its pages.
+    async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, Error> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| storage("Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// Runs one transaction. A cancelled transaction is not an error here:
     /// the caller decides what each item's cancellation reason means.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<TxOutcome, Error> {

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
 use uuid::Uuid;
 
-use super::profiles::{
-    marker_key, not_found, record_key, to_value, Applied, Profile, MAX_ATTEMPTS,
-};
+use super::profiles::{marker_key, record_key, to_value, Applied, Profile, MAX_ATTEMPTS};
 use super::timeline::{record_event, TimelineEvent};
 use super::{
     backoff, build, from_item, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
@@ -163,12 +161,7 @@ impl Store {
         project: Uuid,
         ids: &[IdentifierKey],
     ) -> Result<Organization, Error> {
-        let refs: Vec<&IdentifierKey> = ids.iter().collect();
-        let (keys, _) = self.resolution_keys::<Organization>(project, &refs);
-        let fetched = self.fetch(keys).await?;
-        let id = fetched
-            .resolve::<Organization>(project, &refs)?
-            .ok_or_else(|| not_found::<Organization>(ids))?;
+        let id = self.resolve_organization_id(project, ids).await?;
         self.delete_organization_id(project, id).await
     }
 
@@ -450,46 +443,36 @@ impl Store {
         project: Uuid,
         id: Uuid,
     ) -> Result<(Option<Organization>, Vec<Item>), Error> {
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK >= :from")
+            .expression_attribute_values(":pk", s(keys::org_pk(project, id)))
+            .expression_attribute_values(":from", s(keys::ORG_STATE_FROM))
+            .consistent_read(true);
         let mut org = None;
         let mut others = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK >= :from")
-                .expression_attribute_values(":pk", s(keys::org_pk(project, id)))
-                .expression_attribute_values(":from", s(keys::ORG_STATE_FROM))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| storage("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                let sk = item
-                    .get(keys::SK)
-                    .and_then(|v| v.as_s().ok())
+        for item in self.query_all(query).await? {
+            let sk = item
+                .get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if sk == keys::ORG_SK {
+                org = Some(from_item(item)?);
+            } else {
+                let pk = item
+                    .get(keys::PK)
                     .cloned()
-                    .unwrap_or_default();
-                if sk == keys::ORG_SK {
-                    org = Some(from_item(item)?);
-                } else {
-                    let pk = item
-                        .get(keys::PK)
-                        .cloned()
-                        .unwrap_or(AttributeValue::Null(true));
-                    others.push(HashMap::from([
-                        (keys::PK.to_owned(), pk),
-                        (keys::SK.to_owned(), s(sk)),
-                    ]));
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok((org, others));
+                    .unwrap_or(AttributeValue::Null(true));
+                others.push(HashMap::from([
+                    (keys::PK.to_owned(), pk),
+                    (keys::SK.to_owned(), s(sk)),
+                ]));
             }
         }
+        Ok((org, others))
     }
 }
 
@@ -542,26 +525,14 @@ impl Store {
                 .expression_attribute_values(format!(":v{i}"), to_value(value)?);
         }
         let query = query.filter_expression(filter.join(" AND "));
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let out = query
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| storage("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                #[derive(serde::Deserialize)]
-                struct Id {
-                    id: Uuid,
-                }
-                ids.push(from_item::<Id>(item)?.id);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(ids);
-            }
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: Uuid,
         }
+        self.query_all(query)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<Id>(item).map(|i| i.id))
+            .collect()
     }
 }

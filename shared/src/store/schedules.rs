@@ -154,7 +154,8 @@ impl Store {
         out.item.map(from_item).transpose()
     }
 
-    async fn resolve_organization_id(
+    /// The id of the organization the identifiers name (404 when none does).
+    pub(crate) async fn resolve_organization_id(
         &self,
         project: Uuid,
         org_ids: &[IdentifierKey],
@@ -173,27 +174,16 @@ impl Store {
         let until = format!("{}~", timestamp(now));
         let mut due = Vec::new();
         for shard in 0..keys::DUE_SHARDS {
-            let mut start = None;
-            loop {
-                let out = self
-                    .db
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(keys::GSI2)
-                    .key_condition_expression("GSI2PK = :pk AND GSI2SK <= :until")
-                    .expression_attribute_values(":pk", s(keys::due_pk(shard)))
-                    .expression_attribute_values(":until", s(&until))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| storage("Query", e))?;
-                for item in out.items.unwrap_or_default() {
-                    due.push(from_item(item)?);
-                }
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
+            let query = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI2)
+                .key_condition_expression("GSI2PK = :pk AND GSI2SK <= :until")
+                .expression_attribute_values(":pk", s(keys::due_pk(shard)))
+                .expression_attribute_values(":until", s(&until));
+            for item in self.query_all(query).await? {
+                due.push(from_item(item)?);
             }
         }
         Ok(due)
