@@ -613,3 +613,160 @@ async fn the_address_needs_its_fields_takes_iso_countries_and_null_clears() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_session_reaches_only_its_users_organizations() {
+    let state = state().await;
+    let p = project(&state).await;
+    let router = accounts::router(state.clone());
+    let ann = session(&p, "ann");
+    let cid = session(&p, "cid");
+    let mine = call(
+        &router,
+        Method::POST,
+        ORGS,
+        Some(&ann),
+        Some(r#"{"name": "Ann's"}"#),
+    )
+    .await;
+    let theirs = call(
+        &router,
+        Method::POST,
+        ORGS,
+        Some(&cid),
+        Some(r#"{"name": "Cid's"}"#),
+    )
+    .await;
+    let (mine, theirs) = (
+        mine.body["id"].as_str().unwrap().to_owned(),
+        theirs.body["id"].as_str().unwrap().to_owned(),
+    );
+    state
+        .store
+        .create_organization(p.project_id, "nobody's", Default::default(), None)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        call(
+            &router,
+            Method::GET,
+            &format!("{ORGS}/{mine}"),
+            Some(&ann),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    for path in [
+        format!("{ORGS}/{theirs}"),
+        format!("{ORGS}/{theirs}/memberships"),
+        format!("{ORGS}/{theirs}/address"),
+        format!("{ORGS}/{theirs}/events"),
+    ] {
+        assert_eq!(
+            call(&router, Method::GET, &path, Some(&ann), None)
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        call(
+            &router,
+            Method::PATCH,
+            &format!("{ORGS}/{theirs}"),
+            Some(&ann),
+            Some(r#"{"name": "mine now"}"#)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = call(&router, Method::GET, ORGS, Some(&ann), None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let ids: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [mine.as_str()]);
+    assert_eq!(listed.body["pagination"]["total_count"], 1);
+    let all = call(&router, Method::GET, ORGS, Some(&p.secret_key), None).await;
+    assert_eq!(
+        all.body["pagination"]["total_count"], 3,
+        "a secret key sees the whole project"
+    );
+
+    // A plain member may read but not change; the owner may change.
+    let client = client::router(state.clone());
+    call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.secret_key),
+        Some(r#"{"identifier": [{"external_id": "shared"}]}"#),
+    )
+    .await;
+    let shared_org = call(&client, Method::POST, "/api/client/organizations/users", Some(&p.secret_key), Some(
+        r#"{"organization": {"identifier": [{"external_id": "shared"}]}, "user": {"identifier": [{"external_id": "ann"}]}}"#,
+    )).await;
+    let shared_id = shared_org.body["organization_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        call(
+            &router,
+            Method::GET,
+            &format!("{ORGS}/{shared_id}"),
+            Some(&ann),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            &router,
+            Method::PATCH,
+            &format!("{ORGS}/{shared_id}"),
+            Some(&ann),
+            Some(r#"{"name": "x"}"#)
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(
+            &router,
+            Method::PATCH,
+            &format!("{ORGS}/{mine}"),
+            Some(&ann),
+            Some(r#"{"name": "Ann's Co"}"#)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    // Another project's session token is not valid here at all.
+    let other = project(&state).await;
+    let stranger = session(&other, "ann");
+    assert_eq!(
+        call(
+            &router,
+            Method::GET,
+            &format!("{ORGS}/{mine}"),
+            Some(&stranger),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+}

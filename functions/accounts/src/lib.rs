@@ -1,6 +1,7 @@
 //! The accounts API family (`/v1/organizations/**`, seed 001): organizations
 //! by id with billing fields, cursor lists, and the organization timeline.
-//! Secret keys only for now (session access arrives with memberships).
+//! A secret key reaches every organization of its project; a user session
+//! only those its user belongs to.
 
 mod wire;
 
@@ -82,6 +83,33 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Who may act on one organization: a secret key anywhere in its project;
+/// a session only as a member (and, for changes, as an owner). A session
+/// that is not a member sees a 404, as if the organization did not exist.
+async fn access(
+    state: &AppState,
+    principal: &Principal,
+    org: Uuid,
+    change: bool,
+) -> Result<Uuid, Error> {
+    match principal {
+        Principal::Secret(caller) => Ok(caller.project_id),
+        Principal::Session(session) => {
+            let membership = state
+                .store
+                .session_membership(session.project_id, org, &session.user)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+            if change && !membership.is_owner() {
+                return Err(Error::Forbidden(
+                    "only the organization's owners can change it".into(),
+                ));
+            }
+            Ok(session.project_id)
+        }
+    }
+}
+
 fn organization_id(raw: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
 }
@@ -132,13 +160,14 @@ async fn create(
 /// `GET /v1/organizations/{organization_id}`: one read.
 async fn read(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org_id = organization_id(&id)?;
     let org = state
         .store
-        .get_organization(caller.project_id, org_id)
+        .get_organization(project, org_id)
         .await?
         .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
     Ok(axum::Json(org.into()))
@@ -148,10 +177,11 @@ async fn read(
 /// (`null` reverts the billing email to the oldest owner's).
 async fn update(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path(id): Path<String>,
     Json(params): Json<OrganizationUpdateParams>,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, true).await?;
     let org_id = organization_id(&id)?;
     let name = match params.name {
         Patch::Keep => None,
@@ -167,7 +197,7 @@ async fn update(
     let billing = params.billing_email;
     let org = state
         .store
-        .modify_organization(caller.project_id, org_id, |org| {
+        .modify_organization(project, org_id, |org| {
             let before = org.clone();
             if let Some(name) = &name {
                 org.name = Some(name.clone());
@@ -204,14 +234,26 @@ async fn remove(
 /// `GET /v1/organizations?cursor&limit`: one Query per page.
 async fn list(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Query(query): Query<wire::ListQuery>,
 ) -> Result<axum::Json<OrganizationList>, Error> {
     let limit = limit(query.limit.as_deref(), DEFAULT_LIMIT)?;
-    let page = state
-        .store
-        .list_organizations(caller.project_id, limit, query.cursor.as_deref())
-        .await?;
+    let cursor = query.cursor.as_deref();
+    let page = match &principal {
+        Principal::Secret(caller) => {
+            state
+                .store
+                .list_organizations(caller.project_id, limit, cursor)
+                .await?
+        }
+        // A session lists only the organizations its user belongs to.
+        Principal::Session(session) => {
+            state
+                .store
+                .session_organizations(session.project_id, &session.user, limit, cursor)
+                .await?
+        }
+    };
     Ok(axum::Json(OrganizationList {
         items: page.organizations.into_iter().map(Into::into).collect(),
         pagination: wire::Pagination {
@@ -226,16 +268,17 @@ async fn list(
 /// first, cursor-paginated.
 async fn timeline(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path(id): Path<String>,
     Query(query): Query<wire::ListQuery>,
 ) -> Result<axum::Json<wire::TimelineResponse>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org = organization_id(&id)?;
     let limit = limit(query.limit.as_deref(), TIMELINE_DEFAULT_LIMIT)?;
     let page = state
         .store
         .timeline(
-            caller.project_id,
+            project,
             org,
             query.name.as_deref(),
             limit,
@@ -263,15 +306,16 @@ async fn timeline(
 /// `GET /v1/organizations/{organization_id}/memberships`: one Query per page.
 async fn memberships(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path(id): Path<String>,
     Query(query): Query<wire::ListQuery>,
 ) -> Result<axum::Json<wire::MembershipList>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org = organization_id(&id)?;
     let limit = limit(query.limit.as_deref(), DEFAULT_LIMIT)?;
     let page = state
         .store
-        .list_memberships(caller.project_id, org, limit, query.cursor.as_deref())
+        .list_memberships(project, org, limit, query.cursor.as_deref())
         .await?
         .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
     Ok(axum::Json(wire::MembershipList {
@@ -288,9 +332,10 @@ async fn memberships(
 /// (a membership's id is its user's id): one read.
 async fn membership(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path((id, membership_id)): Path<(String, String)>,
 ) -> Result<axum::Json<wire::MembershipResponse>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org = organization_id(&id)?;
     let missing = || {
         Error::not_found(format!(
@@ -300,7 +345,7 @@ async fn membership(
     let user = Uuid::parse_str(&membership_id).map_err(|_| missing())?;
     let found = state
         .store
-        .get_membership(caller.project_id, org, user)
+        .get_membership(project, org, user)
         .await?
         .ok_or_else(missing)?;
     Ok(axum::Json(found.into()))
@@ -324,12 +369,13 @@ async fn leave(
 /// `GET /v1/organizations/{organization_id}/address`: one read.
 async fn read_address(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path(id): Path<String>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let address = state
         .store
-        .get_address(caller.project_id, organization_id(&id)?)
+        .get_address(project, organization_id(&id)?)
         .await?
         .ok_or_else(|| Error::not_found("the organization has no address yet"))?;
     Ok(axum::Json(address.into()))
@@ -339,14 +385,15 @@ async fn read_address(
 /// address (city, country, line1, postal_code required).
 async fn create_address(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path(id): Path<String>,
     Json(params): Json<wire::AddressCreateParams>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, true).await?;
     let change = params.into();
     let address = state
         .store
-        .set_address(caller.project_id, organization_id(&id)?, &change, false)
+        .set_address(project, organization_id(&id)?, &change, false)
         .await?;
     Ok(axum::Json(address.into()))
 }
@@ -354,14 +401,15 @@ async fn create_address(
 /// `PATCH /v1/organizations/{organization_id}/address`.
 async fn update_address(
     State(state): State<AppState>,
-    SecretCaller(caller): SecretCaller,
+    principal: Principal,
     Path(id): Path<String>,
     Json(params): Json<wire::AddressUpdateParams>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
+    let project = access(&state, &principal, organization_id(&id)?, true).await?;
     let change = params.into();
     let address = state
         .store
-        .set_address(caller.project_id, organization_id(&id)?, &change, true)
+        .set_address(project, organization_id(&id)?, &change, true)
         .await?;
     Ok(axum::Json(address.into()))
 }

@@ -508,3 +508,102 @@ impl Store {
         ))
     }
 }
+
+impl Store {
+    /// The membership of the user a session names (external id, source
+    /// `default`) in an organization: one `BatchGetItem` when this
+    /// container knows the user, else one more read.
+    pub async fn session_membership(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        external_id: &str,
+    ) -> Result<Option<Membership>, Error> {
+        let user_key = IdentifierKey::parse(None, external_id)?;
+        let refs = [&user_key];
+        let (mut keys_to_read, hint) = self.resolution_keys::<User>(project, &refs);
+        keys_to_read.truncate(1);
+        if let Some(user) = hint {
+            keys_to_read.push(membership_key(project, org, user));
+        }
+        let fetched = self.fetch(keys_to_read).await?;
+        let user = fetched.resolve::<User>(project, &refs)?;
+        self.learn::<User>(project, &refs, user);
+        match user {
+            Some(user) => self.membership(&fetched, project, org, user).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The organizations a session's user belongs to, one page (one Query
+    /// of the user's membership index, then one read of those records).
+    pub async fn session_organizations(
+        &self,
+        project: Uuid,
+        external_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<super::OrganizationPage, Error> {
+        let user_key = IdentifierKey::parse(None, external_id)?;
+        let refs = [&user_key];
+        let (mut keys_to_read, _) = self.resolution_keys::<User>(project, &refs);
+        keys_to_read.truncate(1);
+        let Some(user) = self
+            .fetch(keys_to_read)
+            .await?
+            .resolve::<User>(project, &refs)?
+        else {
+            return Ok(super::OrganizationPage {
+                organizations: Vec::new(),
+                next_cursor: None,
+                previous_cursor: None,
+                total_count: 0,
+            });
+        };
+        let listing = super::paging::Listing {
+            index: Some(keys::GSI1),
+            partition_attribute: keys::GSI1PK,
+            partition: keys::user_orgs_pk(project, user),
+            sort_prefix: None,
+        };
+        let count = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(keys::user_orgs_pk(project, user)))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send();
+        let (page, count) = tokio::join!(
+            super::paging::page(self, project, listing, limit, cursor),
+            count
+        );
+        let page = page?;
+        let total = count.map_err(|e| super::storage("Query", e))?.count.max(0) as u64;
+        let memberships: Vec<Membership> = page
+            .items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let keys_to_read = memberships
+            .iter()
+            .map(|m| super::profiles::record_key::<Organization>(project, m.organization_id))
+            .collect();
+        let fetched = self.fetch(keys_to_read).await?;
+        let organizations = memberships
+            .iter()
+            .filter_map(|m| {
+                fetched
+                    .record::<Organization>(project, m.organization_id)
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::OrganizationPage {
+            organizations,
+            next_cursor: page.next_cursor,
+            previous_cursor: page.previous_cursor,
+            total_count: total,
+        })
+    }
+}
