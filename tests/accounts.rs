@@ -770,3 +770,97 @@ async fn a_session_reaches_only_its_users_organizations() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn every_accounts_operation_uses_its_fewest_round_trips() {
+    let (state, log) = logged_state().await;
+    let p = project(&state).await;
+    let router = accounts::router(state.clone());
+    let ann = session(&p, "ann");
+    let created = call(
+        &router,
+        Method::POST,
+        ORGS,
+        Some(&ann),
+        Some(r#"{"name": "Acme"}"#),
+    )
+    .await;
+    let org = created.body["id"].as_str().unwrap().to_owned();
+    let user = state.store.session_user(p.project_id, "ann").await.unwrap();
+    let sk = Some(p.secret_key.as_str());
+    let address =
+        r#"{"city": "Berlin", "country": "DE", "line1": "1 Main St", "postal_code": "10115"}"#;
+    let cases: Vec<(Method, String, Option<&str>, Option<&str>, Vec<&str>)> = vec![
+        (
+            Method::POST,
+            ORGS.into(),
+            sk,
+            Some(r#"{"name": "B"}"#),
+            vec!["GetItem", "TransactWriteItems"],
+        ),
+        (
+            Method::GET,
+            format!("{ORGS}/{org}/memberships"),
+            sk,
+            None,
+            vec!["GetItem", "BatchGetItem", "Query"],
+        ),
+        (
+            Method::GET,
+            format!("{ORGS}/{org}/memberships/{user}"),
+            sk,
+            None,
+            vec!["GetItem", "GetItem"],
+        ),
+        (
+            Method::POST,
+            format!("{ORGS}/{org}/address"),
+            sk,
+            Some(address),
+            vec!["GetItem", "BatchGetItem", "TransactWriteItems"],
+        ),
+        (
+            Method::GET,
+            format!("{ORGS}/{org}/address"),
+            sk,
+            None,
+            vec!["GetItem", "BatchGetItem"],
+        ),
+        (
+            Method::PATCH,
+            format!("{ORGS}/{org}/address"),
+            sk,
+            Some(r#"{"city": "Hamburg"}"#),
+            vec!["GetItem", "BatchGetItem", "TransactWriteItems"],
+        ),
+        (
+            Method::GET,
+            format!("{ORGS}/{org}/events"),
+            sk,
+            None,
+            vec!["GetItem", "GetItem", "Query"],
+        ),
+        // A session: its project, then its membership (user marker and membership in one batch once known).
+        (
+            Method::GET,
+            format!("{ORGS}/{org}"),
+            Some(ann.as_str()),
+            None,
+            vec!["GetItem", "BatchGetItem", "GetItem"],
+        ),
+    ];
+    log.take();
+    for (method, path, key, body, expected) in cases {
+        let answer = call(&router, method.clone(), &path, key, body).await;
+        assert!(
+            answer.status.is_success(),
+            "{method} {path}: {:?}",
+            answer.body
+        );
+        let mut ops = log.take();
+        ops.sort();
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(ops, expected, "{method} {path}");
+    }
+}
