@@ -771,6 +771,15 @@ async fn a_session_reaches_only_its_users_organizations() {
     );
 }
 
+/// Method, path, key or token, body, and the DynamoDB operations expected.
+type Case<'a> = (
+    Method,
+    String,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<&'static str>,
+);
+
 #[tokio::test]
 async fn every_accounts_operation_uses_its_fewest_round_trips() {
     let (state, log) = logged_state().await;
@@ -790,7 +799,7 @@ async fn every_accounts_operation_uses_its_fewest_round_trips() {
     let sk = Some(p.secret_key.as_str());
     let address =
         r#"{"city": "Berlin", "country": "DE", "line1": "1 Main St", "postal_code": "10115"}"#;
-    let cases: Vec<(Method, String, Option<&str>, Option<&str>, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::POST,
             ORGS.into(),
