@@ -7,9 +7,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use uuid::Uuid;
 
 use super::organizations::Upserted;
-use super::profiles::{
-    marker_key, not_found, put_new, record_item, Fetched, Profile, MAX_ATTEMPTS,
-};
+use super::profiles::{marker_keys, not_found, put_new, record_item, Fetched, MAX_ATTEMPTS};
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, to_item, Item, Store, TxOutcome};
 use crate::domain::{
@@ -53,12 +51,10 @@ impl Store {
         org_ids: &[&IdentifierKey],
         user_ids: &[&IdentifierKey],
     ) -> Result<Sides, Error> {
-        let (mut keys, org_hint) = self.resolution_keys::<Organization>(project, org_ids);
-        keys.truncate(org_ids.len());
-        let user_hint = self
-            .identifier_cache
-            .recall(user_ids.iter().map(|id| User::marker_pk(project, id)));
-        keys.extend(user_ids.iter().map(|id| marker_key::<User>(project, id)));
+        let mut keys = marker_keys::<Organization>(project, org_ids);
+        keys.extend(marker_keys::<User>(project, user_ids));
+        let org_hint = self.remembered::<Organization>(project, org_ids);
+        let user_hint = self.remembered::<User>(project, user_ids);
         if let (Some(org), Some(user)) = (org_hint, user_hint) {
             keys.push(membership_key(project, org, user));
         }
@@ -448,14 +444,11 @@ impl Store {
         org: Uuid,
         user_external_id: &str,
     ) -> Result<(), Error> {
-        let user_key = IdentifierKey::parse(None, user_external_id)?;
-        let refs = [&user_key];
-        let (keys_to_read, _) = self.resolution_keys::<User>(project, &refs);
-        let fetched = self.fetch(keys_to_read).await?;
         let not_member = || Error::not_found("you are not a member of this organization");
-        let user = fetched
-            .resolve::<User>(project, &refs)?
-            .ok_or_else(not_member)?;
+        let (user, _) = self
+            .session_user_id(project, user_external_id, |_| None)
+            .await?;
+        let user = user.ok_or_else(not_member)?;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -510,6 +503,25 @@ impl Store {
 }
 
 impl Store {
+    /// The id of the user a session names (external id, source `default`),
+    /// if the service knows it: one `BatchGetItem` of its marker, which also
+    /// reads `also(user)` when this container remembers the user.
+    async fn session_user_id(
+        &self,
+        project: Uuid,
+        external_id: &str,
+        also: impl FnOnce(Uuid) -> Option<Item>,
+    ) -> Result<(Option<Uuid>, Fetched), Error> {
+        let user_key = IdentifierKey::parse(None, external_id)?;
+        let refs = [&user_key];
+        let mut keys_to_read = marker_keys::<User>(project, &refs);
+        keys_to_read.extend(self.remembered::<User>(project, &refs).and_then(also));
+        let fetched = self.fetch(keys_to_read).await?;
+        let user = fetched.resolve::<User>(project, &refs)?;
+        self.learn::<User>(project, &refs, user);
+        Ok((user, fetched))
+    }
+
     /// The membership of the user a session names (external id, source
     /// `default`) in an organization: one `BatchGetItem` when this
     /// container knows the user, else one more read.
@@ -519,16 +531,11 @@ impl Store {
         org: Uuid,
         external_id: &str,
     ) -> Result<Option<Membership>, Error> {
-        let user_key = IdentifierKey::parse(None, external_id)?;
-        let refs = [&user_key];
-        let (mut keys_to_read, hint) = self.resolution_keys::<User>(project, &refs);
-        keys_to_read.truncate(1);
-        if let Some(user) = hint {
-            keys_to_read.push(membership_key(project, org, user));
-        }
-        let fetched = self.fetch(keys_to_read).await?;
-        let user = fetched.resolve::<User>(project, &refs)?;
-        self.learn::<User>(project, &refs, user);
+        let (user, fetched) = self
+            .session_user_id(project, external_id, |user| {
+                Some(membership_key(project, org, user))
+            })
+            .await?;
         match user {
             Some(user) => self.membership(&fetched, project, org, user).await,
             None => Ok(None),
@@ -544,14 +551,10 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<super::OrganizationPage, Error> {
-        let user_key = IdentifierKey::parse(None, external_id)?;
-        let refs = [&user_key];
-        let (mut keys_to_read, _) = self.resolution_keys::<User>(project, &refs);
-        keys_to_read.truncate(1);
         let Some(user) = self
-            .fetch(keys_to_read)
+            .session_user_id(project, external_id, |_| None)
             .await?
-            .resolve::<User>(project, &refs)?
+            .0
         else {
             return Ok(super::OrganizationPage {
                 organizations: Vec::new(),

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
 use uuid::Uuid;
 
-use super::profiles::{marker_key, record_key, to_value, Applied, Profile, MAX_ATTEMPTS};
+use super::profiles::{
+    marker_key, not_found, record_key, to_value, Applied, Profile, MAX_ATTEMPTS,
+};
 use super::timeline::{record_event, TimelineEvent};
 use super::{
     backoff, build, from_item, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
@@ -152,6 +154,20 @@ impl Store {
         ids: &[IdentifierKey],
     ) -> Result<Organization, Error> {
         self.find_record::<Organization>(project, ids).await
+    }
+
+    /// The id of the organization the identifiers name (404 when none does).
+    pub(crate) async fn resolve_organization_id(
+        &self,
+        project: Uuid,
+        org_ids: &[IdentifierKey],
+    ) -> Result<Uuid, Error> {
+        let refs: Vec<&IdentifierKey> = org_ids.iter().collect();
+        let (keys, _) = self.resolution_keys::<Organization>(project, &refs);
+        let fetched = self.fetch(keys).await?;
+        let org = fetched.resolve::<Organization>(project, &refs)?;
+        self.learn::<Organization>(project, &refs, org);
+        org.ok_or_else(|| not_found::<Organization>(org_ids))
     }
 
     /// Deletes the organization the identifiers name (see

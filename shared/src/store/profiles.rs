@@ -65,6 +65,10 @@ pub(crate) fn marker_key<P: Profile>(project: Uuid, id: &IdentifierKey) -> Item 
     key(P::marker_pk(project, id), P::MARKER_SK)
 }
 
+pub(crate) fn marker_keys<P: Profile>(project: Uuid, ids: &[&IdentifierKey]) -> Vec<Item> {
+    ids.iter().map(|id| marker_key::<P>(project, id)).collect()
+}
+
 pub(crate) fn record_key<P: Profile>(project: Uuid, id: Uuid) -> Item {
     key(P::record_pk(project, id), P::RECORD_SK)
 }
@@ -204,14 +208,22 @@ impl Store {
         project: Uuid,
         ids: &[&IdentifierKey],
     ) -> (Vec<Item>, Option<Uuid>) {
-        let mut keys: Vec<Item> = ids.iter().map(|id| marker_key::<P>(project, id)).collect();
-        let hint = self
-            .identifier_cache
-            .recall(ids.iter().map(|id| P::marker_pk(project, id)));
+        let mut keys = marker_keys::<P>(project, ids);
+        let hint = self.remembered::<P>(project, ids);
         if let Some(id) = hint {
             keys.push(record_key::<P>(project, id));
         }
         (keys, hint)
+    }
+
+    /// The record this container last saw these identifiers name, if any.
+    pub(crate) fn remembered<P: Profile>(
+        &self,
+        project: Uuid,
+        ids: &[&IdentifierKey],
+    ) -> Option<Uuid> {
+        self.identifier_cache
+            .recall(ids.iter().map(|id| P::marker_pk(project, id)))
     }
 
     /// Remembers what the markers said, for the next prefetch.

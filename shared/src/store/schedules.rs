@@ -154,20 +154,6 @@ impl Store {
         out.item.map(from_item).transpose()
     }
 
-    /// The id of the organization the identifiers name (404 when none does).
-    pub(crate) async fn resolve_organization_id(
-        &self,
-        project: Uuid,
-        org_ids: &[IdentifierKey],
-    ) -> Result<Uuid, Error> {
-        let refs: Vec<&IdentifierKey> = org_ids.iter().collect();
-        let (keys, _) = self.resolution_keys::<Organization>(project, &refs);
-        let fetched = self.fetch(keys).await?;
-        let org = fetched.resolve::<Organization>(project, &refs)?;
-        self.learn::<Organization>(project, &refs, org);
-        org.ok_or_else(|| not_found::<Organization>(org_ids))
-    }
-
     /// Schedules due at `now`, across projects: one Query per due-index
     /// shard (GSI2), never a Scan.
     pub async fn due_schedules(&self, now: OffsetDateTime) -> Result<Vec<Schedule>, Error> {
