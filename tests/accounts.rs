@@ -797,6 +797,15 @@ async fn every_accounts_operation_uses_its_fewest_round_trips() {
     let org = created.body["id"].as_str().unwrap().to_owned();
     let user = state.store.session_user(p.project_id, "ann").await.unwrap();
     let sk = Some(p.secret_key.as_str());
+    let billed = call(
+        &router,
+        Method::POST,
+        ORGS,
+        sk,
+        Some(r#"{"name": "Billed", "billing_email": "ap@billed.example"}"#),
+    )
+    .await;
+    let billed = billed.body["id"].as_str().unwrap().to_owned();
     let address =
         r#"{"city": "Berlin", "country": "DE", "line1": "1 Main St", "postal_code": "10115"}"#;
     let cases: Vec<Case> = vec![
@@ -849,13 +858,30 @@ async fn every_accounts_operation_uses_its_fewest_round_trips() {
             None,
             vec!["GetItem", "GetItem", "Query"],
         ),
-        // A session: its project, then its membership (user marker and membership in one batch once known).
+        // A session: its project, then its membership (user marker and
+        // membership in one batch once known), the record, and — its
+        // billing email unset — its oldest owner.
         (
             Method::GET,
             format!("{ORGS}/{org}"),
             Some(ann.as_str()),
             None,
-            vec!["GetItem", "BatchGetItem", "GetItem"],
+            vec!["GetItem", "BatchGetItem", "GetItem", "BatchGetItem"],
+        ),
+        // With its own billing email: the key, the record.
+        (
+            Method::GET,
+            format!("{ORGS}/{billed}"),
+            sk,
+            None,
+            vec!["GetItem", "GetItem"],
+        ),
+        (
+            Method::POST,
+            format!("{ORGS}/{billed}/domains"),
+            sk,
+            Some(r#"{"domain": "billed.example"}"#),
+            vec!["GetItem", "GetItem", "TransactWriteItems"],
         ),
     ];
     log.take();
@@ -872,4 +898,214 @@ async fn every_accounts_operation_uses_its_fewest_round_trips() {
         expected.sort();
         assert_eq!(ops, expected, "{method} {path}");
     }
+}
+
+#[tokio::test]
+async fn a_domain_verifies_against_a_real_dns_server_and_belongs_to_one_organization() {
+    let port = integration_tests::LocalDns::reserve_port();
+    let mut state = state().await;
+    state.config.dns_resolver = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let key = Some(p.secret_key.as_str());
+    let create = |name: &'static str| {
+        let accounts = accounts.clone();
+        async move {
+            let body = format!(r#"{{"name": "{name}"}}"#);
+            let r = call(&accounts, Method::POST, ORGS, key, Some(&body)).await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            r.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (a, b) = (create("Acme").await, create("Beta").await);
+    let domain = format!("acme-{}.example", uuid::Uuid::now_v7().simple());
+    let claim = |org: &str, domain: &str| {
+        let (accounts, path, body) = (
+            accounts.clone(),
+            format!("{ORGS}/{org}/domains"),
+            json!({ "domain": domain }).to_string(),
+        );
+        async move { call(&accounts, Method::POST, &path, key, Some(&body)).await }
+    };
+
+    let claimed = claim(&a, &domain.to_uppercase()).await;
+    assert_eq!(claimed.status, StatusCode::CREATED, "{:?}", claimed.body);
+    assert_eq!(claimed.body["domain"], domain.as_str(), "normalised");
+    assert_eq!(claimed.body["verified"], false);
+    let record = claimed.body["verification"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = claimed.body["verification"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(record, format!("_organizations-verification.{domain}"));
+    assert_eq!(claimed.body["verification"]["type"], "TXT");
+    let domain_id = claimed.body["id"].as_str().unwrap().to_owned();
+    let verify_path = format!("{ORGS}/{a}/domains/{domain_id}/verify");
+
+    // Unclaimable: the same domain again, another organization, consumer
+    // mail, nonsense. None of them changes anything.
+    for (org, name, status) in [
+        (&a, domain.as_str(), StatusCode::CONFLICT),
+        (&b, domain.as_str(), StatusCode::CONFLICT),
+        (&b, "gmail.com", StatusCode::BAD_REQUEST),
+        (&b, "mail.outlook.com", StatusCode::BAD_REQUEST),
+        (&b, "not a domain", StatusCode::BAD_REQUEST),
+    ] {
+        let r = claim(org, name).await;
+        assert_eq!(r.status, status, "{name}: {:?}", r.body);
+    }
+    let beta = call(&accounts, Method::GET, &format!("{ORGS}/{b}"), key, None).await;
+    assert_eq!(beta.body["domains"], json!([]));
+
+    // No DNS server answering at all: the lookup fails, 503, nothing set.
+    let down = call(&accounts, Method::POST, &verify_path, key, None).await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        down.body
+    );
+
+    // The server answers, but without the token (a record for another
+    // claim): 422, still unverified.
+    {
+        let _dns = integration_tests::LocalDns::serve(
+            port,
+            &[(&record, "organizations-verification=0000")],
+        );
+        let wrong = call(&accounts, Method::POST, &verify_path, key, None).await;
+        assert_eq!(
+            wrong.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{:?}",
+            wrong.body
+        );
+        assert!(wrong.body["detail"].as_str().unwrap().contains(&record));
+    }
+    // No record at all (NXDOMAIN): 422 too.
+    {
+        let _dns = integration_tests::LocalDns::serve(port, &[]);
+        let none = call(&accounts, Method::POST, &verify_path, key, None).await;
+        assert_eq!(
+            none.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{:?}",
+            none.body
+        );
+    }
+    let org = call(&accounts, Method::GET, &format!("{ORGS}/{a}"), key, None).await;
+    assert_eq!(org.body["domains"][0]["verified"], false);
+
+    // The record carries the token: verified, and the organization shows it.
+    let dns = integration_tests::LocalDns::serve(port, &[(&record, &token)]);
+    let verified = call(&accounts, Method::POST, &verify_path, key, None).await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.body);
+    assert_eq!(verified.body["verified"], true);
+    assert!(verified.body["verified_at"].is_string());
+    drop(dns);
+    let again = call(&accounts, Method::POST, &verify_path, key, None).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "verifying twice is no error, and asks no DNS"
+    );
+    let org = call(&accounts, Method::GET, &format!("{ORGS}/{a}"), key, None).await;
+    assert_eq!(
+        org.body["domains"],
+        json!([{"id": domain_id, "domain": domain, "verified": true}])
+    );
+    let read = call(
+        &accounts,
+        Method::GET,
+        &format!("{ORGS}/{a}/domains/{domain_id}"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(read.body["verified"], true);
+    assert_eq!(claim(&b, &domain).await.status, StatusCode::CONFLICT);
+
+    // Removed from A, the domain is free for B; deleting B frees it again.
+    let path = format!("{ORGS}/{a}/domains/{domain_id}");
+    let removed = call(&accounts, Method::DELETE, &path, key, None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{:?}", removed.body);
+    let gone = call(&accounts, Method::DELETE, &path, key, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let org = call(&accounts, Method::GET, &format!("{ORGS}/{a}"), key, None).await;
+    assert_eq!(org.body["domains"], json!([]));
+    assert_eq!(claim(&b, &domain).await.status, StatusCode::CREATED);
+    let deleted = call(&accounts, Method::DELETE, &format!("{ORGS}/{b}"), key, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(claim(&a, &domain).await.status, StatusCode::CREATED);
+    assert_eq!(
+        integration_tests::count_kind(&state, p.project_id, "DOMAIN").await,
+        1,
+        "one claim item, A's"
+    );
+}
+
+#[tokio::test]
+async fn an_unset_billing_email_shows_the_oldest_owners() {
+    let state = state().await;
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let client = client::router(state.clone());
+    let user = call(
+        &client,
+        Method::POST,
+        "/api/client/users",
+        Some(&p.secret_key),
+        Some(r#"{"identifier": [{"external_id": "ann"}], "data": {"email": "ann@acme.test"}}"#),
+    )
+    .await;
+    assert_eq!(user.status, StatusCode::OK, "{:?}", user.body);
+    let ann = session(&p, "ann");
+    let created = call(
+        &accounts,
+        Method::POST,
+        ORGS,
+        Some(&ann),
+        Some(r#"{"name": "Acme"}"#),
+    )
+    .await;
+    assert_eq!(
+        created.body["billing_email"], "ann@acme.test",
+        "{:?}",
+        created.body
+    );
+    let org = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("{ORGS}/{org}");
+    let set = call(
+        &accounts,
+        Method::PATCH,
+        &path,
+        Some(&ann),
+        Some(r#"{"billing_email": "billing@acme.test"}"#),
+    )
+    .await;
+    assert_eq!(set.body["billing_email"], "billing@acme.test");
+    let cleared = call(
+        &accounts,
+        Method::PATCH,
+        &path,
+        Some(&ann),
+        Some(r#"{"billing_email": null}"#),
+    )
+    .await;
+    assert_eq!(cleared.body["billing_email"], "ann@acme.test");
+    let listed = call(&accounts, Method::GET, ORGS, Some(&p.secret_key), None).await;
+    assert_eq!(listed.body["items"][0]["billing_email"], "ann@acme.test");
+    // An organization without owners has no one to fall back to.
+    let ownerless = call(
+        &accounts,
+        Method::POST,
+        ORGS,
+        Some(&p.secret_key),
+        Some(r#"{"name": "Beta"}"#),
+    )
+    .await;
+    assert_eq!(ownerless.body["billing_email"], Value::Null);
 }

@@ -25,6 +25,17 @@ ensure_tool() {
   fi
 }
 
+# ensure_dnsmasq: the local DNS server the domain-verification tests ask
+# (Debian's dnsmasq-base: the binary alone, no system service).
+ensure_dnsmasq() {
+  if command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ]; then return 0; fi
+  echo "==> installing dnsmasq-base (Debian) for the DNS tests" >&2
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dnsmasq-base >/dev/null
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

@@ -7,6 +7,9 @@ cd "$ROOT"
 
 "$ROOT/infra/local/lint.sh"
 
+ensure_dnsmasq
+export DNSMASQ="$(command -v dnsmasq || echo /usr/sbin/dnsmasq)"
+
 port="$(free_port)"
 start_moto "$port" "$ROOT/.local/moto-test.log"
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT

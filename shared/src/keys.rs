@@ -8,6 +8,7 @@
 //! | API key              | `P#<pid>`                       | `KEY#<sha256>`        |                                  |
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
 //! | identifier marker    | `P#<pid>#ORGID#<src>#<ext>`     | `ORGID`               |                                  |
+//! | domain claim         | `P#<pid>#DOMAIN#<domain>`       | `DOMAIN`              |                                  |
 //! | user                 | `P#<pid>#USER#<uid>`            | `USER`                | `P#<pid>#USERS` / `USER#<uid>`   |
 //! | user identifier      | `P#<pid>#USERID#<src>#<ext>`    | `USERID`              |                                  |
 //! | membership           | `P#<pid>#ORG#<oid>`             | `MEM#<uid>`           | `P#<pid>#USER#<uid>#ORGS` / `ORG#<oid>` |
@@ -85,6 +86,13 @@ pub fn org_identifier_pk(project: Uuid, source: &str, external_id: &str) -> Stri
 }
 
 pub const ORG_IDENTIFIER_SK: &str = "ORGID";
+
+/// A domain's claim: at most one organization per project holds it.
+pub fn domain_pk(project: Uuid, domain: &str) -> String {
+    format!("P#{project}#DOMAIN#{}", component(domain))
+}
+
+pub const DOMAIN_SK: &str = "DOMAIN";
 
 pub const MEMBERSHIP_PREFIX: &str = "MEM#";
 

@@ -298,3 +298,66 @@ pub async fn delete_messages(
             .expect("deleting");
     }
 }
+
+/// A real DNS server (Debian's dnsmasq) on 127.0.0.1, answering the given
+/// TXT records and NXDOMAIN for every other name under `.example`; stopped
+/// when dropped. `make test` installs dnsmasq and sets `DNSMASQ`.
+pub struct LocalDns {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl LocalDns {
+    /// A port for a server started later: free for UDP and TCP now.
+    pub fn reserve_port() -> u16 {
+        loop {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a UDP port");
+            let port = udp.local_addr().expect("local address").port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+
+    pub fn serve(port: u16, txt: &[(&str, &str)]) -> LocalDns {
+        let binary = std::env::var("DNSMASQ").unwrap_or_else(|_| "/usr/sbin/dnsmasq".into());
+        let mut command = std::process::Command::new(&binary);
+        command.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--pid-file=",
+            "--local=/example/",
+            &format!("--port={port}"),
+        ]);
+        for (name, value) in txt {
+            command.arg(format!("--txt-record={name},{value}"));
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary} (make test installs it): {e}"));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "dnsmasq did not start listening on {addr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        LocalDns { child, addr }
+    }
+}
+
+impl Drop for LocalDns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

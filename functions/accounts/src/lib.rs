@@ -3,6 +3,7 @@
 //! A secret key reaches every organization of its project; a user session
 //! only those its user belongs to.
 
+mod dns;
 mod wire;
 
 use axum::extract::{Path, Query, State};
@@ -37,6 +38,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/organizations/{organization_id}/address"),
     ("GET", "/v1/organizations/{organization_id}/address"),
     ("PATCH", "/v1/organizations/{organization_id}/address"),
+    ("POST", "/v1/organizations/{organization_id}/domains"),
+    (
+        "GET",
+        "/v1/organizations/{organization_id}/domains/{domain_id}",
+    ),
+    (
+        "DELETE",
+        "/v1/organizations/{organization_id}/domains/{domain_id}",
+    ),
+    (
+        "POST",
+        "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
+    ),
 ];
 
 const DEFAULT_LIMIT: usize = 10;
@@ -78,6 +92,20 @@ pub fn router(state: AppState) -> Router {
                 .post(create_address)
                 .patch(update_address)
                 .fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/domains",
+            axum::routing::post(add_domain).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/domains/{domain_id}",
+            get(read_domain)
+                .delete(remove_domain)
+                .fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
+            axum::routing::post(verify_domain).fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
         .with_state(state)
@@ -154,7 +182,36 @@ async fn create(
             owner,
         )
         .await?;
-    Ok(axum::Json(org.into()))
+    Ok(axum::Json(present_one(&state, project, org).await?))
+}
+
+/// The organizations as the dialect shows them: a `billing_email` that is
+/// not set shows the oldest owner's (one more read for the whole page, and
+/// only when some organization needs it).
+async fn present(
+    state: &AppState,
+    project: Uuid,
+    orgs: Vec<shared::domain::Organization>,
+) -> Result<Vec<OrganizationResponse>, Error> {
+    let mut emails = state.store.billing_emails(project, &orgs).await?;
+    Ok(orgs
+        .into_iter()
+        .map(|org| {
+            let email = emails.remove(&org.id);
+            OrganizationResponse::new(org, email)
+        })
+        .collect())
+}
+
+async fn present_one(
+    state: &AppState,
+    project: Uuid,
+    org: shared::domain::Organization,
+) -> Result<OrganizationResponse, Error> {
+    present(state, project, vec![org])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("an organization went missing".into()))
 }
 
 /// `GET /v1/organizations/{organization_id}`: one read.
@@ -170,7 +227,7 @@ async fn read(
         .get_organization(project, org_id)
         .await?
         .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
-    Ok(axum::Json(org.into()))
+    Ok(axum::Json(present_one(&state, project, org).await?))
 }
 
 /// `PATCH /v1/organizations/{organization_id}`: `name` and `billing_email`
@@ -215,7 +272,7 @@ async fn update(
             Ok(!unchanged)
         })
         .await?;
-    Ok(axum::Json(org.into()))
+    Ok(axum::Json(present_one(&state, project, org).await?))
 }
 
 /// `DELETE /v1/organizations/{organization_id}`.
@@ -239,6 +296,7 @@ async fn list(
 ) -> Result<axum::Json<OrganizationList>, Error> {
     let limit = limit(query.limit.as_deref(), DEFAULT_LIMIT)?;
     let cursor = query.cursor.as_deref();
+    let project = principal.project_id();
     let page = match &principal {
         Principal::Secret(caller) => {
             state
@@ -255,7 +313,7 @@ async fn list(
         }
     };
     Ok(axum::Json(OrganizationList {
-        items: page.organizations.into_iter().map(Into::into).collect(),
+        items: present(&state, project, page.organizations).await?,
         pagination: wire::Pagination {
             next_cursor: page.next_cursor,
             previous_cursor: page.previous_cursor,
@@ -412,4 +470,85 @@ async fn update_address(
         .set_address(project, organization_id(&id)?, &change, true)
         .await?;
     Ok(axum::Json(address.into()))
+}
+
+/// `POST /v1/organizations/{organization_id}/domains`: claims the domain,
+/// unverified, and answers the TXT record that will verify it.
+async fn add_domain(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(params): Json<wire::DomainCreateParams>,
+) -> Result<(StatusCode, axum::Json<wire::DomainResponse>), Error> {
+    let org = organization_id(&id)?;
+    let project = access(&state, &principal, org, true).await?;
+    let domain = state.store.add_domain(project, org, &params.domain).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(wire::DomainResponse::new(org, domain)),
+    ))
+}
+
+/// `GET /v1/organizations/{organization_id}/domains/{domain_id}`: one read.
+async fn read_domain(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, domain_id)): Path<(String, String)>,
+) -> Result<axum::Json<wire::DomainResponse>, Error> {
+    let org_id = organization_id(&id)?;
+    let project = access(&state, &principal, org_id, true).await?;
+    let org = state
+        .store
+        .get_organization(project, org_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    let domain = shared::store::find_domain(&org, &domain_id)?;
+    Ok(axum::Json(wire::DomainResponse::new(org_id, domain)))
+}
+
+/// `POST /v1/organizations/{organization_id}/domains/{domain_id}/verify`:
+/// looks up the TXT record; 422 while it does not carry the token.
+async fn verify_domain(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, domain_id)): Path<(String, String)>,
+) -> Result<axum::Json<wire::DomainResponse>, Error> {
+    let org_id = organization_id(&id)?;
+    let project = access(&state, &principal, org_id, true).await?;
+    let org = state
+        .store
+        .get_organization(project, org_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    let domain = shared::store::find_domain(&org, &domain_id)?;
+    if domain.verified {
+        return Ok(axum::Json(wire::DomainResponse::new(org_id, domain)));
+    }
+    let name = domain.record_name();
+    let found = dns::txt_records(state.config.dns_resolver, &name).await?;
+    if !domain.proven_by(found.iter().map(String::as_str)) {
+        return Err(Error::Unprocessable(format!(
+            "no TXT record at {name} carries the token {} yet (found {}); DNS changes can take a while to show",
+            domain.token,
+            found.len()
+        )));
+    }
+    let verified = state
+        .store
+        .mark_domain_verified(project, org_id, &domain_id)
+        .await?;
+    Ok(axum::Json(wire::DomainResponse::new(org_id, verified)))
+}
+
+/// `DELETE /v1/organizations/{organization_id}/domains/{domain_id}`: the
+/// domain is free for the project again.
+async fn remove_domain(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, domain_id)): Path<(String, String)>,
+) -> Result<StatusCode, Error> {
+    let org = organization_id(&id)?;
+    let project = access(&state, &principal, org, true).await?;
+    state.store.remove_domain(project, org, &domain_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

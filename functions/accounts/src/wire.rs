@@ -75,8 +75,9 @@ pub struct OrganizationResponse {
     pub auth_id: Option<String>,
 }
 
-impl From<Organization> for OrganizationResponse {
-    fn from(org: Organization) -> Self {
+impl OrganizationResponse {
+    /// `oldest_owner_email`: what `billing_email` shows when none is set.
+    pub fn new(org: Organization, oldest_owner_email: Option<String>) -> Self {
         let accounts = org.accounts.unwrap_or_default();
         let Services {
             cloud,
@@ -87,9 +88,17 @@ impl From<Organization> for OrganizationResponse {
         } = accounts.services;
         Self {
             id: org.id.to_string(),
-            billing_email: accounts.billing_email,
+            billing_email: accounts.billing_email.or(oldest_owner_email),
             created_at: org.created_at,
-            domains: Vec::new(),
+            domains: accounts
+                .domains
+                .into_iter()
+                .map(|d| OrganizationDomain {
+                    id: d.id.to_string(),
+                    domain: d.domain,
+                    verified: d.verified,
+                })
+                .collect(),
             metronome_customer_id: accounts.metronome_customer_id,
             name: org.name.unwrap_or_default(),
             personal: accounts.personal,
@@ -305,6 +314,51 @@ impl From<Address> for AddressResponse {
             tax_id: a.tax_id,
             tax_id_type: a.tax_id_type,
             updated_at: a.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/organizations/{organization_id}/domains`.
+#[derive(Debug, Deserialize)]
+pub struct DomainCreateParams {
+    pub domain: String,
+}
+
+/// The DNS record that proves a domain.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Verification {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub value: String,
+}
+
+/// One domain with what verifying it takes.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct DomainResponse {
+    pub id: String,
+    pub domain: String,
+    pub verified: bool,
+    pub organization_id: String,
+    pub created_at: String,
+    pub verified_at: Option<String>,
+    pub verification: Verification,
+}
+
+impl DomainResponse {
+    pub fn new(org: uuid::Uuid, d: shared::domain::domains::OrgDomain) -> Self {
+        Self {
+            id: d.id.to_string(),
+            verification: Verification {
+                kind: "TXT".into(),
+                name: d.record_name(),
+                value: d.token.clone(),
+            },
+            domain: d.domain,
+            verified: d.verified,
+            organization_id: org.to_string(),
+            created_at: d.created_at,
+            verified_at: d.verified_at,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod data;
+pub mod domains;
 pub mod identifier;
 pub mod membership;
 pub mod organization;

@@ -1,10 +1,13 @@
 //! Organizations and how an upsert applies to one.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::data::Data;
+use super::domains::OrgDomain;
 use super::identifier::{attach_identifiers, new_identifiers, Identifier};
 use super::profile::{merge_changes, ProfileUpsert};
 use super::SystemEvent;
@@ -26,6 +29,11 @@ pub struct Organization {
     /// Fields only the accounts dialect knows; kept by every other one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<AccountsProfile>,
+    /// The owners (user id → when they became one): the oldest owner's
+    /// email is the billing email when none is set. Changed only together
+    /// with the owner's membership, never by a record update.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owners: BTreeMap<Uuid, String>,
 }
 
 /// The accounts dialect's own organization fields.
@@ -44,6 +52,8 @@ pub struct AccountsProfile {
     pub personal: bool,
     #[serde(default)]
     pub services: Services,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<OrgDomain>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -81,6 +91,14 @@ pub fn validate_email(what: &str, email: &str) -> Result<(), Error> {
 }
 
 impl Organization {
+    /// The owner who has been one longest, if any.
+    pub fn oldest_owner(&self) -> Option<Uuid> {
+        self.owners
+            .iter()
+            .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+            .map(|(user, _)| *user)
+    }
+
     /// A new organization with no external identifiers (created by a
     /// dialect that names organizations by id).
     pub fn create_named(
@@ -106,6 +124,7 @@ impl Organization {
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             accounts: Some(accounts),
+            owners: BTreeMap::new(),
         };
         let event = SystemEvent::new(
             "organization.created",
@@ -131,6 +150,7 @@ impl Organization {
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             accounts: None,
+            owners: BTreeMap::new(),
         };
         let event = SystemEvent::new(
             "organization.created",
@@ -228,6 +248,27 @@ mod tests {
             json!({"plan": "enterprise", "region": "na", "arr": 1})
         );
         assert_eq!((org.version, org.updated_at.as_str()), (2, later));
+    }
+
+    #[test]
+    fn the_oldest_owner_is_the_longest_serving_with_ids_breaking_ties() {
+        let (mut org, _) = Organization::create_named(
+            Uuid::nil(),
+            "Acme",
+            AccountsProfile::default(),
+            "2026-01-01T00:00:00.000Z",
+        )
+        .unwrap();
+        assert_eq!(org.oldest_owner(), None);
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        org.owners.insert(c, "2026-01-03T00:00:00.000Z".into());
+        org.owners.insert(b, "2026-01-02T00:00:00.000Z".into());
+        assert_eq!(org.oldest_owner(), Some(b));
+        org.owners.insert(a, "2026-01-02T00:00:00.000Z".into());
+        assert_eq!(org.oldest_owner(), Some(a));
+        org.owners.remove(&a);
+        org.owners.remove(&b);
+        assert_eq!(org.oldest_owner(), Some(c));
     }
 
     #[test]

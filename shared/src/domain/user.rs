@@ -22,6 +22,17 @@ pub struct User {
 }
 
 impl User {
+    /// The user's email: `data.email` when it is a string, else the
+    /// external id of an identifier whose source is `email`.
+    pub fn email(&self) -> Option<&str> {
+        self.data.get("email").and_then(|v| v.as_str()).or_else(|| {
+            self.identifiers
+                .iter()
+                .find(|i| i.source == "email")
+                .map(|i| i.external_id.as_str())
+        })
+    }
+
     pub fn create(project_id: Uuid, id: Uuid, upsert: &ProfileUpsert, now: &str) -> Self {
         User {
             id,

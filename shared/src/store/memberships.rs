@@ -231,6 +231,9 @@ impl Store {
                 owner,
                 false,
             )?);
+            if membership.is_owner() {
+                items.push(drop_owner(&self.table, project, sides.org, user)?);
+            }
             items.extend(self.org_event(project, sides.org, removed, &now)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
@@ -305,6 +308,30 @@ pub(crate) fn owner_writes(
         put_new(table, membership_item(&membership)?)?,
         count_members(table, project, org, 1, 1, false)?,
     ])
+}
+
+/// Takes the user off the organization record's owners (whose oldest
+/// pays when no billing email is set). Not versioned: no record update
+/// writes `owners`, so this cannot lose or undo one.
+fn drop_owner(
+    table: &str,
+    project: Uuid,
+    org: Uuid,
+    user: Uuid,
+) -> Result<TransactWriteItem, Error> {
+    let update = build(
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(table)
+            .set_key(Some(super::profiles::record_key::<Organization>(
+                project, org,
+            )))
+            .update_expression("REMOVE #owners.#user")
+            .condition_expression("attribute_exists(#owners)")
+            .expression_attribute_names("#owners", "owners")
+            .expression_attribute_names("#user", user.to_string())
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
 
 pub(crate) fn count_members(
@@ -479,6 +506,9 @@ impl Store {
                     owner,
                 )?,
             ];
+            if owner {
+                items.push(drop_owner(&self.table, project, org, user)?);
+            }
             let removed = SystemEvent::new(
                 "organization.user.removed",
                 serde_json::json!({"user_id": user}),

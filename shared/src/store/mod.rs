@@ -3,6 +3,7 @@
 
 mod addresses;
 mod cache;
+mod domains;
 mod memberships;
 mod organizations;
 mod paging;
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+pub use domains::find_domain;
 pub use memberships::MembershipPage;
 pub use organizations::{OrganizationPage, Upserted};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};

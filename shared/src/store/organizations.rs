@@ -230,6 +230,14 @@ impl Store {
                         .build(),
                 );
             }
+            for domain in org.accounts.iter().flat_map(|a| &a.domains) {
+                items.push(super::domains::release_claim(
+                    &self.table,
+                    project,
+                    id,
+                    &domain.domain,
+                )?);
+            }
             items.push(count_organizations(&self.table, project, -1)?);
             let event = SystemEvent::new(
                 "organization.deleted",
@@ -285,7 +293,10 @@ impl Store {
         owner: Option<Uuid>,
     ) -> Result<Organization, Error> {
         let now = crate::ids::now();
-        let (org, event) = Organization::create_named(project, name, accounts, &now)?;
+        let (mut org, event) = Organization::create_named(project, name, accounts, &now)?;
+        if let Some(user) = owner {
+            org.owners.insert(user, now.clone());
+        }
         let mut items = vec![super::profiles::put_new(
             &self.table,
             super::profiles::record_item(&org)?,
@@ -329,6 +340,27 @@ impl Store {
         id: Uuid,
         change: impl Fn(&mut Organization) -> Result<bool, Error>,
     ) -> Result<Organization, Error> {
+        self.change_organization(
+            project,
+            id,
+            |org, _| Ok(change(org)?.then(Vec::new)),
+            |_| None,
+        )
+        .await
+    }
+
+    /// [`Store::modify_organization`] with more writes in the same
+    /// transaction: `change(org, now)` answers `None` when nothing changed,
+    /// else the writes to add (at indexes 1.. of the transaction);
+    /// `refused` turns a cancellation into the caller's error (else the
+    /// change is retried as a lost race).
+    pub(crate) async fn change_organization(
+        &self,
+        project: Uuid,
+        id: Uuid,
+        change: impl Fn(&mut Organization, &str) -> Result<Option<Vec<TransactWriteItem>>, Error>,
+        refused: impl Fn(&TxOutcome) -> Option<Error>,
+    ) -> Result<Organization, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -339,10 +371,10 @@ impl Store {
                 .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
             let expected = org.version;
             let before = org.clone();
-            if !change(&mut org)? {
-                return Ok(org);
-            }
             let now = crate::ids::now();
+            let Some(extra) = change(&mut org, &now)? else {
+                return Ok(org);
+            };
             org.version += 1;
             org.updated_at = now.clone();
             let mut changes = serde_json::Map::new();
@@ -360,18 +392,21 @@ impl Store {
                 data: changes,
             };
             let mut items = vec![self.versioned_update(&org, expected)?];
+            items.extend(extra);
             items.extend(record_event(
                 &self.table,
                 project,
                 id,
                 &TimelineEvent::system(event, &now),
             )?);
-            match self.transact(items).await? {
-                TxOutcome::Committed => return Ok(org),
-                TxOutcome::Cancelled(reasons) => {
-                    tracing::debug!(?reasons, attempt, "update lost a race; retrying")
-                }
+            let outcome = self.transact(items).await?;
+            if let TxOutcome::Committed = outcome {
+                return Ok(org);
             }
+            if let Some(err) = refused(&outcome) {
+                return Err(err);
+            }
+            tracing::debug!(?outcome, attempt, "update lost a race; retrying");
         }
         Err(Error::conflict(
             "the organization is being changed concurrently; retry the request",
