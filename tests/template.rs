@@ -13,8 +13,11 @@ fn root() -> PathBuf {
 
 /// The routes each HTTP function declares in its crate.
 fn routes_in_code() -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
-    let declared: [(&str, &[(&str, &str)]); 2] =
-        [("accounts", accounts::ROUTES), ("client", client::ROUTES)];
+    let declared: [(&str, &[(&str, &str)]); 3] = [
+        ("accounts", accounts::ROUTES),
+        ("client", client::ROUTES),
+        ("crm", crm::ROUTES),
+    ];
     declared
         .into_iter()
         .map(|(name, routes)| {
@@ -103,4 +106,23 @@ fn every_route_in_the_code_has_its_api_route_and_no_other() {
             "{name} has routes but no resource"
         );
     }
+}
+
+#[test]
+fn the_crm_index_projects_what_the_code_reads() {
+    let template = template();
+    let indexes = template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("GlobalSecondaryIndexes");
+    let gsi3 = indexes
+        .iter()
+        .find(|i| i["IndexName"].as_str() == Some(shared::keys::GSI3))
+        .expect("GSI3 in the template");
+    let projected: Vec<&str> = gsi3["Projection"]["NonKeyAttributes"]
+        .as_sequence()
+        .expect("NonKeyAttributes")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(projected, shared::keys::CRM_INDEX_ATTRIBUTES);
 }

@@ -9,6 +9,8 @@
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
 //! | identifier marker    | `P#<pid>#ORGID#<src>#<ext>`     | `ORGID`               |                                  |
 //! | domain claim         | `P#<pid>#DOMAIN#<domain>`       | `DOMAIN`              |                                  |
+//! | CRM list entry       | (on the organization record)    |                       | GSI3: `P#<pid>#CRMORGS` / `<title>#<oid>` |
+//! | note                 | `P#<pid>#ORG#<oid>`             | `NOTE#<note id>`      |                                  |
 //! | user                 | `P#<pid>#USER#<uid>`            | `USER`                | `P#<pid>#USERS` / `USER#<uid>`   |
 //! | user identifier      | `P#<pid>#USERID#<src>#<ext>`    | `USERID`              |                                  |
 //! | membership           | `P#<pid>#ORG#<oid>`             | `MEM#<uid>`           | `P#<pid>#USER#<uid>#ORGS` / `ORG#<oid>` |
@@ -30,6 +32,9 @@ pub const GSI1SK: &str = "GSI1SK";
 pub const GSI2: &str = "GSI2";
 pub const GSI2PK: &str = "GSI2PK";
 pub const GSI2SK: &str = "GSI2SK";
+pub const GSI3: &str = "GSI3";
+pub const GSI3PK: &str = "GSI3PK";
+pub const GSI3SK: &str = "GSI3SK";
 pub const TTL: &str = "expires_at";
 
 /// Sort keys at or above this are an organization's live state.
@@ -75,6 +80,37 @@ pub fn org_list_pk(project: Uuid) -> String {
 
 pub fn org_list_sk(org: Uuid) -> String {
     format!("ORG#{org}")
+}
+
+/// The project's CRM list (GSI3, a compact index: only what the CRM's
+/// filters and orders read), in title order.
+pub fn crm_list_pk(project: Uuid) -> String {
+    format!("P#{project}#CRMORGS")
+}
+
+pub fn crm_list_sk(title: &str, org: Uuid) -> String {
+    let title: String = title.chars().take(200).collect();
+    format!("{}#{org}", component(&title))
+}
+
+/// What GSI3 holds besides its keys (its `INCLUDE` projection).
+pub const CRM_INDEX_ATTRIBUTES: &[&str] = &[
+    "id",
+    "created_at",
+    "crm_owner",
+    "crm_owner_last",
+    "crm_tags",
+    "crm_segments",
+    "crm_emails",
+    "crm_idents",
+    "crm_archived",
+    "crm_search",
+];
+
+pub const NOTE_PREFIX: &str = "NOTE#";
+
+pub fn note_sk(note: Uuid) -> String {
+    format!("{NOTE_PREFIX}{note}")
 }
 
 pub fn org_identifier_pk(project: Uuid, source: &str, external_id: &str) -> String {
@@ -202,6 +238,7 @@ mod tests {
         assert!(schedule_sk("anniversary").as_str() >= ORG_STATE_FROM);
         assert!(MEMBER_COUNT_SK >= ORG_STATE_FROM);
         assert!(ADDRESS_SK >= ORG_STATE_FROM);
+        assert!(note_sk(id).as_str() >= ORG_STATE_FROM);
         assert!(ORG_SK >= ORG_STATE_FROM);
     }
 

@@ -63,17 +63,25 @@ fn string_attribute(name: &str) -> Result<AttributeDefinition, Error> {
     )
 }
 
-fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, Error> {
+/// A GSI projecting every attribute, or (`include`) only those named.
+fn index(
+    name: &str,
+    pk: &str,
+    sk: &str,
+    include: Option<&[&str]>,
+) -> Result<GlobalSecondaryIndex, Error> {
+    let projection = match include {
+        None => Projection::builder().projection_type(ProjectionType::All),
+        Some(attributes) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(attributes.iter().map(|a| a.to_string()).collect())),
+    };
     build(
         GlobalSecondaryIndex::builder()
             .index_name(name)
             .key_schema(key_element(pk, KeyType::Hash)?)
             .key_schema(key_element(sk, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(projection.build())
             .build(),
     )
 }
@@ -91,8 +99,16 @@ pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(string_attribute(keys::GSI1SK)?)
         .attribute_definitions(string_attribute(keys::GSI2PK)?)
         .attribute_definitions(string_attribute(keys::GSI2SK)?)
-        .global_secondary_indexes(index(keys::GSI1, keys::GSI1PK, keys::GSI1SK)?)
-        .global_secondary_indexes(index(keys::GSI2, keys::GSI2PK, keys::GSI2SK)?)
+        .attribute_definitions(string_attribute(keys::GSI3PK)?)
+        .attribute_definitions(string_attribute(keys::GSI3SK)?)
+        .global_secondary_indexes(index(keys::GSI1, keys::GSI1PK, keys::GSI1SK, None)?)
+        .global_secondary_indexes(index(keys::GSI2, keys::GSI2PK, keys::GSI2SK, None)?)
+        .global_secondary_indexes(index(
+            keys::GSI3,
+            keys::GSI3PK,
+            keys::GSI3SK,
+            Some(keys::CRM_INDEX_ATTRIBUTES),
+        )?)
         .send()
         .await;
     match created {

@@ -69,6 +69,11 @@ pub async fn call(
                 .unwrap_or_else(Body::empty),
         )
         .expect("a valid request");
+    send(router, request).await
+}
+
+/// One HTTP exchange with a request built by the test (its own headers).
+pub async fn send(router: &Router, request: Request<Body>) -> Exchange {
     let response = router
         .clone()
         .oneshot(request)

@@ -37,13 +37,13 @@ pub struct Address {
     pub updated_at: String,
 }
 
-/// A field of an address change: absent (keep), `null` (clear), or a value.
+/// A field of a change: absent (keep), `null` (clear), or a value.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub enum Change {
+pub enum Change<T = String> {
     #[default]
     Keep,
     Clear,
-    Set(String),
+    Set(T),
 }
 
 /// Every field of an address change.
@@ -159,6 +159,43 @@ impl Address {
                 .map(|a| a.created_at.clone())
                 .unwrap_or_else(|| now.to_owned()),
             updated_at: now.to_owned(),
+        })
+    }
+}
+
+/// Absent (with `#[serde(default)]`) keeps, `null` clears, a value sets.
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Change<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(deserializer)? {
+            Some(value) => Change::Set(value),
+            None => Change::Clear,
+        })
+    }
+}
+
+impl<T> Change<T> {
+    /// What a full replace makes of an omitted field: cleared.
+    pub fn or_clear(self) -> Self {
+        match self {
+            Change::Keep => Change::Clear,
+            other => other,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Change<U> {
+        match self {
+            Change::Keep => Change::Keep,
+            Change::Clear => Change::Clear,
+            Change::Set(v) => Change::Set(f(v)),
+        }
+    }
+
+    /// `map` with a fallible conversion.
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Change<U>, E> {
+        Ok(match self {
+            Change::Keep => Change::Keep,
+            Change::Clear => Change::Clear,
+            Change::Set(v) => Change::Set(f(v)?),
         })
     }
 }

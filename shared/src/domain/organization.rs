@@ -29,6 +29,9 @@ pub struct Organization {
     /// Fields only the accounts dialect knows; kept by every other one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<AccountsProfile>,
+    /// Fields only the CRM dialect knows; kept by every other one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<super::crm::CrmProfile>,
     /// The owners (user id → when they became one): the oldest owner's
     /// email is the billing email when none is set. Changed only together
     /// with the owner's membership, never by a record update.
@@ -125,6 +128,7 @@ impl Organization {
             updated_at: now.to_owned(),
             accounts: Some(accounts),
             owners: BTreeMap::new(),
+            crm: None,
         };
         let event = SystemEvent::new(
             "organization.created",
@@ -151,6 +155,7 @@ impl Organization {
             updated_at: now.to_owned(),
             accounts: None,
             owners: BTreeMap::new(),
+            crm: None,
         };
         let event = SystemEvent::new(
             "organization.created",

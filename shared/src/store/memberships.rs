@@ -552,6 +552,37 @@ impl Store {
         Ok((user, fetched))
     }
 
+    /// The id of the user a session names, if the service knows it (one
+    /// read of its identifier marker).
+    pub async fn session_user_ref(
+        &self,
+        project: Uuid,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, Error> {
+        Ok(self
+            .session_user_id(project, external_id, |_| None)
+            .await?
+            .0)
+    }
+
+    /// The ids of the organizations a session's user belongs to (one read
+    /// of the user, one Query of their memberships).
+    pub async fn session_organization_ids(
+        &self,
+        project: Uuid,
+        external_id: &str,
+    ) -> Result<std::collections::HashSet<Uuid>, Error> {
+        let Some(user) = self.session_user_ref(project, external_id).await? else {
+            return Ok(Default::default());
+        };
+        Ok(self
+            .user_memberships(project, user)
+            .await?
+            .into_iter()
+            .map(|m| m.organization_id)
+            .collect())
+    }
+
     /// The membership of the user a session names (external id, source
     /// `default`) in an organization: one `BatchGetItem` when this
     /// container knows the user, else one more read.

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod cache;
+mod crm;
 mod domains;
 mod memberships;
 mod organizations;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+pub use crm::{CrmPage, MAX_FILTER_VALUES};
 pub use domains::find_domain;
 pub use memberships::MembershipPage;
 pub use organizations::{OrganizationPage, Upserted};

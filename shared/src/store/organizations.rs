@@ -45,11 +45,22 @@ impl Profile for Organization {
         keys::org_pk(project, id)
     }
 
-    fn index_attributes(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (keys::GSI1PK, keys::org_list_pk(self.project_id)),
-            (keys::GSI1SK, keys::org_list_sk(self.id)),
-        ]
+    fn index_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error> {
+        let crm = crate::domain::crm::CrmIndex::of(self);
+        Ok(vec![
+            (keys::GSI1PK, s(keys::org_list_pk(self.project_id))),
+            (keys::GSI1SK, s(keys::org_list_sk(self.id))),
+            (keys::GSI3PK, s(keys::crm_list_pk(self.project_id))),
+            (keys::GSI3SK, s(keys::crm_list_sk(&crm.title, self.id))),
+            ("crm_owner", s(crm.owner)),
+            ("crm_owner_last", s(crm.owner_last_name)),
+            ("crm_tags", to_value(&crm.tags)?),
+            ("crm_segments", to_value(&crm.segments)?),
+            ("crm_emails", to_value(&crm.emails)?),
+            ("crm_idents", to_value(&crm.identifiers)?),
+            ("crm_archived", AttributeValue::Bool(crm.archived)),
+            ("crm_search", s(crm.search)),
+        ])
     }
 
     fn id(&self) -> Uuid {
@@ -97,6 +108,14 @@ impl Profile for Organization {
         if let Some(accounts) = &self.accounts {
             attributes.push(("accounts", to_value(accounts)?));
         }
+        if let Some(crm) = &self.crm {
+            attributes.push(("crm", to_value(crm)?));
+        }
+        attributes.extend(
+            self.index_attributes()?
+                .into_iter()
+                .filter(|(name, _)| !name.starts_with("GSI1")),
+        );
         Ok(attributes)
     }
 
@@ -292,8 +311,23 @@ impl Store {
         accounts: crate::domain::organization::AccountsProfile,
         owner: Option<Uuid>,
     ) -> Result<Organization, Error> {
+        self.create_organization_with(project, name, accounts, owner, |_| {})
+            .await
+    }
+
+    /// [`Store::create_organization`], with `customize` filling in a
+    /// dialect's fields before it is written.
+    pub(crate) async fn create_organization_with(
+        &self,
+        project: Uuid,
+        name: &str,
+        accounts: crate::domain::organization::AccountsProfile,
+        owner: Option<Uuid>,
+        customize: impl FnOnce(&mut Organization),
+    ) -> Result<Organization, Error> {
         let now = crate::ids::now();
         let (mut org, event) = Organization::create_named(project, name, accounts, &now)?;
+        customize(&mut org);
         if let Some(user) = owner {
             org.owners.insert(user, now.clone());
         }

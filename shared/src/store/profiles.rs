@@ -39,8 +39,9 @@ pub(crate) trait Profile: Clone + Serialize + DeserializeOwned + Send + Sync {
     const MARKER_SK: &'static str;
     fn marker_pk(project: Uuid, key: &IdentifierKey) -> String;
     fn record_pk(project: Uuid, id: Uuid) -> String;
-    /// Index attributes the record carries (its project list entry).
-    fn index_attributes(&self) -> Vec<(&'static str, String)>;
+    /// Index attributes the record carries (its project list entries),
+    /// derived from the record: written on creation and with every update.
+    fn index_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error>;
     fn id(&self) -> Uuid;
     fn project_id(&self) -> Uuid;
     fn version(&self) -> u64;
@@ -80,8 +81,8 @@ pub(crate) fn record_item<P: Profile>(record: &P) -> Result<Item, Error> {
         s(P::record_pk(record.project_id(), record.id())),
     );
     item.insert(keys::SK.into(), s(P::RECORD_SK));
-    for (name, value) in record.index_attributes() {
-        item.insert(name.into(), s(value));
+    for (name, value) in record.index_attributes()? {
+        item.insert(name.into(), value);
     }
     Ok(item)
 }

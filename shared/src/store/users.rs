@@ -23,11 +23,11 @@ impl Profile for User {
         keys::user_pk(project, id)
     }
 
-    fn index_attributes(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (keys::GSI1PK, keys::user_list_pk(self.project_id)),
-            (keys::GSI1SK, keys::user_list_sk(self.id)),
-        ]
+    fn index_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error> {
+        Ok(vec![
+            (keys::GSI1PK, s(keys::user_list_pk(self.project_id))),
+            (keys::GSI1SK, s(keys::user_list_sk(self.id))),
+        ])
     }
 
     fn id(&self) -> Uuid {

@@ -1,0 +1,669 @@
+//! The CRM API family (`/organizations/**`, seed 002): organizations with
+//! filters and numbered pages (JSON-LD collections), full and partial
+//! updates, and notes. Keys come as `Authorization: Bearer sk_…` or
+//! `X-API-KEY: sk_…`; a user session reaches only its user's
+//! organizations, and sees private notes only when it wrote them.
+
+mod wire;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use shared::auth::Principal;
+use shared::domain::crm::{
+    filter_time, normalize_phone, NoteFilter, NoteOrder, OrgFilter, OrgOrder, TimeBound,
+};
+use shared::http::Json;
+use shared::{AppState, Error};
+use uuid::Uuid;
+
+pub use wire::{Collection, NoteResource, OrganizationResource, View};
+
+/// Every route of the family.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/organizations"),
+    ("POST", "/organizations"),
+    ("GET", "/organizations/{id}"),
+    ("PUT", "/organizations/{id}"),
+    ("PATCH", "/organizations/{id}"),
+    ("GET", "/organizations/{organizationId}/notes"),
+    ("POST", "/organizations/{organizationId}/notes"),
+    ("GET", "/organizations/{organizationId}/notes/{id}"),
+    ("PUT", "/organizations/{organizationId}/notes/{id}"),
+    ("PATCH", "/organizations/{organizationId}/notes/{id}"),
+    ("DELETE", "/organizations/{organizationId}/notes/{id}"),
+];
+
+/// Page size when none is asked for, and the most a page holds (a larger
+/// `itemsPerPage` is lowered to it, as the CRM does).
+const DEFAULT_PAGE_SIZE: usize = 15;
+const MAX_PAGE_SIZE: usize = 30;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/organizations",
+            get(list).post(create).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/organizations/{id}",
+            get(read)
+                .put(replace)
+                .patch(patch)
+                .fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/organizations/{id}/notes",
+            get(list_notes)
+                .post(create_note)
+                .fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/organizations/{id}/notes/{note_id}",
+            get(read_note)
+                .put(replace_note)
+                .patch(patch_note)
+                .delete(delete_note)
+                .fallback(shared::http::wrong_method),
+        )
+        .fallback(shared::http::no_route)
+        .with_state(state)
+}
+
+/// A JSON-LD answer.
+fn ld<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/ld+json; charset=utf-8"),
+    );
+    response
+}
+
+fn org_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
+}
+
+fn note_id(org: Uuid, raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw)
+        .map_err(|_| Error::not_found(format!("organization {org} has no note {raw}")))
+}
+
+/// Who may reach one organization: a secret key anywhere in its project, a
+/// session only as a member (else 404, as if it did not exist). Answers
+/// the project and, for a session, its user's id.
+async fn access(
+    state: &AppState,
+    principal: &Principal,
+    org: Uuid,
+) -> Result<(Uuid, Option<String>), Error> {
+    match principal {
+        Principal::Secret(caller) => Ok((caller.project_id, None)),
+        Principal::Session(session) => {
+            let membership = state
+                .store
+                .session_membership(session.project_id, org, &session.user)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+            Ok((session.project_id, Some(membership.user_id.to_string())))
+        }
+    }
+}
+
+/// The query string as the CRM sends it: repeated keys (`tags.id[]=1&
+/// tags.id[]=2`), kept in order.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<String>) -> Result<Self, Error> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+            .map(Params)
+            .map_err(|e| Error::invalid(format!("the query string is malformed: {e}")))
+    }
+
+    fn one(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name` and `name[]`.
+    fn many(&self, name: &str) -> Vec<String> {
+        let list = format!("{name}[]");
+        self.0
+            .iter()
+            .filter(|(k, _)| *k == name || *k == list)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<bool>, Error> {
+        match self.one(name) {
+            None => Ok(None),
+            Some("true" | "1") => Ok(Some(true)),
+            Some("false" | "0") => Ok(Some(false)),
+            Some(other) => Err(Error::invalid(format!(
+                "{name}: {other:?} is not a boolean (true, false, 1 or 0)"
+            ))),
+        }
+    }
+
+    fn created(&self) -> Result<Vec<(TimeBound, String)>, Error> {
+        let mut bounds = Vec::new();
+        for (suffix, bound) in [
+            ("strictly_after", TimeBound::StrictlyAfter),
+            ("after", TimeBound::After),
+            ("strictly_before", TimeBound::StrictlyBefore),
+            ("before", TimeBound::Before),
+        ] {
+            let name = format!("createdAt[{suffix}]");
+            if let Some(raw) = self.one(&name) {
+                let at = filter_time(raw).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{name}: {raw:?} is not a date or date-time (e.g. 2026-03-01 or 2026-03-01T12:00:00Z)"
+                    ))
+                })?;
+                bounds.push((bound, at));
+            }
+        }
+        Ok(bounds)
+    }
+
+    /// The `order[...]` parameters, in the order given.
+    fn orders<T: Copy>(&self, known: &[(&str, T)]) -> Result<Vec<(T, bool)>, Error> {
+        let mut orders = Vec::new();
+        for (key, value) in &self.0 {
+            if let Some((_, order)) = known.iter().find(|(name, _)| name == key) {
+                let descending = match value.to_ascii_lowercase().as_str() {
+                    "asc" => false,
+                    "desc" => true,
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "{key}: {value:?} is not asc or desc"
+                        )))
+                    }
+                };
+                orders.push((*order, descending));
+            }
+        }
+        Ok(orders)
+    }
+
+    /// `page` (from 1) and `itemsPerPage` (0 to 30).
+    fn paging(&self) -> Result<(usize, usize), Error> {
+        let page = match self.one("page") {
+            None => 1,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| Error::invalid("page: must be a whole number from 1"))?,
+        };
+        let size = match self.one("itemsPerPage") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => raw
+                .parse::<usize>()
+                .map_err(|_| Error::invalid("itemsPerPage: must be a whole number from 0"))?
+                .min(MAX_PAGE_SIZE),
+        };
+        Ok((page, size))
+    }
+
+    /// The collection's `view`: links to pages of the same query.
+    fn view(&self, path: &str, page: usize, size: usize, total: u64) -> View {
+        let link = |n: usize| {
+            let mut pairs: Vec<(&str, String)> = self
+                .0
+                .iter()
+                .filter(|(k, _)| k != "page")
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            pairs.push(("page", n.to_string()));
+            format!(
+                "{path}?{}",
+                serde_urlencoded::to_string(&pairs).unwrap_or_default()
+            )
+        };
+        if size == 0 {
+            return View {
+                iri: link(page),
+                kind: "PartialCollectionView".into(),
+                first: None,
+                last: None,
+                previous: None,
+                next: None,
+            };
+        }
+        let last = (total as usize).div_ceil(size).max(1);
+        View {
+            iri: link(page),
+            kind: "PartialCollectionView".into(),
+            first: Some(link(1)),
+            last: Some(link(last)),
+            previous: (page > 1).then(|| link(page - 1)),
+            next: (page < last).then(|| link(page + 1)),
+        }
+    }
+}
+
+/// `GET /organizations`: every filter and order of the seed, numbered pages.
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Error> {
+    let params = Params::parse(raw)?;
+    let (page, size) = params.paging()?;
+    let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+    let mut identifiers = Vec::new();
+    for value in params.many("identifiers") {
+        let phone = normalize_phone(&value);
+        identifiers.push(value.to_lowercase());
+        if phone.len() > 1 && phone != value {
+            identifiers.push(phone);
+        }
+    }
+    let filter = OrgFilter {
+        text: params
+            .one("q")
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty()),
+        owners: params
+            .many("owner.id")
+            .iter()
+            .map(|o| wire::filter_id(wire::USERS, o))
+            .collect(),
+        emails: lower(params.many("emailAddresses.email")),
+        tags: params
+            .many("tags.id")
+            .iter()
+            .map(|t| wire::filter_id(wire::TAGS, t))
+            .collect(),
+        segments: params
+            .many("segments.uuid")
+            .iter()
+            .map(|s| wire::filter_id(wire::SEGMENTS, s))
+            .collect(),
+        archived: params.boolean("exists[archivedAt]")?,
+        created: params.created()?,
+        identifiers,
+    };
+    let orders = params.orders(&[
+        ("order[title.sort]", OrgOrder::Title),
+        ("order[owner.lastName]", OrgOrder::OwnerLastName),
+    ])?;
+    let project = principal.project_id();
+    let only = match &principal {
+        Principal::Secret(_) => None,
+        Principal::Session(session) => Some(
+            state
+                .store
+                .session_organization_ids(project, &session.user)
+                .await?,
+        ),
+    };
+    let offset = (page - 1).saturating_mul(size);
+    let found = state
+        .store
+        .crm_organizations(project, &filter, &orders, only.as_ref(), offset, size)
+        .await?;
+    let collection = Collection {
+        context: "/contexts/Organization".into(),
+        iri: "/organizations".into(),
+        kind: "Collection".into(),
+        view: params.view("/organizations", page, size, found.total),
+        total_items: found.total,
+        member: found
+            .organizations
+            .into_iter()
+            .map(OrganizationResource::from)
+            .collect(),
+    };
+    Ok(ld(StatusCode::OK, &collection))
+}
+
+/// The owner's last name when a write names a new owner (one read; 422
+/// when the owner is not a user of the project).
+async fn owner_last_name(
+    state: &AppState,
+    project: Uuid,
+    owner: Option<&str>,
+) -> Result<Option<String>, Error> {
+    match owner {
+        Some(owner) => state.store.owner_last_name(project, owner).await,
+        None => Ok(None),
+    }
+}
+
+/// `POST /organizations`: 201 with the organization. A session's user
+/// becomes its owner.
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<wire::OrganizationWrite>,
+) -> Result<Response, Error> {
+    let change = body.into_change(false)?;
+    change.validate()?;
+    let project = principal.project_id();
+    let owner_last = match &change.owner {
+        shared::domain::address::Change::Set(owner) => {
+            owner_last_name(&state, project, Some(owner)).await?
+        }
+        _ => None,
+    };
+    let member = match &principal {
+        Principal::Session(session) => {
+            Some(state.store.session_user(project, &session.user).await?)
+        }
+        Principal::Secret(_) => None,
+    };
+    let org = state
+        .store
+        .create_crm_organization(project, &change, owner_last, member)
+        .await?;
+    Ok(ld(StatusCode::CREATED, &OrganizationResource::from(org)))
+}
+
+/// `GET /organizations/{id}`: one read.
+async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let org = org_id(&id)?;
+    let (project, _) = access(&state, &principal, org).await?;
+    let found = state
+        .store
+        .get_organization(project, org)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    Ok(ld(StatusCode::OK, &OrganizationResource::from(found)))
+}
+
+async fn write(
+    state: AppState,
+    principal: Principal,
+    id: String,
+    body: wire::OrganizationWrite,
+    replace: bool,
+) -> Result<Response, Error> {
+    let org = org_id(&id)?;
+    let change = body.into_change(replace)?;
+    change.validate()?;
+    let (project, _) = access(&state, &principal, org).await?;
+    let owner = match &change.owner {
+        shared::domain::address::Change::Set(owner) => Some(owner.as_str()),
+        _ => None,
+    };
+    let owner_last = owner_last_name(&state, project, owner).await?;
+    let updated = state
+        .store
+        .change_crm_organization(project, org, &change, owner_last)
+        .await?;
+    Ok(ld(StatusCode::OK, &OrganizationResource::from(updated)))
+}
+
+/// `PUT /organizations/{id}`: replaces every CRM field (omitted ones are
+/// cleared; the title is required); other dialects' fields stay.
+async fn replace(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<wire::OrganizationWrite>,
+) -> Result<Response, Error> {
+    write(state, principal, id, body, true).await
+}
+
+/// `PATCH /organizations/{id}` (merge patch): only the fields given.
+async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<wire::OrganizationWrite>,
+) -> Result<Response, Error> {
+    write(state, principal, id, body, false).await
+}
+
+/// Hides another author's private note from a session (404, as if absent).
+fn visible_to(viewer: Option<String>) -> impl Fn(&shared::domain::crm::Note) -> Result<(), Error> {
+    move |note| {
+        let filter = NoteFilter {
+            viewer: viewer.clone(),
+            ..NoteFilter::default()
+        };
+        if filter.visible(note) {
+            Ok(())
+        } else {
+            Err(Error::not_found(format!(
+                "organization {} has no note {}",
+                note.organization_id, note.id
+            )))
+        }
+    }
+}
+
+/// `GET /organizations/{organizationId}/notes`: one Query (the notes and
+/// the organization), filtered, ordered and paged.
+async fn list_notes(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Error> {
+    let org = org_id(&id)?;
+    let params = Params::parse(raw)?;
+    let (page, size) = params.paging()?;
+    let (project, viewer) = access(&state, &principal, org).await?;
+    let notes = state
+        .store
+        .notes(project, org)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    let filter = NoteFilter {
+        text: params
+            .one("q")
+            .map(|q| q.trim().to_lowercase())
+            .filter(|q| !q.is_empty()),
+        flagged: params.boolean("flagged")?,
+        categories: params
+            .many("category.id")
+            .iter()
+            .map(|c| wire::filter_id(wire::NOTE_CATEGORIES, c))
+            .collect(),
+        authors: params
+            .many("author.id")
+            .iter()
+            .map(|a| wire::filter_id(wire::USERS, a))
+            .collect(),
+        created: params.created()?,
+        orders: params.orders(&[
+            ("order[flagged]", NoteOrder::Flagged),
+            ("order[createdAt]", NoteOrder::CreatedAt),
+        ])?,
+        viewer,
+    };
+    let selected = filter.select(notes);
+    let total = selected.len() as u64;
+    let path = format!("/organizations/{org}/notes");
+    let collection = Collection {
+        context: "/contexts/OrganizationNote".into(),
+        iri: path.clone(),
+        kind: "Collection".into(),
+        view: params.view(&path, page, size, total),
+        total_items: total,
+        member: selected
+            .into_iter()
+            .skip((page - 1).saturating_mul(size))
+            .take(size)
+            .map(NoteResource::from)
+            .collect(),
+    };
+    Ok(ld(StatusCode::OK, &collection))
+}
+
+fn check_organization_id(body: &wire::NoteWrite, org: Uuid) -> Result<(), Error> {
+    match &body.organization_id {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(serde_json::Value::String(given))
+            if given == &org.to_string() || given == &format!("/organizations/{org}") =>
+        {
+            Ok(())
+        }
+        Some(other) => Err(Error::Unprocessable(format!(
+            "organizationId: {other} is not the organization of the path ({org})"
+        ))),
+    }
+}
+
+/// `POST /organizations/{organizationId}/notes`: 201. A session is the
+/// note's author.
+async fn create_note(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<wire::NoteWrite>,
+) -> Result<Response, Error> {
+    let org = org_id(&id)?;
+    check_organization_id(&body, org)?;
+    let mut change = body.into_change(false)?;
+    let (project, viewer) = access(&state, &principal, org).await?;
+    if let Some(user) = viewer {
+        change.author = shared::domain::address::Change::Set(user);
+    }
+    let note = state.store.create_note(project, org, &change).await?;
+    Ok(ld(StatusCode::CREATED, &NoteResource::from(note)))
+}
+
+/// `GET /organizations/{organizationId}/notes/{id}`: one read.
+async fn read_note(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, note)): Path<(String, String)>,
+) -> Result<Response, Error> {
+    let org = org_id(&id)?;
+    let note = note_id(org, &note)?;
+    let (project, viewer) = access(&state, &principal, org).await?;
+    let found = state.store.note(project, org, note).await?;
+    visible_to(viewer)(&found)?;
+    Ok(ld(StatusCode::OK, &NoteResource::from(found)))
+}
+
+async fn write_note(
+    state: AppState,
+    principal: Principal,
+    id: String,
+    note: String,
+    body: wire::NoteWrite,
+    replace: bool,
+) -> Result<Response, Error> {
+    let org = org_id(&id)?;
+    let note = note_id(org, &note)?;
+    check_organization_id(&body, org)?;
+    let mut change = body.into_change(replace)?;
+    let (project, viewer) = access(&state, &principal, org).await?;
+    if let Some(user) = &viewer {
+        // A session cannot hand its note to someone else.
+        if !matches!(change.author, shared::domain::address::Change::Keep) {
+            change.author = shared::domain::address::Change::Set(user.clone());
+        }
+    }
+    let updated = state
+        .store
+        .change_note(project, org, note, &change, visible_to(viewer))
+        .await?;
+    Ok(ld(StatusCode::OK, &NoteResource::from(updated)))
+}
+
+/// `PUT /organizations/{organizationId}/notes/{id}`: description and
+/// category required; omitted fields cleared.
+async fn replace_note(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, note)): Path<(String, String)>,
+    Json(body): Json<wire::NoteWrite>,
+) -> Result<Response, Error> {
+    write_note(state, principal, id, note, body, true).await
+}
+
+/// `PATCH /organizations/{organizationId}/notes/{id}`.
+async fn patch_note(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, note)): Path<(String, String)>,
+    Json(body): Json<wire::NoteWrite>,
+) -> Result<Response, Error> {
+    write_note(state, principal, id, note, body, false).await
+}
+
+/// `DELETE /organizations/{organizationId}/notes/{id}`: 204.
+async fn delete_note(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, note)): Path<(String, String)>,
+) -> Result<StatusCode, Error> {
+    let org = org_id(&id)?;
+    let note = note_id(org, &note)?;
+    let (project, viewer) = access(&state, &principal, org).await?;
+    state
+        .store
+        .delete_note(project, org, note, viewer.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_and_views() {
+        let p = Params::parse(Some(
+            "tags.id%5B%5D=%2Ftags%2F1&tags.id[]=2&tags.id=3&page=2&itemsPerPage=10".into(),
+        ))
+        .unwrap();
+        assert_eq!(p.many("tags.id"), vec!["/tags/1", "2", "3"]);
+        assert_eq!(p.paging().unwrap(), (2, 10));
+        let view = p.view("/organizations", 2, 10, 25);
+        assert_eq!(
+            view.next.as_deref(),
+            Some("/organizations?tags.id%5B%5D=%2Ftags%2F1&tags.id%5B%5D=2&tags.id=3&itemsPerPage=10&page=3")
+        );
+        assert!(view.previous.unwrap().ends_with("page=1"));
+        assert!(view.last.unwrap().ends_with("page=3"));
+        let last = p.view("/organizations", 3, 10, 25);
+        assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn page_sizes_are_capped_and_pages_start_at_one() {
+        let p = |q: &str| Params::parse(Some(q.into())).unwrap().paging();
+        assert_eq!(p("itemsPerPage=31").unwrap(), (1, 30));
+        assert_eq!(p("").unwrap(), (1, 15));
+        assert!(p("page=0").is_err());
+        assert!(p("itemsPerPage=-1").is_err());
+        assert!(p("page=x").is_err());
+    }
+
+    #[test]
+    fn orders_keep_their_order_and_refuse_other_directions() {
+        let p = Params::parse(Some(
+            "order[owner.lastName]=DESC&order[title.sort]=asc".into(),
+        ))
+        .unwrap();
+        let known = [
+            ("order[title.sort]", OrgOrder::Title),
+            ("order[owner.lastName]", OrgOrder::OwnerLastName),
+        ];
+        assert_eq!(
+            p.orders(&known).unwrap(),
+            vec![(OrgOrder::OwnerLastName, true), (OrgOrder::Title, false)]
+        );
+        let bad = Params::parse(Some("order[title.sort]=up".into())).unwrap();
+        assert!(bad.orders(&known).is_err());
+    }
+}
