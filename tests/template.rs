@@ -13,10 +13,11 @@ fn root() -> PathBuf {
 
 /// The routes each HTTP function declares in its crate.
 fn routes_in_code() -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
-    let declared: [(&str, &[(&str, &str)]); 3] = [
+    let declared: [(&str, &[(&str, &str)]); 4] = [
         ("accounts", accounts::ROUTES),
         ("client", client::ROUTES),
         ("crm", crm::ROUTES),
+        ("tenant", tenant::ROUTES),
     ];
     declared
         .into_iter()

@@ -8,6 +8,9 @@ pub struct Config {
     pub table: String,
     pub events_queue_url: Option<String>,
     pub logo_bucket: Option<String>,
+    /// Where logos are served from (`LOGO_BASE_URL`, e.g. a CDN in front of
+    /// the bucket); presigned S3 URLs when unset.
+    pub logo_base_url: Option<String>,
     /// The DNS server domain verification asks (`DNS_RESOLVER`,
     /// `host:port`); the system's resolver when unset.
     pub dns_resolver: Option<std::net::SocketAddr>,
@@ -23,6 +26,9 @@ impl Config {
                 .ok()
                 .filter(|v| !v.is_empty()),
             logo_bucket: std::env::var("LOGO_BUCKET").ok().filter(|v| !v.is_empty()),
+            logo_base_url: std::env::var("LOGO_BASE_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
             dns_resolver: match std::env::var("DNS_RESOLVER") {
                 Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| {
                     Error::Config(format!("DNS_RESOLVER {v:?} is not an ip:port address"))

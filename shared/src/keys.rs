@@ -107,6 +107,18 @@ pub const CRM_INDEX_ATTRIBUTES: &[&str] = &[
     "crm_search",
 ];
 
+/// An organization's settings sort right after its record, so one Query
+/// from [`ORG_SK`] to [`SETTINGS_END`] reads the record and every setting.
+pub const SETTING_PREFIX: &str = "ORGSET#";
+pub const SETTINGS_END: &str = "ORGSET$";
+
+pub fn setting_sk(key: &str) -> String {
+    format!("{SETTING_PREFIX}{}", component(key))
+}
+
+/// The project's feature settings document.
+pub const FEATURES_SK: &str = "FEATURES";
+
 pub const NOTE_PREFIX: &str = "NOTE#";
 
 pub fn note_sk(note: Uuid) -> String {
@@ -239,6 +251,7 @@ mod tests {
         assert!(MEMBER_COUNT_SK >= ORG_STATE_FROM);
         assert!(ADDRESS_SK >= ORG_STATE_FROM);
         assert!(note_sk(id).as_str() >= ORG_STATE_FROM);
+        assert!(setting_sk("a").as_str() > ORG_SK && setting_sk("zz").as_str() < SETTINGS_END);
         assert!(ORG_SK >= ORG_STATE_FROM);
     }
 

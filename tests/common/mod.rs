@@ -366,3 +366,95 @@ impl Drop for LocalDns {
         let _ = self.child.wait();
     }
 }
+
+/// GETs a plain-HTTP URL (a presigned S3 URL of the emulator) and answers
+/// its status and body, with nothing but the standard library.
+pub fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connecting");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sending");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("reading");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut decoded = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("a chunk size");
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..line_end])
+                    .split(';')
+                    .next()
+                    .unwrap_or("0")
+                    .trim(),
+                16,
+            )
+            .expect("a hex chunk size");
+            if size == 0 {
+                break;
+            }
+            decoded.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = decoded;
+    }
+    (status, body)
+}
+
+/// Validates a response body against a schema of a published OpenAPI 3.0
+/// document (a copy in tests/specs, so a fresh clone has it), its
+/// `nullable` turned into JSON Schema's null type.
+pub fn assert_matches_spec(spec_file: &str, schema: &str, instance: &Value) {
+    fn convert(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                if map.remove("nullable") == Some(Value::Bool(true)) {
+                    if let Some(Value::String(t)) = map.get("type").cloned() {
+                        map.insert("type".into(), serde_json::json!([t, "null"]));
+                    }
+                    if let Some(Value::Array(options)) = map.get_mut("enum") {
+                        options.push(Value::Null);
+                    }
+                }
+                map.values_mut().for_each(convert);
+            }
+            Value::Array(items) => items.iter_mut().for_each(convert),
+            _ => {}
+        }
+    }
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("specs")
+        .join(spec_file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let spec: Value = serde_json::from_str(&text).expect("the spec is JSON");
+    let mut components = spec["components"].clone();
+    convert(&mut components);
+    let root = serde_json::json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "components": components,
+        "allOf": [{"$ref": format!("#/components/schemas/{schema}")}],
+    });
+    if let Err(error) = jsonschema::validate(&root, instance) {
+        panic!("the response is not a valid {schema} of {spec_file}: {error}\n{instance:#}");
+    }
+}

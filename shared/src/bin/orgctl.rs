@@ -56,6 +56,22 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Feature settings (what GET /v2/organization/feature-settings serves).
+    Flags {
+        #[command(subcommand)]
+        command: FlagsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlagsCommand {
+    /// Replace a project's feature flag definitions with a FeatureSettings
+    /// JSON file ({version, feature_flags[], enabled_flags[]}); checked first.
+    Import {
+        #[arg(long)]
+        project: Uuid,
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +212,21 @@ async fn run(command: Command) -> Result<(), Error> {
             println!(
                 "{}",
                 shared::auth::issue_session_token(&claims, &found.dev_token_secret)?
+            );
+            Ok(())
+        }
+        Command::Flags {
+            command: FlagsCommand::Import { project, file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::invalid(format!("reading {}: {e}", file.display())))?;
+            let document: shared::domain::features::FeatureDocument =
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::invalid(format!("{}: {e}", file.display())))?;
+            store()?.put_feature_document(project, &document).await?;
+            println!(
+                "imported {} feature flag(s) for project {project}",
+                document.feature_flags.len()
             );
             Ok(())
         }

@@ -5,11 +5,13 @@ pub mod address;
 pub mod crm;
 pub mod data;
 pub mod domains;
+pub mod features;
 pub mod identifier;
 pub mod membership;
 pub mod organization;
 pub mod profile;
 pub mod schedule;
+pub mod tenant;
 pub mod user;
 
 use serde_json::Value;

@@ -32,6 +32,9 @@ pub struct Organization {
     /// Fields only the CRM dialect knows; kept by every other one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<super::crm::CrmProfile>,
+    /// Fields only the tenant dialect knows; kept by every other one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<super::tenant::TenantProfile>,
     /// The owners (user id → when they became one): the oldest owner's
     /// email is the billing email when none is set. Changed only together
     /// with the owner's membership, never by a record update.
@@ -129,6 +132,7 @@ impl Organization {
             accounts: Some(accounts),
             owners: BTreeMap::new(),
             crm: None,
+            tenant: None,
         };
         let event = SystemEvent::new(
             "organization.created",
@@ -156,6 +160,7 @@ impl Organization {
             accounts: None,
             owners: BTreeMap::new(),
             crm: None,
+            tenant: None,
         };
         let event = SystemEvent::new(
             "organization.created",

@@ -11,6 +11,7 @@ mod paging;
 mod profiles;
 mod projects;
 mod schedules;
+mod tenant;
 pub mod timeline;
 mod users;
 
@@ -28,6 +29,7 @@ pub use domains::find_domain;
 pub use memberships::MembershipPage;
 pub use organizations::{OrganizationPage, Upserted};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
+pub use tenant::{NewOwner, WithSettings};
 
 pub type Item = HashMap<String, AttributeValue>;
 

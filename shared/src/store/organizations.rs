@@ -111,6 +111,9 @@ impl Profile for Organization {
         if let Some(crm) = &self.crm {
             attributes.push(("crm", to_value(crm)?));
         }
+        if let Some(tenant) = &self.tenant {
+            attributes.push(("tenant", to_value(tenant)?));
+        }
         attributes.extend(
             self.index_attributes()?
                 .into_iter()

@@ -1,0 +1,475 @@
+//! The tenant API family (`/v2/organization/**`, seed 003, epilot's
+//! organization API): the current organization, profiles, settings,
+//! feature settings evaluated for the caller, logos in S3, creation with an
+//! owner, and member data points. A secret key reaches its whole project; a
+//! session only its user's organizations (owners change them).
+
+mod logo;
+mod wire;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use serde_json::{Map, Value};
+use shared::auth::{Principal, SecretCaller};
+use shared::domain::features::Context;
+use shared::domain::tenant::{TenantChange, TenantProfile};
+use shared::domain::Organization;
+use shared::http::Json;
+use shared::{AppState, Error};
+use uuid::Uuid;
+
+pub use logo::{MAX_LOGO_BYTES, THUMBNAIL_MAX};
+pub use wire::{DataPoint, FeatureSettings, OrganizationResponse};
+
+/// Every route of the family.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v2/organization"),
+    ("GET", "/v2/organization/current"),
+    ("GET", "/v2/organization/feature-settings"),
+    ("GET", "/v2/feature-settings"),
+    ("GET", "/v2/organization/{org_id}"),
+    ("PATCH", "/v2/organization/{org_id}"),
+    ("GET", "/v2/organization/{org_id}/settings"),
+    ("PUT", "/v2/organization/{org_id}/settings/{key}"),
+    ("DELETE", "/v2/organization/{org_id}/settings/{key}"),
+    ("PUT", "/v2/organization/{org_id}/logo"),
+    ("DELETE", "/v2/organization/{org_id}/logo"),
+    ("GET", "/v2/organization/{org_id}/data-points"),
+];
+
+/// How long clients may keep feature settings (they are evaluated per
+/// organization, so only the caller's own cache may hold them).
+const FEATURES_CACHE: &str = "private, max-age=300";
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v2/organization",
+            axum::routing::post(create).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/current",
+            get(current).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/feature-settings",
+            get(feature_settings).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/feature-settings",
+            get(feature_settings).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/{org_id}",
+            get(read).patch(update).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/{org_id}/settings",
+            get(settings).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/{org_id}/settings/{key}",
+            put(put_setting)
+                .delete(delete_setting)
+                .fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/{org_id}/logo",
+            put(put_logo)
+                .delete(delete_logo)
+                .fallback(shared::http::wrong_method)
+                .layer(DefaultBodyLimit::max(MAX_LOGO_BYTES + 1)),
+        )
+        .route(
+            "/v2/organization/{org_id}/data-points",
+            get(data_points).fallback(shared::http::wrong_method),
+        )
+        .fallback(shared::http::no_route)
+        .with_state(state)
+}
+
+fn org_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
+}
+
+/// Who may act on one organization: a secret key anywhere in its project;
+/// a session only as a member (else 404) and, for changes, as an owner
+/// (else 403).
+async fn access(
+    state: &AppState,
+    principal: &Principal,
+    org: Uuid,
+    change: bool,
+) -> Result<Uuid, Error> {
+    match principal {
+        Principal::Secret(caller) => Ok(caller.project_id),
+        Principal::Session(session) => {
+            let membership = state
+                .store
+                .session_membership(session.project_id, org, &session.user)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+            if change && !membership.is_owner() {
+                return Err(Error::Forbidden(
+                    "only the organization's owners can change it".into(),
+                ));
+            }
+            Ok(session.project_id)
+        }
+    }
+}
+
+/// The organization as the dialect shows it (an uploaded logo's URLs).
+async fn present(state: &AppState, org: Organization) -> Result<OrganizationResponse, Error> {
+    let logo = match org.tenant.as_ref().and_then(|t| t.logo.clone()) {
+        Some(stored) => Some((
+            logo::url(state, &stored.key).await?,
+            logo::url(state, &stored.thumbnail_key).await?,
+        )),
+        None => None,
+    };
+    Ok(OrganizationResponse::new(org, logo))
+}
+
+async fn fetch(state: &AppState, project: Uuid, org: Uuid) -> Result<Organization, Error> {
+    state
+        .store
+        .get_organization(project, org)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))
+}
+
+/// `GET /v2/organization/current`: the organization the session's `org_id`
+/// names; 403 when the user is not one of its members.
+async fn current(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let Principal::Session(session) = &principal else {
+        return Err(Error::Forbidden(
+            "a secret key has no current organization: ask for /v2/organization/{org_id}".into(),
+        ));
+    };
+    let claimed = session.org_id.as_deref().ok_or_else(|| {
+        Error::Forbidden("the session names no current organization (`org_id`)".into())
+    })?;
+    let org = Uuid::parse_str(claimed)
+        .map_err(|_| Error::not_found(format!("no organization has the id {claimed}")))?;
+    let member = state
+        .store
+        .session_membership(session.project_id, org, &session.user)
+        .await?;
+    if member.is_none() {
+        return Err(Error::Forbidden(format!(
+            "you are not a member of organization {claimed}"
+        )));
+    }
+    let found = fetch(&state, session.project_id, org).await?;
+    Ok(axum::Json(present(&state, found).await?))
+}
+
+/// `GET /v2/organization/{org_id}`: one read.
+async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let org = org_id(&id)?;
+    let project = access(&state, &principal, org, false).await?;
+    let found = fetch(&state, project, org).await?;
+    Ok(axum::Json(present(&state, found).await?))
+}
+
+/// `PATCH /v2/organization/{org_id}`: only the fields given change.
+async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<wire::OrganizationPatch>,
+) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let org = org_id(&id)?;
+    let change = TenantChange::from(body);
+    change.validate()?;
+    let project = access(&state, &principal, org, true).await?;
+    let updated = state
+        .store
+        .modify_organization(project, org, |o| Ok(change.apply(o)))
+        .await?;
+    Ok(axum::Json(present(&state, updated).await?))
+}
+
+/// `POST /v2/organization` (secret key): the organization and its owner,
+/// 201.
+async fn create(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Json(body): Json<wire::CreateOrganizationRequest>,
+) -> Result<Response, Error> {
+    let detail = body
+        .organization_detail
+        .ok_or_else(|| Error::invalid("organization_detail is required"))?;
+    let change = TenantChange {
+        email: detail.email_address.clone().map_or(
+            shared::domain::address::Change::Keep,
+            shared::domain::address::Change::Set,
+        ),
+        kind: shared::domain::address::Change::Set(detail.kind.clone()),
+        organization_use: detail.organization_use.clone().map_or(
+            shared::domain::address::Change::Keep,
+            shared::domain::address::Change::Set,
+        ),
+        pricing_tier: shared::domain::address::Change::Set(detail.pricing_tier_id.clone()),
+        name: shared::domain::address::Change::Set(detail.name.clone()),
+        ..TenantChange::default()
+    };
+    change.validate()?;
+    let owner = match &body.owner_user {
+        Some(owner) => {
+            shared::domain::organization::validate_email(
+                "owner_user.email_address",
+                &owner.email_address,
+            )?;
+            Some(shared::store::NewOwner {
+                email: owner.email_address.clone(),
+                full_name: owner.full_name.clone(),
+            })
+        }
+        None => None,
+    };
+    let tenant = TenantProfile {
+        email: detail.email_address,
+        kind: Some(detail.kind),
+        organization_use: detail.organization_use,
+        pricing_tier: Some(detail.pricing_tier_id),
+        ..TenantProfile::default()
+    };
+    let org = state
+        .store
+        .create_tenant_organization(caller.project_id, &detail.name, tenant, owner.as_ref())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(present(&state, org).await?)).into_response())
+}
+
+/// `GET /v2/organization/{org_id}/settings`: one Query (the record and its
+/// settings).
+async fn settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Map<String, Value>>, Error> {
+    let org = org_id(&id)?;
+    let project = access(&state, &principal, org, false).await?;
+    let found = state
+        .store
+        .organization_with_settings(project, org)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    Ok(axum::Json(found.settings))
+}
+
+/// `PUT /v2/organization/{org_id}/settings/{key}`: any JSON value but
+/// null; answers the value.
+async fn put_setting(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, key)): Path<(String, String)>,
+    Json(value): Json<Value>,
+) -> Result<axum::Json<Value>, Error> {
+    let org = org_id(&id)?;
+    shared::domain::tenant::validate_setting_key(&key)?;
+    shared::domain::tenant::validate_setting_value(&value)?;
+    let project = access(&state, &principal, org, true).await?;
+    state.store.put_setting(project, org, &key, &value).await?;
+    Ok(axum::Json(value))
+}
+
+/// `DELETE /v2/organization/{org_id}/settings/{key}`.
+async fn delete_setting(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<StatusCode, Error> {
+    let org = org_id(&id)?;
+    let project = access(&state, &principal, org, true).await?;
+    state.store.delete_setting(project, org, &key).await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FeatureQuery {
+    #[serde(default)]
+    org_id: Option<String>,
+}
+
+/// `GET /v2/organization/feature-settings`: the project's flags that apply
+/// to the caller's organization (the session's `org_id`, or `?org_id=`),
+/// each with `enabled`.
+async fn feature_settings(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<FeatureQuery>,
+) -> Result<Response, Error> {
+    let project = principal.project_id();
+    let org = match (&principal, &query.org_id) {
+        (_, Some(org)) => Some(org.clone()),
+        (Principal::Session(session), None) => session.org_id.clone(),
+        (Principal::Secret(_), None) => None,
+    };
+    let org = org.map(|o| org_id(&o)).transpose()?;
+    let document = state.store.feature_document(project);
+    let context = async {
+        let Some(org) = org else {
+            return Ok::<_, Error>(Context::default());
+        };
+        let permissions = match &principal {
+            Principal::Secret(_) => None,
+            Principal::Session(session) => {
+                let membership = state
+                    .store
+                    .session_membership(project, org, &session.user)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+                let mut granted: std::collections::HashSet<String> = membership
+                    .data
+                    .get("permissions")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if membership.is_owner() {
+                    granted.insert("*".into());
+                }
+                Some(granted)
+            }
+        };
+        let found = state
+            .store
+            .organization_with_settings(project, org)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+        let tenant = found.organization.tenant.unwrap_or_default();
+        Ok(Context {
+            pricing_tier: tenant.pricing_tier,
+            organization_type: tenant.kind,
+            settings: found.settings,
+            enabled_flags: Default::default(),
+            permissions,
+        })
+    };
+    let (document, context) = tokio::join!(document, context);
+    let (document, mut context) = (document?.unwrap_or_default(), context?);
+    context.enabled_flags = document.enabled_flags.iter().cloned().collect();
+    let body = FeatureSettings {
+        version: if document.version.is_empty() {
+            "1.0.0".into()
+        } else {
+            document.version.clone()
+        },
+        feature_flags: document.visible(&context),
+    };
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(FEATURES_CACHE),
+    );
+    Ok(response)
+}
+
+/// `PUT /v2/organization/{org_id}/logo`: the image as the body; stored
+/// with its thumbnail, replacing the previous logo.
+async fn put_logo(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<OrganizationResponse>, Error> {
+    let org = org_id(&id)?;
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let prepared = logo::prepare(declared, &body)?;
+    let project = access(&state, &principal, org, true).await?;
+    fetch(&state, project, org).await?;
+    let stored = logo::store(&state, project, org, &prepared, body.to_vec()).await?;
+    let previous = std::sync::Mutex::new(None);
+    let updated = state
+        .store
+        .modify_organization(project, org, |o| {
+            let tenant = o.tenant.get_or_insert_with(Default::default);
+            if let Ok(mut p) = previous.lock() {
+                *p = tenant.logo.clone();
+            }
+            tenant.logo = Some(stored.clone());
+            Ok(true)
+        })
+        .await;
+    let updated = match updated {
+        Ok(org) => org,
+        Err(e) => {
+            logo::remove(&state, &stored).await;
+            return Err(e);
+        }
+    };
+    if let Some(old) = previous.into_inner().ok().flatten() {
+        logo::remove(&state, &old).await;
+    }
+    Ok(axum::Json(present(&state, updated).await?))
+}
+
+/// `DELETE /v2/organization/{org_id}/logo`: both objects go.
+async fn delete_logo(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    let org = org_id(&id)?;
+    let project = access(&state, &principal, org, true).await?;
+    let removed = std::sync::Mutex::new(None);
+    state
+        .store
+        .modify_organization(project, org, |o| {
+            let logo = o.tenant.as_mut().and_then(|t| t.logo.take());
+            let changed = logo.is_some();
+            if let Ok(mut r) = removed.lock() {
+                *r = logo;
+            }
+            Ok(changed)
+        })
+        .await?;
+    match removed.into_inner().ok().flatten() {
+        Some(old) => {
+            logo::remove(&state, &old).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(Error::not_found("the organization has no uploaded logo")),
+    }
+}
+
+/// `GET /v2/organization/{org_id}/data-points`: members counted against
+/// `free_user_limit` (one read).
+async fn data_points(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<axum::Json<DataPoint>, Error> {
+    let org = org_id(&id)?;
+    let project = access(&state, &principal, org, false).await?;
+    let (found, members) = state
+        .store
+        .organization_with_members(project, org)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+    Ok(axum::Json(DataPoint {
+        max_customer: found.tenant.and_then(|t| t.free_user_limit),
+        actual_customer: members,
+    }))
+}

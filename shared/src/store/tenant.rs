@@ -1,0 +1,271 @@
+//! The tenant dialect's reads and writes: settings in the organization's
+//! partition (read with the record in one Query), the project's feature
+//! settings document, organizations created with their owner, and member
+//! counts.
+
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::profiles::record_key;
+use super::timeline::{record_event, TimelineEvent};
+use super::{build, from_item, key, s, Store, TxOutcome};
+use crate::domain::features::FeatureDocument;
+use crate::domain::organization::AccountsProfile;
+use crate::domain::tenant::{validate_setting_key, validate_setting_value, TenantProfile};
+use crate::domain::{IdentifierKey, IdentifierSpec, Organization, ProfileUpsert, SystemEvent};
+use crate::error::Error;
+use crate::keys;
+
+fn setting_key(project: Uuid, org: Uuid, name: &str) -> super::Item {
+    key(keys::org_pk(project, org), keys::setting_sk(name))
+}
+
+/// An organization with its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WithSettings {
+    pub organization: Organization,
+    pub settings: Map<String, Value>,
+}
+
+/// Who a new tenant organization's owner is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewOwner {
+    pub email: String,
+    pub full_name: Option<String>,
+}
+
+impl Store {
+    /// The organization and all its settings: one Query (`None` when the
+    /// organization does not exist).
+    pub async fn organization_with_settings(
+        &self,
+        project: Uuid,
+        org: Uuid,
+    ) -> Result<Option<WithSettings>, Error> {
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :org AND :end")
+            .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+            .expression_attribute_values(":org", s(keys::ORG_SK))
+            .expression_attribute_values(":end", s(keys::SETTINGS_END))
+            .consistent_read(true);
+        let mut organization = None;
+        let mut settings = Map::new();
+        for item in self.query_all(query).await? {
+            let sk = item
+                .get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if sk == keys::ORG_SK {
+                organization = Some(from_item(item)?);
+            } else if sk.starts_with(keys::SETTING_PREFIX) {
+                #[derive(serde::Deserialize)]
+                struct Setting {
+                    name: String,
+                    value: String,
+                }
+                let setting: Setting = from_item(item)?;
+                let value = serde_json::from_str(&setting.value)
+                    .map_err(|e| Error::Internal(format!("a stored setting is not JSON: {e}")))?;
+                settings.insert(setting.name, value);
+            }
+        }
+        Ok(organization.map(|organization| WithSettings {
+            organization,
+            settings,
+        }))
+    }
+
+    /// Sets one setting (one transaction, held by the organization
+    /// existing, with its `organization.updated` event).
+    pub async fn put_setting(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        name: &str,
+        value: &Value,
+    ) -> Result<(), Error> {
+        validate_setting_key(name)?;
+        validate_setting_value(value)?;
+        let now = crate::ids::now();
+        let mut item = setting_key(project, org, name);
+        item.insert("name".into(), s(name));
+        // Kept as JSON text: exactly what was put comes back (number
+        // forms, key order), whatever DynamoDB's types would make of it.
+        item.insert("value".into(), s(value.to_string()));
+        item.insert("updated_at".into(), s(&now));
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build(),
+        )?;
+        let mut items = vec![
+            self.org_exists(project, org)?,
+            TransactWriteItem::builder().put(put).build(),
+        ];
+        let event = SystemEvent::new("organization.updated", serde_json::json!({"setting": name}));
+        items.extend(record_event(
+            &self.table,
+            project,
+            org,
+            &TimelineEvent::system(event, &now),
+        )?);
+        match self.transact(items).await? {
+            TxOutcome::Committed => Ok(()),
+            outcome if outcome.condition_failed_at(0) => Err(Error::not_found(format!(
+                "no organization has the id {org}"
+            ))),
+            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
+                "setting {name} was cancelled: {reasons:?}"
+            ))),
+        }
+    }
+
+    /// Removes one setting (a setting that is not there: nothing to do).
+    pub async fn delete_setting(&self, project: Uuid, org: Uuid, name: &str) -> Result<(), Error> {
+        validate_setting_key(name)?;
+        let now = crate::ids::now();
+        let delete = build(
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(setting_key(project, org, name)))
+                .condition_expression("attribute_exists(PK)")
+                .build(),
+        )?;
+        let mut items = vec![
+            self.org_exists(project, org)?,
+            TransactWriteItem::builder().delete(delete).build(),
+        ];
+        let event = SystemEvent::new(
+            "organization.updated",
+            serde_json::json!({"setting": name, "deleted": true}),
+        );
+        items.extend(record_event(
+            &self.table,
+            project,
+            org,
+            &TimelineEvent::system(event, &now),
+        )?);
+        match self.transact(items).await? {
+            TxOutcome::Committed => Ok(()),
+            outcome if outcome.condition_failed_at(0) => Err(Error::not_found(format!(
+                "no organization has the id {org}"
+            ))),
+            outcome if outcome.condition_failed_at(1) => Ok(()),
+            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
+                "deleting setting {name} was cancelled: {reasons:?}"
+            ))),
+        }
+    }
+
+    /// The project's feature settings document, if one was imported.
+    pub async fn feature_document(&self, project: Uuid) -> Result<Option<FeatureDocument>, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::project_pk(project), keys::FEATURES_SK)))
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let text = item
+            .get("document")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| Error::Internal("the feature document has no body".into()))?;
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("the stored feature document is invalid: {e}")))
+    }
+
+    /// Replaces the project's feature settings document (checked first).
+    pub async fn put_feature_document(
+        &self,
+        project: Uuid,
+        document: &FeatureDocument,
+    ) -> Result<(), Error> {
+        document.validate()?;
+        let text = serde_json::to_string(document)
+            .map_err(|e| Error::Internal(format!("serialising the feature document: {e}")))?;
+        if text.len() > 350 * 1024 {
+            return Err(Error::PayloadTooLarge(
+                "the feature document is larger than 350 KiB".into(),
+            ));
+        }
+        let mut item = key(keys::project_pk(project), keys::FEATURES_SK);
+        item.insert("document".into(), s(text));
+        item.insert("updated_at".into(), s(crate::ids::now()));
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| super::storage("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Creates a tenant organization and its owner: the owner is the user
+    /// named by the email (source `email`), made if new, and becomes the
+    /// organization's owner in the organization's creating transaction.
+    pub async fn create_tenant_organization(
+        &self,
+        project: Uuid,
+        name: &str,
+        tenant: TenantProfile,
+        owner: Option<&NewOwner>,
+    ) -> Result<Organization, Error> {
+        let owner_id = match owner {
+            Some(owner) => {
+                let mut data = Map::new();
+                data.insert("email".into(), Value::String(owner.email.clone()));
+                if let Some(full_name) = &owner.full_name {
+                    data.insert("full_name".into(), Value::String(full_name.clone()));
+                }
+                let spec = IdentifierSpec {
+                    key: IdentifierKey::parse(Some("email"), &owner.email.to_lowercase())?,
+                    metadata: None,
+                };
+                let upsert = ProfileUpsert::new(vec![spec], None, Some(data))?;
+                Some(self.upsert_user(project, &upsert).await?.record.id)
+            }
+            None => None,
+        };
+        self.create_organization_with(project, name, AccountsProfile::default(), owner_id, |org| {
+            org.tenant = Some(tenant);
+        })
+        .await
+    }
+
+    /// The organization and its member count: one `BatchGetItem`.
+    pub async fn organization_with_members(
+        &self,
+        project: Uuid,
+        org: Uuid,
+    ) -> Result<Option<(Organization, u64)>, Error> {
+        let count_key = key(keys::org_pk(project, org), keys::MEMBER_COUNT_SK);
+        let fetched = self
+            .fetch(vec![
+                record_key::<Organization>(project, org),
+                count_key.clone(),
+            ])
+            .await?;
+        let Some(organization) = fetched.record::<Organization>(project, org)? else {
+            return Ok(None);
+        };
+        let members = fetched
+            .item(&count_key)
+            .and_then(|i| i.get("members").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0) as u64;
+        Ok(Some((organization, members)))
+    }
+}
