@@ -13,8 +13,9 @@ fn root() -> PathBuf {
 
 /// The routes each HTTP function declares in its crate.
 fn routes_in_code() -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
-    let declared: [(&str, &[(&str, &str)]); 4] = [
+    let declared: [(&str, &[(&str, &str)]); 5] = [
         ("accounts", accounts::ROUTES),
+        ("cleanup", cleanup::ROUTES),
         ("client", client::ROUTES),
         ("crm", crm::ROUTES),
         ("tenant", tenant::ROUTES),

@@ -11,6 +11,11 @@ pub struct Config {
     /// Where logos are served from (`LOGO_BASE_URL`, e.g. a CDN in front of
     /// the bucket); presigned S3 URLs when unset.
     pub logo_base_url: Option<String>,
+    /// Where deletions are announced for cleanup (`CLEANUP_QUEUE_URL`).
+    pub cleanup_queue_url: Option<String>,
+    /// The services whose reports complete a cleanup (`CLEANUP_SERVICES`,
+    /// comma-separated; `organizations` always counts).
+    pub cleanup_services: Option<String>,
     /// The DNS server domain verification asks (`DNS_RESOLVER`,
     /// `host:port`); the system's resolver when unset.
     pub dns_resolver: Option<std::net::SocketAddr>,
@@ -27,6 +32,12 @@ impl Config {
                 .filter(|v| !v.is_empty()),
             logo_bucket: std::env::var("LOGO_BUCKET").ok().filter(|v| !v.is_empty()),
             logo_base_url: std::env::var("LOGO_BASE_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            cleanup_queue_url: std::env::var("CLEANUP_QUEUE_URL")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            cleanup_services: std::env::var("CLEANUP_SERVICES")
                 .ok()
                 .filter(|v| !v.is_empty()),
             dns_resolver: match std::env::var("DNS_RESOLVER") {

@@ -233,6 +233,38 @@ pub async fn replay_dead_letters(
     }
 }
 
+/// Announces a deletion on the cleanup queue (`CLEANUP_QUEUE_URL`), after
+/// the deleting transaction committed. A lost announcement loses nothing:
+/// the cleanup record stays pending, and `orgctl cleanup resume` (or the
+/// next deletion's sweep) sends it again.
+pub async fn announce_deletion(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: Option<&str>,
+    deletion: &crate::domain::cleanup::Deletion,
+) {
+    let Some(queue_url) = queue_url else {
+        tracing::debug!("CLEANUP_QUEUE_URL is not set; the deletion is not announced");
+        return;
+    };
+    let body = match serde_json::to_string(deletion) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "serialising a deletion");
+            return;
+        }
+    };
+    if let Err(e) = sqs
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .send()
+        .await
+    {
+        tracing::error!(org = %deletion.org_id, error = %storage("SendMessage", e),
+            "the deletion was not announced; its cleanup record stays pending");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

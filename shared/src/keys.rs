@@ -116,6 +116,29 @@ pub fn setting_sk(key: &str) -> String {
     format!("{SETTING_PREFIX}{}", component(key))
 }
 
+/// A deleted organization's cleanup record and the services' reports
+/// (its own partition: the organization's is purged).
+pub fn cleanup_pk(project: Uuid, org: Uuid) -> String {
+    format!("P#{project}#CLEANUP#{org}")
+}
+
+pub const CLEANUP_SK: &str = "CLEANUP";
+pub const REPORT_PREFIX: &str = "REPORT#";
+
+pub fn report_sk(service: &str) -> String {
+    format!("{REPORT_PREFIX}{}", component(service))
+}
+
+/// The project's pending cleanups (GSI1), oldest deletion first; a record
+/// leaves the index when it is complete.
+pub fn cleanup_list_pk(project: Uuid) -> String {
+    format!("P#{project}#CLEANUPS")
+}
+
+pub fn cleanup_list_sk(deleted_at: &str, org: Uuid) -> String {
+    format!("{deleted_at}#{org}")
+}
+
 /// The project's feature settings document.
 pub const FEATURES_SK: &str = "FEATURES";
 

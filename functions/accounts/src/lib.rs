@@ -281,10 +281,20 @@ async fn remove(
     SecretCaller(caller): SecretCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    state
+    let deletion = state
         .store
-        .delete_organization_id(caller.project_id, organization_id(&id)?)
+        .delete_organization_id(
+            caller.project_id,
+            organization_id(&id)?,
+            "accounts:secret-key",
+        )
         .await?;
+    shared::events::announce_deletion(
+        &state.aws.sqs,
+        state.config.cleanup_queue_url.as_deref(),
+        &deletion,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

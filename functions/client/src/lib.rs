@@ -85,10 +85,23 @@ async fn delete_organization(
     Json(request): Json<DeleteOrganizationRequest>,
 ) -> Result<StatusCode, Error> {
     let keys = request.identifier_keys()?;
-    state
+    let deletion = state
         .store
-        .delete_organization(caller.project_id, &keys)
+        .delete_organization(
+            caller.project_id,
+            &keys,
+            match caller.kind {
+                shared::auth::KeyKind::Publishable => "client:publishable-key",
+                shared::auth::KeyKind::Secret => "client:secret-key",
+            },
+        )
         .await?;
+    shared::events::announce_deletion(
+        &state.aws.sqs,
+        state.config.cleanup_queue_url.as_deref(),
+        &deletion,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

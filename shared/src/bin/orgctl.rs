@@ -56,10 +56,26 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Cleanup of deleted organizations.
+    Cleanup {
+        #[command(subcommand)]
+        command: CleanupCommand,
+    },
     /// Feature settings (what GET /v2/organization/feature-settings serves).
     Flags {
         #[command(subcommand)]
         command: FlagsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CleanupCommand {
+    /// The pending cleanups of a project, or one organization's record with
+    /// every service's report and whether it is complete (as JSON).
+    Status {
+        #[arg(long)]
+        project: Uuid,
+        org: Option<Uuid>,
     },
 }
 
@@ -213,6 +229,46 @@ async fn run(command: Command) -> Result<(), Error> {
                 "{}",
                 shared::auth::issue_session_token(&claims, &found.dev_token_secret)?
             );
+            Ok(())
+        }
+        Command::Cleanup {
+            command: CleanupCommand::Status { project, org },
+        } => {
+            let store = store()?;
+            let configured = std::env::var("CLEANUP_SERVICES").ok();
+            let expected = shared::domain::cleanup::expected_services(configured.as_deref());
+            let out = match org {
+                Some(org) => {
+                    let found = store.cleanup_state(project, org).await?.ok_or_else(|| {
+                        Error::not_found(format!("no deleted organization {org} awaits cleanup"))
+                    })?;
+                    serde_json::json!({
+                        "org_id": found.record.org_id,
+                        "deleted_at": found.record.deleted_at,
+                        "deleted_by": found.record.deleted_by,
+                        "complete": found.complete(&expected),
+                        "completed_at": found.completed_at,
+                        "expected_services": expected,
+                        "services": found.reports,
+                    })
+                }
+                None => {
+                    let mut all = Vec::new();
+                    let mut cursor = None;
+                    loop {
+                        let page = store
+                            .pending_cleanups(project, 100, cursor.as_deref())
+                            .await?;
+                        all.extend(page.records);
+                        match page.next_cursor {
+                            Some(next) => cursor = Some(next),
+                            None => break,
+                        }
+                    }
+                    serde_json::json!({ "pending": all })
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(())
         }
         Command::Flags {

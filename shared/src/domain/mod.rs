@@ -2,6 +2,7 @@
 //! them. Knows neither HTTP nor DynamoDB; every dialect maps onto these.
 
 pub mod address;
+pub mod cleanup;
 pub mod crm;
 pub mod data;
 pub mod domains;

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod cache;
+mod cleanup;
 mod crm;
 mod domains;
 mod memberships;
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+pub use cleanup::{CleanupPage, CleanupState, Purged};
 pub use crm::{CrmPage, MAX_FILTER_VALUES};
 pub use domains::find_domain;
 pub use memberships::MembershipPage;

@@ -198,20 +198,24 @@ impl Store {
         &self,
         project: Uuid,
         ids: &[IdentifierKey],
-    ) -> Result<Organization, Error> {
+        deleted_by: &str,
+    ) -> Result<crate::domain::cleanup::Deletion, Error> {
         let id = self.resolve_organization_id(project, ids).await?;
-        self.delete_organization_id(project, id).await
+        self.delete_organization_id(project, id, deleted_by).await
     }
 
     /// Deletes an organization with its identifier markers and its live
     /// items (memberships, schedules, …), and records
-    /// `organization.deleted`. The first transaction makes it unreachable at
-    /// once; live items beyond what fits in it follow in further ones.
+    /// `organization.deleted`, and leaves its cleanup record
+    /// (`OrganizationToCleanup`, `deleted_by` saying who asked). The first
+    /// transaction makes it unreachable at once; live items beyond what fits
+    /// in it follow in further ones, and the purge removes the rest.
     pub async fn delete_organization_id(
         &self,
         project: Uuid,
         id: Uuid,
-    ) -> Result<Organization, Error> {
+        deleted_by: &str,
+    ) -> Result<crate::domain::cleanup::Deletion, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -261,6 +265,16 @@ impl Store {
                 )?);
             }
             items.push(count_organizations(&self.table, project, -1)?);
+            items.push(super::cleanup::record_cleanup(
+                &self.table,
+                project,
+                id,
+                &crate::domain::cleanup::OrganizationToCleanup {
+                    org_id: id.to_string(),
+                    deleted_at: now.clone(),
+                    deleted_by: deleted_by.to_owned(),
+                },
+            )?);
             let event = SystemEvent::new(
                 "organization.deleted",
                 serde_json::json!({"name": org.name}),
@@ -292,7 +306,13 @@ impl Store {
                             );
                         }
                     }
-                    return Ok(org);
+                    return Ok(crate::domain::cleanup::Deletion {
+                        name: "organization.deleted".into(),
+                        project_id: project,
+                        org_id: id,
+                        deleted_at: now,
+                        deleted_by: deleted_by.to_owned(),
+                    });
                 }
                 TxOutcome::Cancelled(reasons) => {
                     tracing::debug!(?reasons, attempt, "delete lost a race; retrying");

@@ -1,0 +1,329 @@
+//! Cleanup of deleted organizations. Deletions arrive on the cleanup queue;
+//! each purges what the service holds for the organization (what is left
+//! of its partition, its logo objects) in batches that survive a timeout
+//! (a message not finished is retried, and the purge goes on from where it
+//! stopped), then files this service's report. Over HTTP (secret keys):
+//! the pending records, one record with every service's report and
+//! whether it is complete, and the reports other services file.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, put};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use shared::auth::SecretCaller;
+use shared::domain::cleanup::{
+    expected_services, Deletion, Operation, OrganizationCleanupStatus, OrganizationToCleanup,
+    OWN_SERVICE,
+};
+use shared::http::Json;
+use shared::store::CleanupState;
+use shared::{AppState, Error};
+use uuid::Uuid;
+
+/// Every HTTP route of the family.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v2/organization/cleanup"),
+    ("GET", "/v2/organization/cleanup/{org_id}"),
+    ("PUT", "/v2/organization/cleanup/{org_id}/{service_name}"),
+];
+
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
+/// Items read and deleted per round of a purge.
+pub const PURGE_PAGE: usize = 100;
+/// Time kept back from the invocation's deadline to answer in.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(3);
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v2/organization/cleanup",
+            get(pending).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/cleanup/{org_id}",
+            get(status).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/organization/cleanup/{org_id}/{service_name}",
+            put(report).fallback(shared::http::wrong_method),
+        )
+        .fallback(shared::http::no_route)
+        .with_state(state)
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct PendingList {
+    pub items: Vec<OrganizationToCleanup>,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+}
+
+/// A cleanup record with every service's report.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct StatusResponse {
+    #[serde(flatten)]
+    pub record: OrganizationToCleanup,
+    pub complete: bool,
+    pub completed_at: Option<String>,
+    pub expected_services: Vec<String>,
+    pub services: Vec<OrganizationCleanupStatus>,
+}
+
+impl StatusResponse {
+    pub fn new(state: CleanupState, configured: Option<&str>) -> Self {
+        let expected = expected_services(configured);
+        Self {
+            complete: state.complete(&expected),
+            completed_at: state.completed_at,
+            expected_services: expected.into_iter().collect(),
+            record: state.record,
+            services: state.reports,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+fn org_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw)
+        .map_err(|_| Error::not_found(format!("no deleted organization {raw} awaits cleanup")))
+}
+
+/// `GET /v2/organization/cleanup`: pending records, oldest first.
+async fn pending(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<PendingList>, Error> {
+    let limit = match query.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| Error::invalid(format!("limit must be 1 to {MAX_LIMIT}")))?,
+    };
+    let page = state
+        .store
+        .pending_cleanups(caller.project_id, limit, query.cursor.as_deref())
+        .await?;
+    Ok(axum::Json(PendingList {
+        items: page.records,
+        next_cursor: page.next_cursor,
+        previous_cursor: page.previous_cursor,
+    }))
+}
+
+/// `GET /v2/organization/cleanup/{org_id}`: one Query.
+async fn status(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<StatusResponse>, Error> {
+    let org = org_id(&id)?;
+    let found = state
+        .store
+        .cleanup_state(caller.project_id, org)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no deleted organization {id} awaits cleanup")))?;
+    Ok(axum::Json(StatusResponse::new(
+        found,
+        state.config.cleanup_services.as_deref(),
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportBody {
+    #[serde(default)]
+    org_id: Option<String>,
+    #[serde(default)]
+    service_name: Option<String>,
+    #[serde(default)]
+    operations: Vec<Operation>,
+}
+
+/// `PUT /v2/organization/cleanup/{org_id}/{service_name}`: a service files
+/// (or replaces) its report. Any service may report; only the configured
+/// ones count toward completeness.
+async fn report(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Path((id, service)): Path<(String, String)>,
+    Json(body): Json<ReportBody>,
+) -> Result<axum::Json<StatusResponse>, Error> {
+    let org = org_id(&id)?;
+    if body.org_id.as_ref().is_some_and(|o| *o != id) {
+        return Err(Error::invalid("org_id in the body differs from the path"));
+    }
+    if body.service_name.as_ref().is_some_and(|s| *s != service) {
+        return Err(Error::invalid(
+            "service_name in the body differs from the path",
+        ));
+    }
+    let configured = state.config.cleanup_services.as_deref();
+    let filed = state
+        .store
+        .file_cleanup_report(
+            caller.project_id,
+            org,
+            &OrganizationCleanupStatus {
+                org_id: id,
+                service_name: service,
+                operations: body.operations,
+            },
+            &expected_services(configured),
+        )
+        .await?;
+    Ok(axum::Json(StatusResponse::new(filed, configured)))
+}
+
+/// How far a purge got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Everything is gone and this service has reported.
+    Done,
+    /// Time ran out; run again to go on.
+    Unfinished,
+}
+
+/// Purges what this service holds for a deleted organization and, once
+/// nothing is left, files its report. Safe to run any number of times.
+pub async fn purge(
+    state: &AppState,
+    project: Uuid,
+    org: Uuid,
+    deadline: Instant,
+) -> Result<Progress, Error> {
+    let items = state
+        .store
+        .purge_organization(project, org, deadline, PURGE_PAGE)
+        .await?;
+    if !items.done {
+        return Ok(Progress::Unfinished);
+    }
+    let objects = purge_logos(state, project, org).await?;
+    let configured = state.config.cleanup_services.as_deref();
+    state
+        .store
+        .file_cleanup_report(
+            project,
+            org,
+            &OrganizationCleanupStatus {
+                org_id: org.to_string(),
+                service_name: OWN_SERVICE.into(),
+                operations: vec![
+                    Operation {
+                        action: Some("delete".into()),
+                        resource: Some("dynamodb:organization-partition".into()),
+                        extra_info: Some(serde_json::json!({ "items_this_run": items.items })),
+                    },
+                    Operation {
+                        action: Some("delete".into()),
+                        resource: Some("s3:logos".into()),
+                        extra_info: Some(serde_json::json!({ "objects_this_run": objects })),
+                    },
+                ],
+            },
+            &expected_services(configured),
+        )
+        .await?;
+    Ok(Progress::Done)
+}
+
+/// Deletes every object under the organization's logo prefix.
+async fn purge_logos(state: &AppState, project: Uuid, org: Uuid) -> Result<usize, Error> {
+    let Some(bucket) = state.config.logo_bucket.as_deref() else {
+        return Ok(0);
+    };
+    let prefix = format!("logos/{project}/{org}/");
+    let mut deleted = 0;
+    loop {
+        let listed = state
+            .aws
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&prefix)
+            .send()
+            .await
+            .map_err(|e| Error::Storage(format!("listing logos: {e}")))?;
+        let keys: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        if keys.is_empty() {
+            return Ok(deleted);
+        }
+        for key in &keys {
+            state
+                .aws
+                .s3
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| Error::Storage(format!("deleting {key}: {e}")))?;
+            deleted += 1;
+        }
+    }
+}
+
+async fn handle_message(
+    state: &AppState,
+    message: &SqsMessage,
+    deadline: Instant,
+) -> Result<Progress, Error> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let deletion: Deletion = match serde_json::from_str(body) {
+        Ok(deletion) => deletion,
+        Err(e) => {
+            // Not a deletion: retrying cannot help; drop it loudly.
+            tracing::error!(error = %e, "a cleanup message that is not a deletion was dropped");
+            return Ok(Progress::Done);
+        }
+    };
+    purge(state, deletion.project_id, deletion.org_id, deadline).await
+}
+
+/// Handles a batch of deletions; those not finished (time ran out, or a
+/// failure) are reported back so SQS delivers them again.
+pub async fn handle_deletions(
+    state: &AppState,
+    event: SqsEvent,
+    deadline: Instant,
+) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for message in &event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        match handle_message(state, message, deadline).await {
+            Ok(Progress::Done) => {}
+            Ok(Progress::Unfinished) => {
+                tracing::info!(message_id = %id, "purge unfinished; it goes on at the next delivery");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failures.push(failure);
+            }
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "purge failed");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failures.push(failure);
+            }
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
