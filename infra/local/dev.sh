@@ -41,6 +41,7 @@ ORGCTL="$TARGET_DIR/debug/orgctl"
 echo "==> orgctl init"
 "$ORGCTL" init > .local/init.json
 export EVENTS_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["events_queue_url"])')"
+export CLEANUP_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["cleanup_queue_url"])')"
 
 echo "==> demo project"
 "$ORGCTL" project create demo --json > .local/project.json
@@ -48,6 +49,7 @@ echo "==> demo project"
 cat > .local/functions.env <<ENV
 TABLE_NAME=$TABLE_NAME
 EVENTS_QUEUE_URL=$EVENTS_QUEUE_URL
+CLEANUP_QUEUE_URL=$CLEANUP_QUEUE_URL
 LOGO_BUCKET=$LOGO_BUCKET
 AWS_REGION=$AWS_REGION
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
@@ -71,8 +73,9 @@ for _ in $(seq 1 600); do
 done
 [ "$code" = "401" ] || { echo "the client function did not come up; see .local/watch.log" >&2; exit 1; }
 
-echo "==> bridge: SQS -> processor"
+echo "==> bridge: SQS -> processor, cleanup"
 "$TOOLS/bin/python" infra/local/bridge.py --invoke "$BASE" --queue-url "$EVENTS_QUEUE_URL" \
+  --cleanup-queue-url "$CLEANUP_QUEUE_URL" \
   > .local/bridge.log 2>&1 &
 PIDS+=("$!")
 
@@ -93,6 +96,7 @@ stack = {
     "aws_endpoint": os.environ["AWS_ENDPOINT_URL"],
     "table": os.environ["TABLE_NAME"],
     "events_queue_url": os.environ["EVENTS_QUEUE_URL"],
+    "cleanup_queue_url": os.environ["CLEANUP_QUEUE_URL"],
     "bucket": os.environ["LOGO_BUCKET"],
 }
 json.dump(stack, open(".local/stack.json", "w"), indent=2)

@@ -235,8 +235,8 @@ pub async fn replay_dead_letters(
 
 /// Announces a deletion on the cleanup queue (`CLEANUP_QUEUE_URL`), after
 /// the deleting transaction committed. A lost announcement loses nothing:
-/// the cleanup record stays pending, and `orgctl cleanup resume` (or the
-/// next deletion's sweep) sends it again.
+/// the cleanup record stays pending, and `orgctl cleanup resume` sends it
+/// again.
 pub async fn announce_deletion(
     sqs: &aws_sdk_sqs::Client,
     queue_url: Option<&str>,

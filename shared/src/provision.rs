@@ -1,5 +1,5 @@
-//! Creates the table, the events queue with its dead-letter queue, and the
-//! logo bucket. Idempotent: what exists is left as it is. Works against the
+//! Creates the table, the events and cleanup queues with their dead-letter
+//! queues, and the logo bucket. Idempotent: what exists is left as it is. Works against the
 //! emulator and real AWS (where SAM normally creates them).
 
 use aws_sdk_dynamodb::types::{
@@ -21,6 +21,7 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 pub struct Names {
     pub table: String,
     pub events_queue: String,
+    pub cleanup_queue: String,
     pub bucket: String,
 }
 
@@ -29,6 +30,7 @@ pub struct Provisioned {
     pub table: String,
     pub events_queue_url: String,
     pub dead_letter_queue_url: String,
+    pub cleanup_queue_url: String,
     pub bucket: String,
 }
 
@@ -36,11 +38,13 @@ pub async fn init(aws: &Aws, names: &Names) -> Result<Provisioned, Error> {
     create_table(&aws.dynamodb, &names.table).await?;
     let (events_queue_url, dead_letter_queue_url) =
         create_queues(&aws.sqs, &names.events_queue).await?;
+    let (cleanup_queue_url, _) = create_queues(&aws.sqs, &names.cleanup_queue).await?;
     create_bucket(&aws.s3, &names.bucket).await?;
     Ok(Provisioned {
         table: names.table.clone(),
         events_queue_url,
         dead_letter_queue_url,
+        cleanup_queue_url,
         bucket: names.bucket.clone(),
     })
 }

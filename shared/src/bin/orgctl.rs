@@ -18,7 +18,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the table, the events queue (with its dead-letter queue) and the logo bucket; idempotent.
+    /// Create the table, the events and cleanup queues (with dead-letter queues) and the logo bucket; idempotent.
     Init {
         /// Events queue name (default: the last segment of EVENTS_QUEUE_URL, else organization-events).
         #[arg(long)]
@@ -76,6 +76,12 @@ enum CleanupCommand {
         #[arg(long)]
         project: Uuid,
         org: Option<Uuid>,
+    },
+    /// Announce again every pending deletion this service has not finished
+    /// purging (a lost announcement; needs CLEANUP_QUEUE_URL).
+    Resume {
+        #[arg(long)]
+        project: Uuid,
     },
 }
 
@@ -164,6 +170,11 @@ async fn run(command: Command) -> Result<(), Error> {
             let names = shared::provision::Names {
                 table: env("TABLE_NAME")?,
                 events_queue: queue,
+                cleanup_queue: std::env::var("CLEANUP_QUEUE_URL")
+                    .ok()
+                    .and_then(|u| u.rsplit('/').next().map(str::to_owned))
+                    .filter(|q| !q.is_empty())
+                    .unwrap_or_else(|| "organization-cleanup".into()),
                 bucket,
             };
             print_json(&shared::provision::init(&aws, &names).await?)
@@ -269,6 +280,47 @@ async fn run(command: Command) -> Result<(), Error> {
                 }
             };
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            Ok(())
+        }
+        Command::Cleanup {
+            command: CleanupCommand::Resume { project },
+        } => {
+            let store = store()?;
+            let queue_url = env("CLEANUP_QUEUE_URL")?;
+            let mut cursor = None;
+            let mut sent = 0;
+            loop {
+                let page = store
+                    .pending_cleanups(project, 100, cursor.as_deref())
+                    .await?;
+                for record in page.records {
+                    let Ok(org) = Uuid::parse_str(&record.org_id) else {
+                        continue;
+                    };
+                    let purged = store.cleanup_state(project, org).await?.is_some_and(|s| {
+                        s.reports
+                            .iter()
+                            .any(|r| r.service_name == shared::domain::cleanup::OWN_SERVICE)
+                    });
+                    if !purged {
+                        let deletion = shared::domain::cleanup::Deletion {
+                            name: "organization.deleted".into(),
+                            project_id: project,
+                            org_id: org,
+                            deleted_at: record.deleted_at,
+                            deleted_by: record.deleted_by,
+                        };
+                        shared::events::announce_deletion(&aws.sqs, Some(&queue_url), &deletion)
+                            .await;
+                        sent += 1;
+                    }
+                }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            println!("announced {sent} unfinished deletion(s) again");
             Ok(())
         }
         Command::Flags {
