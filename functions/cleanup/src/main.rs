@@ -18,12 +18,20 @@ fn is_sqs(payload: &Value) -> bool {
         .is_some_and(|r| r["eventSource"] == "aws:sqs")
 }
 
+/// Deadlines before this (2001) are not epoch times: `cargo lambda watch`
+/// sends the function's timeout itself (600000), measured here.
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
 /// The invocation's deadline, less a margin to answer in.
 fn deadline(context: &lambda_runtime::Context) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let left = Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    let left = if context.deadline < EPOCH_MS_FLOOR {
+        Duration::from_millis(context.deadline)
+    } else {
+        Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    };
     Instant::now() + left.saturating_sub(cleanup::SAFETY_MARGIN)
 }
 
