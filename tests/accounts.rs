@@ -340,13 +340,7 @@ async fn a_get_is_one_read_and_a_list_page_one_query() {
 }
 
 fn session(p: &shared::store::CreatedProject, user: &str) -> String {
-    let claims = shared::auth::SessionClaims {
-        sub: user.into(),
-        project_id: p.project_id,
-        org_id: None,
-        exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 600,
-    };
-    shared::auth::issue_session_token(&claims, &p.dev_token_secret).unwrap()
+    integration_tests::session_token(p, user, None)
 }
 
 #[tokio::test]

@@ -6,21 +6,13 @@ use std::io::Cursor;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use integration_tests::{assert_matches_spec, call, http_get, project, send, state};
+use integration_tests::{
+    assert_matches_spec, call, http_get, project, send, session_token as session, state,
+};
 use serde_json::{json, Value};
 use shared::AppState;
 
 const SPEC: &str = "epilot-organization.openapi.json";
-
-fn session(p: &shared::store::CreatedProject, user: &str, org: Option<&str>) -> String {
-    let claims = shared::auth::SessionClaims {
-        sub: user.into(),
-        project_id: p.project_id,
-        org_id: org.map(str::to_owned),
-        exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 600,
-    };
-    shared::auth::issue_session_token(&claims, &p.dev_token_secret).unwrap()
-}
 
 async fn create(router: &axum::Router, key: &str, name: &str, tier: &str) -> Value {
     let body = json!({

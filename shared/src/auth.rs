@@ -246,6 +246,52 @@ impl<S: AuthState + Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// What a principal may do with one organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub project_id: Uuid,
+    /// The session's user (`None` for a secret key).
+    pub user: Option<Uuid>,
+}
+
+/// The id in a path, as an organization id: anything else names no
+/// organization (404).
+pub fn organization_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
+}
+
+/// Who may act on one organization: a secret key anywhere in its project;
+/// a session only as a member (else 404, as if the organization did not
+/// exist) and, when `owner_only`, as an owner (else 403).
+pub async fn organization_access(
+    store: &Store,
+    principal: &Principal,
+    org: Uuid,
+    owner_only: bool,
+) -> Result<Access, Error> {
+    match principal {
+        Principal::Secret(caller) => Ok(Access {
+            project_id: caller.project_id,
+            user: None,
+        }),
+        Principal::Session(session) => {
+            let membership = store
+                .session_membership(session.project_id, org, &session.user)
+                .await?
+                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+            if owner_only && !membership.is_owner() {
+                return Err(Error::Forbidden(
+                    "only the organization's owners can change it".into(),
+                ));
+            }
+            Ok(Access {
+                project_id: session.project_id,
+                user: Some(membership.user_id),
+            })
+        }
+    }
+}
+
 /// Claims of a session token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionClaims {

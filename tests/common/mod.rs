@@ -458,3 +458,15 @@ pub fn assert_matches_spec(spec_file: &str, schema: &str, instance: &Value) {
         panic!("the response is not a valid {schema} of {spec_file}: {error}\n{instance:#}");
     }
 }
+
+/// A local session token (HS256 with the project's dev_token_secret) for a
+/// user's external id, optionally naming the current organization.
+pub fn session_token(p: &CreatedProject, user: &str, org: Option<&str>) -> String {
+    let claims = shared::auth::SessionClaims {
+        sub: user.into(),
+        project_id: p.project_id,
+        org_id: org.map(str::to_owned),
+        exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 600,
+    };
+    shared::auth::issue_session_token(&claims, &p.dev_token_secret).expect("a session token")
+}

@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use shared::auth::organization_id;
 use shared::auth::{Principal, SecretCaller, Session};
 use shared::domain::organization::validate_email;
 use shared::http::Json;
@@ -111,35 +112,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Who may act on one organization: a secret key anywhere in its project;
-/// a session only as a member (and, for changes, as an owner). A session
-/// that is not a member sees a 404, as if the organization did not exist.
 async fn access(
     state: &AppState,
     principal: &Principal,
     org: Uuid,
     change: bool,
 ) -> Result<Uuid, Error> {
-    match principal {
-        Principal::Secret(caller) => Ok(caller.project_id),
-        Principal::Session(session) => {
-            let membership = state
-                .store
-                .session_membership(session.project_id, org, &session.user)
-                .await?
-                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
-            if change && !membership.is_owner() {
-                return Err(Error::Forbidden(
-                    "only the organization's owners can change it".into(),
-                ));
-            }
-            Ok(session.project_id)
-        }
-    }
-}
-
-fn organization_id(raw: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
+    Ok(
+        shared::auth::organization_access(&state.store, principal, org, change)
+            .await?
+            .project_id,
+    )
 }
 
 fn limit(raw: Option<&str>, default: usize) -> Result<usize, Error> {

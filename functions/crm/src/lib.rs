@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
+use shared::auth::organization_id as org_id;
 use shared::auth::Principal;
 use shared::domain::crm::{
     filter_time, normalize_phone, NoteFilter, NoteOrder, OrgFilter, OrgOrder, TimeBound,
@@ -83,10 +84,6 @@ fn ld<T: Serialize>(status: StatusCode, body: &T) -> Response {
     response
 }
 
-fn org_id(raw: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
-}
-
 fn note_id(org: Uuid, raw: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(raw)
         .map_err(|_| Error::not_found(format!("organization {org} has no note {raw}")))
@@ -100,17 +97,8 @@ async fn access(
     principal: &Principal,
     org: Uuid,
 ) -> Result<(Uuid, Option<String>), Error> {
-    match principal {
-        Principal::Secret(caller) => Ok((caller.project_id, None)),
-        Principal::Session(session) => {
-            let membership = state
-                .store
-                .session_membership(session.project_id, org, &session.user)
-                .await?
-                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
-            Ok((session.project_id, Some(membership.user_id.to_string())))
-        }
-    }
+    let access = shared::auth::organization_access(&state.store, principal, org, false).await?;
+    Ok((access.project_id, access.user.map(|u| u.to_string())))
 }
 
 /// The query string as the CRM sends it: repeated keys (`tags.id[]=1&

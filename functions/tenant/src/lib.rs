@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use serde_json::{Map, Value};
+use shared::auth::organization_id as org_id;
 use shared::auth::{Principal, SecretCaller};
 use shared::domain::features::Context;
 use shared::domain::tenant::{TenantChange, TenantProfile};
@@ -92,35 +93,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn org_id(raw: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(raw).map_err(|_| Error::not_found(format!("no organization has the id {raw}")))
-}
-
-/// Who may act on one organization: a secret key anywhere in its project;
-/// a session only as a member (else 404) and, for changes, as an owner
-/// (else 403).
+/// A secret key anywhere in its project; a session as a member (404
+/// otherwise) and, for changes, as an owner (403).
 async fn access(
     state: &AppState,
     principal: &Principal,
     org: Uuid,
     change: bool,
 ) -> Result<Uuid, Error> {
-    match principal {
-        Principal::Secret(caller) => Ok(caller.project_id),
-        Principal::Session(session) => {
-            let membership = state
-                .store
-                .session_membership(session.project_id, org, &session.user)
-                .await?
-                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
-            if change && !membership.is_owner() {
-                return Err(Error::Forbidden(
-                    "only the organization's owners can change it".into(),
-                ));
-            }
-            Ok(session.project_id)
-        }
-    }
+    Ok(
+        shared::auth::organization_access(&state.store, principal, org, change)
+            .await?
+            .project_id,
+    )
 }
 
 /// The organization as the dialect shows it (an uploaded logo's URLs).
