@@ -7,25 +7,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use integration_tests::{call, project, send, state, Exchange};
+use integration_tests::{call, project, send, Exchange};
 use serde_json::json;
 use shared::AppState;
-
-async fn with_bucket(services: Option<&str>) -> AppState {
-    let mut state = state().await;
-    let bucket = format!("logos-{}", uuid::Uuid::now_v7().simple());
-    state
-        .aws
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("creating a bucket");
-    state.config.logo_bucket = Some(bucket);
-    state.config.cleanup_services = services.map(str::to_owned);
-    AppState::new(state.config.clone(), state.aws.clone())
-}
 
 async fn partition(state: &AppState, project: uuid::Uuid, org: &str) -> usize {
     let out = state
@@ -173,7 +157,7 @@ async fn populated(state: &AppState, p: &shared::store::CreatedProject) -> (Stri
 
 #[tokio::test]
 async fn nothing_of_a_deleted_organization_is_left_after_the_purge() {
-    let state = with_bucket(None).await;
+    let state = integration_tests::state_with_bucket(None).await;
     let p = project(&state).await;
     let (id, users) = populated(&state, &p).await;
     let key = Some(p.secret_key.as_str());
@@ -329,7 +313,7 @@ async fn nothing_of_a_deleted_organization_is_left_after_the_purge() {
 
 #[tokio::test]
 async fn only_configured_services_count_toward_completeness() {
-    let state = with_bucket(Some("billing")).await;
+    let state = integration_tests::state_with_bucket(Some("billing")).await;
     let p = project(&state).await;
     let key = Some(p.secret_key.as_str());
     let client = client::router(state.clone());
@@ -450,7 +434,7 @@ async fn only_configured_services_count_toward_completeness() {
 
 #[tokio::test]
 async fn a_purge_refuses_an_organization_that_exists() {
-    let state = with_bucket(None).await;
+    let state = integration_tests::state_with_bucket(None).await;
     let p = project(&state).await;
     let client = client::router(state.clone());
     let made = call(
@@ -480,7 +464,7 @@ async fn a_purge_refuses_an_organization_that_exists() {
 
 #[tokio::test]
 async fn a_deletion_goes_out_through_the_queue_and_its_message_drives_the_purge() {
-    let mut state = with_bucket(None).await;
+    let mut state = integration_tests::state_with_bucket(None).await;
     let name = format!("cleanup-{}", uuid::Uuid::now_v7().simple());
     let (queue_url, _dlq) = shared::provision::create_queues(&state.aws.sqs, &name)
         .await

@@ -494,21 +494,6 @@ async fn feature_settings_answer_with_a_cache_header() {
     );
 }
 
-async fn with_bucket() -> AppState {
-    let mut state = state().await;
-    let bucket = format!("logos-{}", uuid::Uuid::now_v7().simple());
-    state
-        .aws
-        .s3
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("creating a bucket");
-    state.config.logo_bucket = Some(bucket);
-    AppState::new(state.config.clone(), state.aws.clone())
-}
-
 async fn objects(state: &AppState, prefix: &str) -> Vec<String> {
     let out = state
         .aws
@@ -555,7 +540,7 @@ async fn put_logo(
 
 #[tokio::test]
 async fn a_logo_is_stored_with_a_thumbnail_and_served_byte_identical() {
-    let state = with_bucket().await;
+    let state = integration_tests::state_with_bucket(None).await;
     let p = project(&state).await;
     let tenant = tenant::router(state.clone());
     let key = p.secret_key.as_str();

@@ -470,3 +470,21 @@ pub fn session_token(p: &CreatedProject, user: &str, org: Option<&str>) -> Strin
     };
     shared::auth::issue_session_token(&claims, &p.dev_token_secret).expect("a session token")
 }
+
+/// [`state`] with a logo bucket of the test's own and the given
+/// `CLEANUP_SERVICES`.
+pub async fn state_with_bucket(cleanup_services: Option<&str>) -> AppState {
+    let mut state = state().await;
+    let bucket = format!("logos-{}", uuid::Uuid::now_v7().simple());
+    state
+        .aws
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("creating a bucket");
+    state.config.logo_bucket = Some(bucket);
+    state.config.cleanup_services = cleanup_services.map(str::to_owned);
+    AppState::new(state.config.clone(), state.aws.clone())
+}
