@@ -12,6 +12,7 @@ pub mod membership;
 pub mod organization;
 pub mod profile;
 pub mod schedule;
+pub mod segment;
 pub mod tenant;
 pub mod user;
 

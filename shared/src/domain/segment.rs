@@ -1,0 +1,1005 @@
+//! Segmentation rules (Lunogram's rule-tree format) and their evaluation
+//! for one user over the facts the service holds: the user, their
+//! organizations, their memberships and the organizations' daily event
+//! counters. Pure: the store gathers the facts, this decides.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::{Date, Duration, OffsetDateTime};
+
+use super::{Membership, Organization, User};
+use crate::error::Error;
+
+/// How deep a rule tree may nest.
+pub const MAX_DEPTH: usize = 16;
+/// Most nodes in one tree.
+pub const MAX_NODES: usize = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Wrapper,
+    String,
+    Number,
+    Boolean,
+    Date,
+    Array,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Parent,
+    User,
+    Organization,
+    OrganizationUser,
+    OrganizationEvent,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operator {
+    #[serde(rename = "=")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "is set")]
+    IsSet,
+    #[serde(rename = "is not set")]
+    IsNotSet,
+    #[serde(rename = "empty")]
+    Empty,
+    #[serde(rename = "contains")]
+    Contains,
+    #[serde(rename = "not contain")]
+    NotContain,
+    #[serde(rename = "starts with")]
+    StartsWith,
+    #[serde(rename = "not start with")]
+    NotStartWith,
+    #[serde(rename = "ends with")]
+    EndsWith,
+    #[serde(rename = "any")]
+    Any,
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "is same day")]
+    SameDay,
+    #[serde(rename = "and")]
+    And,
+    #[serde(rename = "or")]
+    Or,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Period {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub unit: Unit,
+    pub value: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Frequency {
+    pub count: u64,
+    pub operator: Operator,
+    pub period: Period,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserMatch {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub member_conditions: Vec<Rule>,
+}
+
+/// One node of a rule tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub group: Group,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub operator: Operator,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Rule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<Frequency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_match: Option<UserMatch>,
+}
+
+fn at(node: &str, problem: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("{node}: {problem}"))
+}
+
+impl Rule {
+    /// Checks the tree; a 400 names the offending node (`rule.children[1]`).
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut nodes = 0;
+        self.check("rule", 1, &mut nodes)
+    }
+
+    fn check(&self, node: &str, depth: usize, nodes: &mut usize) -> Result<(), Error> {
+        *nodes += 1;
+        if *nodes > MAX_NODES {
+            return Err(at(node, format!("a rule has at most {MAX_NODES} nodes")));
+        }
+        if depth > MAX_DEPTH {
+            return Err(at(node, format!("rules nest at most {MAX_DEPTH} deep")));
+        }
+        let combinator = matches!(self.operator, Operator::And | Operator::Or);
+        if (self.kind == Kind::Wrapper || self.group == Group::Parent) != combinator {
+            return Err(at(
+                node,
+                "a wrapper (group parent) takes `and` or `or`, and only a wrapper does",
+            ));
+        }
+        if combinator {
+            for (i, child) in self.children.iter().enumerate() {
+                child.check(&format!("{node}.children[{i}]"), depth + 1, nodes)?;
+            }
+            return Ok(());
+        }
+        if self.group == Group::OrganizationEvent {
+            if self.path.as_deref().is_none_or(str::is_empty) {
+                return Err(at(
+                    node,
+                    "an organization_event rule names the event in `path`",
+                ));
+            }
+            if let Some(f) = &self.frequency {
+                if f.period.kind != "rolling" {
+                    return Err(at(node, "frequency.period.type must be `rolling`"));
+                }
+                if f.period.value == 0 {
+                    return Err(at(node, "frequency.period.value must be at least 1"));
+                }
+                if !matches!(
+                    f.operator,
+                    Operator::Eq
+                        | Operator::Ne
+                        | Operator::Lt
+                        | Operator::Le
+                        | Operator::Gt
+                        | Operator::Ge
+                ) {
+                    return Err(at(node, "frequency.operator must compare (= != < <= > >=)"));
+                }
+            }
+        } else {
+            let path = self.path.as_deref().unwrap_or_default();
+            if !path.starts_with('.') || path.len() < 2 {
+                return Err(at(node, "`path` must look like `.plan`"));
+            }
+            if !allowed(self.kind, self.operator) {
+                return Err(at(
+                    node,
+                    format!(
+                        "{:?} does not apply to a {:?} value",
+                        self.operator, self.kind
+                    ),
+                ));
+            }
+            let needs_value = !matches!(
+                self.operator,
+                Operator::IsSet | Operator::IsNotSet | Operator::Empty
+            );
+            if needs_value && self.value.is_none() {
+                return Err(at(node, "this operator needs a `value`"));
+            }
+            if matches!(self.operator, Operator::Any | Operator::None)
+                && !self.value.as_ref().is_some_and(Value::is_array)
+            {
+                return Err(at(node, "`any` and `none` take an array `value`"));
+            }
+            if self.kind == Kind::Date
+                && needs_value
+                && !matches!(self.operator, Operator::Any | Operator::None)
+            {
+                let ok = self
+                    .value
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .and_then(parse_date)
+                    .is_some();
+                if !ok {
+                    return Err(at(node, "a date `value` must be a date or date-time"));
+                }
+            }
+        }
+        if let Some(m) = &self.user_match {
+            if self.group != Group::Organization && self.group != Group::OrganizationEvent {
+                return Err(at(node, "`user_match` belongs on organization rules"));
+            }
+            match m.kind.as_str() {
+                "all" => {}
+                "conditions" => {
+                    for (i, c) in m.member_conditions.iter().enumerate() {
+                        let child = format!("{node}.user_match.member_conditions[{i}]");
+                        if c.group != Group::OrganizationUser && c.group != Group::Parent {
+                            return Err(at(
+                                &child,
+                                "member conditions are organization_user rules",
+                            ));
+                        }
+                        c.check(&child, depth + 1, nodes)?;
+                    }
+                }
+                other => {
+                    return Err(at(
+                        node,
+                        format!("user_match.type {other:?} is not all or conditions"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn allowed(kind: Kind, op: Operator) -> bool {
+    use Operator::*;
+    match op {
+        IsSet | IsNotSet | Empty => true,
+        Eq | Ne => kind != Kind::Array,
+        Lt | Le | Gt | Ge => matches!(kind, Kind::Number | Kind::Date | Kind::String),
+        Contains | NotContain => matches!(kind, Kind::String | Kind::Array),
+        StartsWith | NotStartWith | EndsWith => kind == Kind::String,
+        Any | None => matches!(kind, Kind::String | Kind::Number | Kind::Array),
+        SameDay => kind == Kind::Date,
+        And | Or => false,
+    }
+}
+
+/// A date value: RFC 3339, or `YYYY-MM-DD` (midnight UTC).
+pub fn parse_date(raw: &str) -> Option<OffsetDateTime> {
+    crate::ids::parse_timestamp(raw).or_else(|| {
+        Date::parse(
+            raw,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()
+        .map(|d| d.midnight().assume_utc())
+    })
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => Option::None,
+    }
+}
+
+fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => Option::None,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => Option::None,
+    }
+}
+
+fn ordered(op: Operator, ordering: Option<std::cmp::Ordering>) -> bool {
+    use std::cmp::Ordering::*;
+    match (op, ordering) {
+        (_, Option::None) => false,
+        (Operator::Eq, Some(o)) => o == Equal,
+        (Operator::Ne, Some(o)) => o != Equal,
+        (Operator::Lt, Some(o)) => o == Less,
+        (Operator::Le, Some(o)) => o != Greater,
+        (Operator::Gt, Some(o)) => o == Greater,
+        (Operator::Ge, Some(o)) => o != Less,
+        _ => false,
+    }
+}
+
+/// Whether `actual` (the value at the rule's path, if any) satisfies the
+/// operator against `expected` for the rule's type.
+pub fn compare(kind: Kind, op: Operator, actual: Option<&Value>, expected: Option<&Value>) -> bool {
+    let actual = actual.filter(|v| !v.is_null());
+    match op {
+        Operator::IsSet => return actual.is_some(),
+        Operator::IsNotSet => return actual.is_none(),
+        Operator::Empty => {
+            return match actual {
+                Option::None => true,
+                Some(Value::String(s)) => s.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Object(o)) => o.is_empty(),
+                Some(_) => false,
+            }
+        }
+        _ => {}
+    }
+    let (Some(actual), Some(expected)) = (actual, expected) else {
+        // A missing value satisfies only the negative operators.
+        return matches!(
+            op,
+            Operator::Ne | Operator::NotContain | Operator::NotStartWith | Operator::None
+        );
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    match kind {
+        Kind::Wrapper => false,
+        Kind::String => {
+            let (Some(a), Some(e)) = (text(actual), text(expected).or_else(|| Some(String::new())))
+            else {
+                return false;
+            };
+            match op {
+                Operator::Contains => a.contains(&e),
+                Operator::NotContain => !a.contains(&e),
+                Operator::StartsWith => a.starts_with(&e),
+                Operator::NotStartWith => !a.starts_with(&e),
+                Operator::EndsWith => a.ends_with(&e),
+                Operator::Any => list(expected).iter().filter_map(text).any(|x| x == a),
+                Operator::None => !list(expected).iter().filter_map(text).any(|x| x == a),
+                _ => ordered(op, Some(a.cmp(&e))),
+            }
+        }
+        Kind::Number => {
+            let Some(a) = number(actual) else {
+                return false;
+            };
+            match op {
+                Operator::Any => list(expected).iter().filter_map(number).any(|x| x == a),
+                Operator::None => !list(expected).iter().filter_map(number).any(|x| x == a),
+                _ => ordered(op, number(expected).and_then(|e| a.partial_cmp(&e))),
+            }
+        }
+        Kind::Boolean => match (boolean(actual), boolean(expected)) {
+            (Some(a), Some(e)) => ordered(op, Some(a.cmp(&e))),
+            _ => false,
+        },
+        Kind::Date => {
+            let (Some(a), Some(e)) = (
+                actual.as_str().and_then(parse_date),
+                expected.as_str().and_then(parse_date),
+            ) else {
+                return false;
+            };
+            match op {
+                Operator::SameDay => a.date() == e.date(),
+                _ => ordered(op, Some(a.cmp(&e))),
+            }
+        }
+        Kind::Array => {
+            let items = list(actual);
+            match op {
+                Operator::Contains => items.contains(expected),
+                Operator::NotContain => !items.contains(expected),
+                Operator::Any => list(expected).iter().any(|x| items.contains(x)),
+                Operator::None => !list(expected).iter().any(|x| items.contains(x)),
+                _ => false,
+            }
+        }
+    }
+}
+
+/// What one of the user's organizations contributes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrgFacts {
+    pub organization: Organization,
+    pub membership: Membership,
+    /// `(event name, UTC day YYYY-MM-DD, count)`.
+    pub counters: Vec<(String, String, u64)>,
+}
+
+/// Everything a rule may read about one user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facts {
+    pub user: User,
+    pub organizations: Vec<OrgFacts>,
+    pub now: OffsetDateTime,
+}
+
+/// A reason a rule matched: which organization and which node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+}
+
+fn own_or_data<'a>(
+    path: &str,
+    own: &'a serde_json::Map<String, Value>,
+    data: &'a super::Data,
+) -> Option<&'a Value> {
+    let key = path.trim_start_matches('.');
+    own.get(key).or_else(|| data.get(key))
+}
+
+fn org_value<'a>(
+    path: &str,
+    own: &'a serde_json::Map<String, Value>,
+    org: &'a Organization,
+) -> Option<&'a Value> {
+    own_or_data(path, own, &org.data)
+}
+
+/// The first day a rolling window reaches (counters are per UTC day, so a
+/// window starting mid-day counts that whole day).
+pub fn window_start(now: OffsetDateTime, period: &Period) -> Date {
+    let n = i64::from(period.value);
+    let start = match period.unit {
+        Unit::Minute => now - Duration::minutes(n),
+        Unit::Hour => now - Duration::hours(n),
+        Unit::Day => now - Duration::days(n),
+        Unit::Week => now - Duration::weeks(n),
+        Unit::Month => {
+            let months = i64::from(now.month() as u8) - 1 - n;
+            let year = now.year() as i64 + months.div_euclid(12);
+            let month = time::Month::try_from((months.rem_euclid(12) + 1) as u8)
+                .unwrap_or(time::Month::January);
+            let day = now.day().min(month.length(year as i32));
+            return Date::from_calendar_date(year as i32, month, day).unwrap_or(now.date());
+        }
+        Unit::Year => {
+            let year = now.year() - period.value as i32;
+            let day = now.day().min(now.month().length(year));
+            return Date::from_calendar_date(year, now.month(), day).unwrap_or(now.date());
+        }
+    };
+    start.date()
+}
+
+impl Rule {
+    /// Whether the rule selects the user; the reasons when it does.
+    pub fn evaluate(&self, facts: &Facts) -> (bool, Vec<Reason>) {
+        let mut reasons = Vec::new();
+        let matched = self.holds("rule", facts, &mut reasons);
+        if !matched {
+            reasons.clear();
+        }
+        (matched, reasons)
+    }
+
+    fn holds(&self, node: &str, facts: &Facts, reasons: &mut Vec<Reason>) -> bool {
+        match self.operator {
+            Operator::And => {
+                return self
+                    .children
+                    .iter()
+                    .enumerate()
+                    .all(|(i, c)| c.holds(&format!("{node}.children[{i}]"), facts, reasons))
+            }
+            Operator::Or => {
+                return self
+                    .children
+                    .iter()
+                    .enumerate()
+                    .any(|(i, c)| c.holds(&format!("{node}.children[{i}]"), facts, reasons))
+            }
+            _ => {}
+        }
+        match self.group {
+            Group::Parent => false,
+            Group::User => {
+                let own = own_fields(None, &facts.user.created_at, &facts.user.updated_at);
+                let value = own_or_data(
+                    self.path.as_deref().unwrap_or_default(),
+                    &own,
+                    &facts.user.data,
+                );
+                let hit = compare(self.kind, self.operator, value, self.value.as_ref());
+                if hit {
+                    reasons.push(Reason {
+                        node: node.to_owned(),
+                        organization_id: None,
+                    });
+                }
+                hit
+            }
+            Group::OrganizationUser => {
+                let found = facts
+                    .organizations
+                    .iter()
+                    .find(|o| self.member_holds(&o.membership));
+                if let Some(o) = found {
+                    reasons.push(Reason {
+                        node: node.to_owned(),
+                        organization_id: Some(o.organization.id.to_string()),
+                    });
+                }
+                found.is_some()
+            }
+            Group::Organization | Group::OrganizationEvent => {
+                let found = facts.organizations.iter().find(|o| {
+                    self.organization_holds(o, facts.now) && self.members_match(&o.membership)
+                });
+                if let Some(o) = found {
+                    reasons.push(Reason {
+                        node: node.to_owned(),
+                        organization_id: Some(o.organization.id.to_string()),
+                    });
+                }
+                found.is_some()
+            }
+        }
+    }
+
+    fn member_holds(&self, m: &Membership) -> bool {
+        match self.operator {
+            Operator::And => self.children.iter().all(|c| c.member_holds(m)),
+            Operator::Or => self.children.iter().any(|c| c.member_holds(m)),
+            _ => {
+                let own = own_fields(None, &m.created_at, &m.updated_at);
+                let value = own_or_data(self.path.as_deref().unwrap_or_default(), &own, &m.data);
+                compare(self.kind, self.operator, value, self.value.as_ref())
+            }
+        }
+    }
+
+    fn members_match(&self, m: &Membership) -> bool {
+        match &self.user_match {
+            Some(um) if um.kind == "conditions" => {
+                um.member_conditions.iter().all(|c| c.member_holds(m))
+            }
+            _ => true,
+        }
+    }
+
+    fn organization_holds(&self, o: &OrgFacts, now: OffsetDateTime) -> bool {
+        let org = &o.organization;
+        if self.group == Group::OrganizationEvent {
+            let name = self.path.as_deref().unwrap_or_default();
+            let (from, op, count) = match &self.frequency {
+                Some(f) => (Some(window_start(now, &f.period)), f.operator, f.count),
+                None => (Option::None, Operator::Ge, 1),
+            };
+            let total: u64 = o
+                .counters
+                .iter()
+                .filter(|(event, day, _)| {
+                    event == name
+                        && from.is_none_or(|from| {
+                            Date::parse(
+                                day,
+                                time::macros::format_description!("[year]-[month]-[day]"),
+                            )
+                            .is_ok_and(|d| d >= from && d <= now.date())
+                        })
+                })
+                .map(|(_, _, n)| n)
+                .sum();
+            return ordered(op, Some(total.cmp(&count)));
+        }
+        let own = own_fields(org.name.as_deref(), &org.created_at, &org.updated_at);
+        let value = org_value(self.path.as_deref().unwrap_or_default(), &own, org);
+        compare(self.kind, self.operator, value, self.value.as_ref())
+    }
+}
+
+fn own_fields(
+    name: Option<&str>,
+    created_at: &str,
+    updated_at: &str,
+) -> serde_json::Map<String, Value> {
+    let mut own = serde_json::Map::new();
+    if let Some(name) = name {
+        own.insert("name".into(), Value::String(name.to_owned()));
+    }
+    own.insert("created_at".into(), Value::String(created_at.to_owned()));
+    own.insert("updated_at".into(), Value::String(updated_at.to_owned()));
+    own
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn rule(v: Value) -> Rule {
+        let r: Rule = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"));
+        r.validate().unwrap_or_else(|e| panic!("{v}: {e}"));
+        r
+    }
+
+    #[test]
+    fn every_operator_and_type() {
+        use Kind::*;
+        use Operator::*;
+        let j = |v: Value| Some(v);
+        // (type, operator, value at the path, rule value, matches)
+        type Case = (Kind, Operator, Option<Value>, Option<Value>, bool);
+        let cases: Vec<Case> = vec![
+            (String, Eq, j(json!("pro")), j(json!("pro")), true),
+            (String, Eq, j(json!("pro")), j(json!("free")), false),
+            (String, Ne, j(json!("pro")), j(json!("free")), true),
+            (String, Ne, Option::None, j(json!("free")), true),
+            (String, Lt, j(json!("a")), j(json!("b")), true),
+            (String, Ge, j(json!("a")), j(json!("b")), false),
+            (
+                String,
+                Contains,
+                j(json!("enterprise")),
+                j(json!("terp")),
+                true,
+            ),
+            (
+                String,
+                NotContain,
+                j(json!("enterprise")),
+                j(json!("terp")),
+                false,
+            ),
+            (
+                String,
+                StartsWith,
+                j(json!("enterprise")),
+                j(json!("ent")),
+                true,
+            ),
+            (
+                String,
+                NotStartWith,
+                j(json!("enterprise")),
+                j(json!("ent")),
+                false,
+            ),
+            (
+                String,
+                EndsWith,
+                j(json!("enterprise")),
+                j(json!("rise")),
+                true,
+            ),
+            (String, Any, j(json!("b")), j(json!(["a", "b"])), true),
+            (String, None, j(json!("c")), j(json!(["a", "b"])), true),
+            (String, IsSet, j(json!("")), Option::None, true),
+            (String, IsNotSet, Option::None, Option::None, true),
+            (String, IsNotSet, j(json!(null)), Option::None, true),
+            (String, Empty, j(json!("")), Option::None, true),
+            (String, Empty, j(json!("x")), Option::None, false),
+            (Number, Eq, j(json!(250)), j(json!(250.0)), true),
+            (Number, Gt, j(json!(120000)), j(json!(50000)), true),
+            (Number, Gt, j(json!(50000)), j(json!(50000)), false),
+            (Number, Ge, j(json!(50000)), j(json!(50000)), true),
+            (Number, Lt, j(json!("10")), j(json!(11)), true),
+            (Number, Le, j(json!(12)), j(json!(11)), false),
+            (Number, Ne, j(json!(1)), j(json!(2)), true),
+            (Number, Any, j(json!(2)), j(json!([1, 2])), true),
+            (Number, None, j(json!(3)), j(json!([1, 2])), true),
+            (Number, Gt, j(json!("many")), j(json!(1)), false),
+            (Boolean, Eq, j(json!(true)), j(json!(true)), true),
+            (Boolean, Eq, j(json!("false")), j(json!(false)), true),
+            (Boolean, Ne, j(json!(true)), j(json!(false)), true),
+            (Boolean, Eq, j(json!(1)), j(json!(true)), false),
+            (
+                Date,
+                Lt,
+                j(json!("2026-01-01T00:00:00Z")),
+                j(json!("2026-01-02")),
+                true,
+            ),
+            (
+                Date,
+                Gt,
+                j(json!("2026-01-02T00:00:00.001Z")),
+                j(json!("2026-01-02")),
+                true,
+            ),
+            (
+                Date,
+                Eq,
+                j(json!("2026-01-02T01:00:00+01:00")),
+                j(json!("2026-01-02")),
+                true,
+            ),
+            (
+                Date,
+                SameDay,
+                j(json!("2026-01-02T23:59:59Z")),
+                j(json!("2026-01-02T00:00:00Z")),
+                true,
+            ),
+            (
+                Date,
+                SameDay,
+                j(json!("2026-01-03T00:00:00Z")),
+                j(json!("2026-01-02")),
+                false,
+            ),
+            (
+                Date,
+                Ge,
+                j(json!("not a date")),
+                j(json!("2026-01-02")),
+                false,
+            ),
+            (
+                Array,
+                Contains,
+                j(json!(["sso", "api"])),
+                j(json!("sso")),
+                true,
+            ),
+            (
+                Array,
+                NotContain,
+                j(json!(["sso", "api"])),
+                j(json!("audit")),
+                true,
+            ),
+            (
+                Array,
+                Any,
+                j(json!(["sso", "api"])),
+                j(json!(["audit", "api"])),
+                true,
+            ),
+            (
+                Array,
+                None,
+                j(json!(["sso", "api"])),
+                j(json!(["audit"])),
+                true,
+            ),
+            (Array, Empty, j(json!([])), Option::None, true),
+            (Array, IsSet, j(json!([])), Option::None, true),
+        ];
+        for (kind, op, actual, expected, want) in cases {
+            assert_eq!(
+                compare(kind, op, actual.as_ref(), expected.as_ref()),
+                want,
+                "{kind:?} {op:?} {actual:?} {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_trees_point_at_the_node() {
+        let bad = [
+            (
+                json!({"type": "wrapper", "group": "parent", "operator": "=", "children": []}),
+                "rule:",
+            ),
+            (
+                json!({"type": "wrapper", "group": "parent", "operator": "and", "children": [
+                {"type": "number", "group": "organization", "path": ".arr", "operator": "starts with", "value": 1}]}),
+                "rule.children[0]:",
+            ),
+            (
+                json!({"type": "string", "group": "organization", "path": "plan", "operator": "=", "value": "x"}),
+                "rule:",
+            ),
+            (
+                json!({"type": "string", "group": "organization", "path": ".plan", "operator": "="}),
+                "needs a `value`",
+            ),
+            (
+                json!({"type": "string", "group": "organization", "path": ".plan", "operator": "any", "value": "x"}),
+                "array",
+            ),
+            (
+                json!({"type": "date", "group": "user", "path": ".d", "operator": "<", "value": "soon"}),
+                "date",
+            ),
+            (
+                json!({"type": "number", "group": "organization_event", "operator": ">=", "value": 1}),
+                "path",
+            ),
+            (
+                json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "x",
+                    "user_match": {"type": "conditions", "member_conditions": [
+                        {"type": "string", "group": "user", "path": ".role", "operator": "=", "value": "admin"}]}}),
+                "rule.user_match.member_conditions[0]",
+            ),
+        ];
+        for (tree, expected) in bad {
+            let r: Rule = serde_json::from_value(tree.clone()).unwrap();
+            let err = r.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{tree}: {err}");
+        }
+        assert!(serde_json::from_value::<Rule>(
+            json!({"type": "string", "group": "user", "path": ".a", "operator": "~", "value": 1})
+        )
+        .is_err());
+        let mut deep =
+            json!({"type": "string", "group": "user", "path": ".a", "operator": "is set"});
+        for _ in 0..MAX_DEPTH {
+            deep = json!({"type": "wrapper", "group": "parent", "operator": "and", "children": [deep]});
+        }
+        let r: Rule = serde_json::from_value(deep).unwrap();
+        assert!(r.validate().is_err());
+    }
+
+    fn facts(now: &str) -> Facts {
+        let t = "2026-01-01T00:00:00.000Z";
+        let user = User {
+            id: Uuid::nil(),
+            project_id: Uuid::nil(),
+            identifiers: vec![],
+            data: json!({"plan": "premium"}).as_object().cloned().unwrap(),
+            version: 1,
+            created_at: t.into(),
+            updated_at: t.into(),
+        };
+        let org = |plan: &str, industry: &str| {
+            let (mut o, _) =
+                Organization::create_named(Uuid::nil(), "Acme", Default::default(), t).unwrap();
+            o.id = Uuid::now_v7();
+            o.data = json!({"plan": plan, "industry": industry})
+                .as_object()
+                .cloned()
+                .unwrap();
+            o
+        };
+        let member = |role: &str| Membership {
+            project_id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            data: json!({"role": role}).as_object().cloned().unwrap(),
+            role: Option::None,
+            version: 1,
+            created_at: t.into(),
+            updated_at: t.into(),
+        };
+        Facts {
+            user,
+            organizations: vec![
+                OrgFacts {
+                    organization: org("enterprise", "retail"),
+                    membership: member("viewer"),
+                    counters: vec![("organization.updated".into(), "2026-02-01".into(), 2)],
+                },
+                OrgFacts {
+                    organization: org("free", "technology"),
+                    membership: member("admin"),
+                    counters: vec![("organization.updated".into(), "2026-03-01".into(), 1)],
+                },
+            ],
+            now: parse_date(now).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_seeds_examples_and_the_same_organization_rule() {
+        let f = facts("2026-03-02T12:00:00Z");
+        let plan = rule(
+            json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "enterprise"}),
+        );
+        let (hit, reasons) = plan.evaluate(&f);
+        assert!(hit);
+        assert_eq!(
+            reasons[0].organization_id,
+            Some(f.organizations[0].organization.id.to_string())
+        );
+        // plan = enterprise, members matching role = admin: the admin role
+        // is in another organization, so no.
+        let admin = rule(
+            json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "enterprise",
+            "user_match": {"type": "conditions", "member_conditions": [
+                {"type": "string", "group": "organization_user", "path": ".role", "operator": "=", "value": "admin"}]}}),
+        );
+        assert!(!admin.evaluate(&f).0);
+        let updated = rule(
+            json!({"type": "number", "group": "organization_event", "path": "organization.updated", "operator": "=",
+            "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": 30}}}),
+        );
+        assert!(updated.evaluate(&f).0);
+        let combined = rule(
+            json!({"type": "wrapper", "group": "parent", "operator": "and", "children": [
+            {"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": "premium"},
+            {"type": "string", "group": "organization", "path": ".industry", "operator": "=", "value": "technology"},
+            {"type": "string", "group": "organization_user", "path": ".role", "operator": "=", "value": "admin"}]}),
+        );
+        let (hit, reasons) = combined.evaluate(&f);
+        assert!(hit);
+        assert_eq!(reasons.len(), 3);
+        assert_eq!(reasons[2].node, "rule.children[2]");
+        let or = rule(
+            json!({"type": "wrapper", "group": "parent", "operator": "or", "children": [
+            {"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": "basic"},
+            {"type": "wrapper", "group": "parent", "operator": "and", "children": [
+                {"type": "string", "group": "organization", "path": ".name", "operator": "=", "value": "Acme"}]}]}),
+        );
+        assert!(or.evaluate(&f).0, "own fields and nesting");
+        let (miss, reasons) = rule(json!({"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": "basic"})).evaluate(&f);
+        assert!(!miss && reasons.is_empty());
+    }
+
+    #[test]
+    fn frequency_windows_at_their_edges() {
+        let updated = |count: u64, op: &str, unit: &str, value: u32| {
+            rule(
+                json!({"type": "number", "group": "organization_event", "path": "organization.updated", "operator": "=",
+                "frequency": {"count": count, "operator": op, "period": {"type": "rolling", "unit": unit, "value": value}}}),
+            )
+        };
+        // Counters: 2 on 2026-02-01, 1 on 2026-03-01 (two organizations).
+        let f = facts("2026-03-03T00:00:00Z");
+        assert!(
+            updated(1, ">=", "day", 2).evaluate(&f).0,
+            "2026-03-01 is the window's first day"
+        );
+        assert!(
+            !updated(1, ">=", "day", 1).evaluate(&f).0,
+            "one day back misses 2026-03-01"
+        );
+        assert!(
+            updated(2, ">=", "day", 30).evaluate(&f).0,
+            "30 days back is 2026-02-01"
+        );
+        assert!(
+            !updated(3, ">=", "day", 30).evaluate(&f).0,
+            "counts are per organization"
+        );
+        assert!(!updated(2, ">=", "day", 29).evaluate(&f).0);
+        assert!(
+            updated(2, "=", "month", 1)
+                .evaluate(&facts("2026-03-01T10:00:00Z"))
+                .0,
+            "a month back is 2026-02-01"
+        );
+        assert!(
+            !updated(2, "=", "month", 1)
+                .evaluate(&facts("2026-03-02T10:00:00Z"))
+                .0
+        );
+        assert!(
+            updated(1, ">=", "hour", 1)
+                .evaluate(&facts("2026-03-01T00:30:00Z"))
+                .0,
+            "a sub-day window counts its start day"
+        );
+        assert!(
+            updated(1, ">=", "minute", 30)
+                .evaluate(&facts("2026-03-01T23:59:00Z"))
+                .0
+        );
+        assert!(updated(2, ">=", "week", 5).evaluate(&f).0);
+        assert!(!updated(2, ">=", "week", 4).evaluate(&f).0);
+        assert!(
+            updated(0, "=", "year", 1)
+                .evaluate(&facts("2027-03-02T00:00:00Z"))
+                .0,
+            "nothing in the last year: count 0"
+        );
+        assert!(updated(1, "<", "day", 1).evaluate(&f).0);
+        let start = window_start(
+            parse_date("2024-03-31T00:00:00Z").unwrap(),
+            &Period {
+                kind: "rolling".into(),
+                unit: Unit::Month,
+                value: 1,
+            },
+        );
+        assert_eq!(start.to_string(), "2024-02-29", "month ends clamp");
+    }
+}
