@@ -13,7 +13,8 @@ fn root() -> PathBuf {
 
 /// The routes each HTTP function declares in its crate.
 fn routes_in_code() -> BTreeMap<&'static str, BTreeSet<(String, String)>> {
-    let declared: [(&str, &[(&str, &str)]); 5] = [
+    let declared: [(&str, &[(&str, &str)]); 6] = [
+        ("segments", segments::ROUTES),
         ("accounts", accounts::ROUTES),
         ("cleanup", cleanup::ROUTES),
         ("client", client::ROUTES),

@@ -478,6 +478,29 @@ pub fn window_start(now: OffsetDateTime, period: &Period) -> Date {
 }
 
 impl Rule {
+    /// The organization events the tree counts, each with the first day
+    /// its window reaches (`None`: all time) — what the facts must hold.
+    pub fn event_windows(&self, now: OffsetDateTime) -> Vec<(String, Option<Date>)> {
+        let mut out = Vec::new();
+        self.collect_events(now, &mut out);
+        out
+    }
+
+    fn collect_events(&self, now: OffsetDateTime, out: &mut Vec<(String, Option<Date>)>) {
+        if self.group == Group::OrganizationEvent {
+            if let Some(name) = &self.path {
+                let from = self
+                    .frequency
+                    .as_ref()
+                    .map(|f| window_start(now, &f.period));
+                out.push((name.clone(), from));
+            }
+        }
+        for child in &self.children {
+            child.collect_events(now, out);
+        }
+    }
+
     /// Whether the rule selects the user; the reasons when it does.
     pub fn evaluate(&self, facts: &Facts) -> (bool, Vec<Reason>) {
         let mut reasons = Vec::new();

@@ -12,6 +12,7 @@ mod paging;
 mod profiles;
 mod projects;
 mod schedules;
+mod segments;
 mod tenant;
 pub mod timeline;
 mod users;
