@@ -292,6 +292,18 @@ pub async fn organization_access(
     }
 }
 
+/// [`organization_access`], when only the project matters.
+pub async fn organization_project(
+    store: &Store,
+    principal: &Principal,
+    org: Uuid,
+    owner_only: bool,
+) -> Result<Uuid, Error> {
+    Ok(organization_access(store, principal, org, owner_only)
+        .await?
+        .project_id)
+}
+
 /// Claims of a session token.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionClaims {

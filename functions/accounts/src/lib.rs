@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use shared::auth::organization_id;
+use shared::auth::{organization_id, organization_project};
 use shared::auth::{Principal, SecretCaller, Session};
 use shared::domain::organization::validate_email;
 use shared::http::Json;
@@ -112,19 +112,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn access(
-    state: &AppState,
-    principal: &Principal,
-    org: Uuid,
-    change: bool,
-) -> Result<Uuid, Error> {
-    Ok(
-        shared::auth::organization_access(&state.store, principal, org, change)
-            .await?
-            .project_id,
-    )
-}
-
 fn limit(raw: Option<&str>, default: usize) -> Result<usize, Error> {
     match raw {
         None | Some("") => Ok(default),
@@ -203,8 +190,8 @@ async fn read(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org_id = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org_id, false).await?;
     let org = state
         .store
         .get_organization(project, org_id)
@@ -221,8 +208,8 @@ async fn update(
     Path(id): Path<String>,
     Json(params): Json<OrganizationUpdateParams>,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, true).await?;
     let org_id = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org_id, true).await?;
     let name = match params.name {
         Patch::Keep => None,
         Patch::Clear => return Err(Error::invalid("name cannot be null")),
@@ -323,8 +310,8 @@ async fn timeline(
     Path(id): Path<String>,
     Query(query): Query<wire::ListQuery>,
 ) -> Result<axum::Json<wire::TimelineResponse>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org, false).await?;
     let limit = limit(query.limit.as_deref(), TIMELINE_DEFAULT_LIMIT)?;
     let page = state
         .store
@@ -361,8 +348,8 @@ async fn memberships(
     Path(id): Path<String>,
     Query(query): Query<wire::ListQuery>,
 ) -> Result<axum::Json<wire::MembershipList>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org, false).await?;
     let limit = limit(query.limit.as_deref(), DEFAULT_LIMIT)?;
     let page = state
         .store
@@ -386,8 +373,8 @@ async fn membership(
     principal: Principal,
     Path((id, membership_id)): Path<(String, String)>,
 ) -> Result<axum::Json<wire::MembershipResponse>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, false).await?;
     let org = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org, false).await?;
     let missing = || {
         Error::not_found(format!(
             "organization {id} has no membership {membership_id}"
@@ -423,10 +410,11 @@ async fn read_address(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, false).await?;
+    let org = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org, false).await?;
     let address = state
         .store
-        .get_address(project, organization_id(&id)?)
+        .get_address(project, org)
         .await?
         .ok_or_else(|| Error::not_found("the organization has no address yet"))?;
     Ok(axum::Json(address.into()))
@@ -440,11 +428,12 @@ async fn create_address(
     Path(id): Path<String>,
     Json(params): Json<wire::AddressCreateParams>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, true).await?;
+    let org = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     let change = params.into();
     let address = state
         .store
-        .set_address(project, organization_id(&id)?, &change, false)
+        .set_address(project, org, &change, false)
         .await?;
     Ok(axum::Json(address.into()))
 }
@@ -456,12 +445,10 @@ async fn update_address(
     Path(id): Path<String>,
     Json(params): Json<wire::AddressUpdateParams>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
-    let project = access(&state, &principal, organization_id(&id)?, true).await?;
+    let org = organization_id(&id)?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     let change = params.into();
-    let address = state
-        .store
-        .set_address(project, organization_id(&id)?, &change, true)
-        .await?;
+    let address = state.store.set_address(project, org, &change, true).await?;
     Ok(axum::Json(address.into()))
 }
 
@@ -474,7 +461,7 @@ async fn add_domain(
     Json(params): Json<wire::DomainCreateParams>,
 ) -> Result<(StatusCode, axum::Json<wire::DomainResponse>), Error> {
     let org = organization_id(&id)?;
-    let project = access(&state, &principal, org, true).await?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     let domain = state.store.add_domain(project, org, &params.domain).await?;
     Ok((
         StatusCode::CREATED,
@@ -489,13 +476,11 @@ async fn read_domain(
     Path((id, domain_id)): Path<(String, String)>,
 ) -> Result<axum::Json<wire::DomainResponse>, Error> {
     let org_id = organization_id(&id)?;
-    let project = access(&state, &principal, org_id, true).await?;
-    let org = state
+    let project = organization_project(&state.store, &principal, org_id, true).await?;
+    let domain = state
         .store
-        .get_organization(project, org_id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
-    let domain = shared::store::find_domain(&org, &domain_id)?;
+        .organization_domain(project, org_id, &domain_id)
+        .await?;
     Ok(axum::Json(wire::DomainResponse::new(org_id, domain)))
 }
 
@@ -507,13 +492,11 @@ async fn verify_domain(
     Path((id, domain_id)): Path<(String, String)>,
 ) -> Result<axum::Json<wire::DomainResponse>, Error> {
     let org_id = organization_id(&id)?;
-    let project = access(&state, &principal, org_id, true).await?;
-    let org = state
+    let project = organization_project(&state.store, &principal, org_id, true).await?;
+    let domain = state
         .store
-        .get_organization(project, org_id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
-    let domain = shared::store::find_domain(&org, &domain_id)?;
+        .organization_domain(project, org_id, &domain_id)
+        .await?;
     if domain.verified {
         return Ok(axum::Json(wire::DomainResponse::new(org_id, domain)));
     }
@@ -541,7 +524,7 @@ async fn remove_domain(
     Path((id, domain_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     let org = organization_id(&id)?;
-    let project = access(&state, &principal, org, true).await?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     state.store.remove_domain(project, org, &domain_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! The accounts dialect's bodies (seed 001).
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use shared::domain::address::{Address, AddressChange, Change};
 use shared::domain::organization::{AccountsProfile, Services};
 use shared::domain::Organization;
@@ -13,23 +13,9 @@ pub struct OrganizationCreateParams {
     pub billing_email: Option<String>,
 }
 
-/// A field that may be absent (keep), `null` (clear) or a value (set).
-#[derive(Debug, Default, PartialEq)]
-pub enum Patch<T> {
-    #[default]
-    Keep,
-    Clear,
-    Set(T),
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(match Option::<T>::deserialize(deserializer)? {
-            Some(value) => Patch::Set(value),
-            None => Patch::Clear,
-        })
-    }
-}
+/// A field of a patch: absent keeps, `null` clears, a value sets (the
+/// domain's own [`Change`]).
+pub type Patch<T> = Change<T>;
 
 /// `PATCH /v1/organizations/{organization_id}`.
 #[derive(Debug, Deserialize)]
@@ -240,14 +226,6 @@ pub struct AddressUpdateParams {
     pub tax_id_type: Patch<String>,
 }
 
-fn change(patch: Patch<String>) -> Change {
-    match patch {
-        Patch::Keep => Change::Keep,
-        Patch::Clear => Change::Clear,
-        Patch::Set(value) => Change::Set(value),
-    }
-}
-
 fn given(value: Option<String>) -> Change {
     value.map(Change::Set).unwrap_or(Change::Clear)
 }
@@ -270,14 +248,14 @@ impl From<AddressCreateParams> for AddressChange {
 impl From<AddressUpdateParams> for AddressChange {
     fn from(p: AddressUpdateParams) -> Self {
         AddressChange {
-            line1: change(p.line1),
-            line2: change(p.line2),
-            city: change(p.city),
-            state: change(p.state),
-            postal_code: change(p.postal_code),
-            country: change(p.country),
-            tax_id: change(p.tax_id),
-            tax_id_type: change(p.tax_id_type),
+            line1: p.line1,
+            line2: p.line2,
+            city: p.city,
+            state: p.state,
+            postal_code: p.postal_code,
+            country: p.country,
+            tax_id: p.tax_id,
+            tax_id_type: p.tax_id_type,
         }
     }
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use serde_json::{Map, Value};
-use shared::auth::organization_id as org_id;
+use shared::auth::{organization_id as org_id, organization_project};
 use shared::auth::{Principal, SecretCaller};
 use shared::domain::features::Context;
 use shared::domain::tenant::{TenantChange, TenantProfile};
@@ -93,21 +93,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A secret key anywhere in its project; a session as a member (404
-/// otherwise) and, for changes, as an owner (403).
-async fn access(
-    state: &AppState,
-    principal: &Principal,
-    org: Uuid,
-    change: bool,
-) -> Result<Uuid, Error> {
-    Ok(
-        shared::auth::organization_access(&state.store, principal, org, change)
-            .await?
-            .project_id,
-    )
-}
-
 /// The organization as the dialect shows it (an uploaded logo's URLs).
 async fn present(state: &AppState, org: Organization) -> Result<OrganizationResponse, Error> {
     let logo = match org.tenant.as_ref().and_then(|t| t.logo.clone()) {
@@ -164,7 +149,7 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
     let org = org_id(&id)?;
-    let project = access(&state, &principal, org, false).await?;
+    let project = organization_project(&state.store, &principal, org, false).await?;
     let found = fetch(&state, project, org).await?;
     Ok(axum::Json(present(&state, found).await?))
 }
@@ -179,7 +164,7 @@ async fn update(
     let org = org_id(&id)?;
     let change = TenantChange::from(body);
     change.validate()?;
-    let project = access(&state, &principal, org, true).await?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     let updated = state
         .store
         .modify_organization(project, org, |o| Ok(change.apply(o)))
@@ -247,7 +232,7 @@ async fn settings(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Map<String, Value>>, Error> {
     let org = org_id(&id)?;
-    let project = access(&state, &principal, org, false).await?;
+    let project = organization_project(&state.store, &principal, org, false).await?;
     let found = state
         .store
         .organization_with_settings(project, org)
@@ -267,7 +252,7 @@ async fn put_setting(
     let org = org_id(&id)?;
     shared::domain::tenant::validate_setting_key(&key)?;
     shared::domain::tenant::validate_setting_value(&value)?;
-    let project = access(&state, &principal, org, true).await?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     state.store.put_setting(project, org, &key, &value).await?;
     Ok(axum::Json(value))
 }
@@ -279,7 +264,7 @@ async fn delete_setting(
     Path((id, key)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     let org = org_id(&id)?;
-    let project = access(&state, &principal, org, true).await?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     state.store.delete_setting(project, org, &key).await?;
     Ok(StatusCode::OK)
 }
@@ -382,7 +367,7 @@ async fn put_logo(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let prepared = logo::prepare(declared, &body)?;
-    let project = access(&state, &principal, org, true).await?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     fetch(&state, project, org).await?;
     let stored = logo::store(&state, project, org, &prepared, body.to_vec()).await?;
     let previous = std::sync::Mutex::new(None);
@@ -417,7 +402,7 @@ async fn delete_logo(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
     let org = org_id(&id)?;
-    let project = access(&state, &principal, org, true).await?;
+    let project = organization_project(&state.store, &principal, org, true).await?;
     let removed = std::sync::Mutex::new(None);
     state
         .store
@@ -447,7 +432,7 @@ async fn data_points(
     Path(id): Path<String>,
 ) -> Result<axum::Json<DataPoint>, Error> {
     let org = org_id(&id)?;
-    let project = access(&state, &principal, org, false).await?;
+    let project = organization_project(&state.store, &principal, org, false).await?;
     let (found, members) = state
         .store
         .organization_with_members(project, org)

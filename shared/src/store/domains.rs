@@ -72,6 +72,20 @@ pub fn find_domain(org: &Organization, domain_id: &str) -> Result<OrgDomain, Err
 }
 
 impl Store {
+    /// One of the organization's domains (one read; 404 for either).
+    pub async fn organization_domain(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        domain_id: &str,
+    ) -> Result<OrgDomain, Error> {
+        let found = self
+            .get_organization(project, org)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+        find_domain(&found, domain_id)
+    }
+
     /// Claims a domain for the organization, unverified, with a fresh
     /// token: one read and one transaction (the record and the claim).
     /// 409 when the organization or another one of the project has it.
