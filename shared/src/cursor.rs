@@ -70,6 +70,40 @@ pub fn decode(project: Uuid, cursor: &str) -> Result<HashMap<String, AttributeVa
     open(project, cursor).map(|envelope| into_key(envelope.k))
 }
 
+/// A position in the project's user index (after user `after`), for lists
+/// that walk users in id order.
+pub fn encode_user_position(project: Uuid, after: Uuid) -> String {
+    let key = [
+        (
+            keys::GSI1PK.to_owned(),
+            AttributeValue::S(keys::user_list_pk(project)),
+        ),
+        (
+            keys::GSI1SK.to_owned(),
+            AttributeValue::S(keys::user_list_sk(after)),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    encode(project, &key)
+}
+
+/// The user a position made by [`encode_user_position`] points after; any
+/// other cursor is a 400.
+pub fn decode_user_position(project: Uuid, cursor: &str) -> Result<Uuid, Error> {
+    let key = decode(project, cursor)?;
+    let read = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+    if read(keys::GSI1PK) != Some(keys::user_list_pk(project)) {
+        return Err(Error::invalid("the cursor belongs to another list"));
+    }
+    read(keys::GSI1SK)
+        .and_then(|sk| {
+            sk.strip_prefix(keys::USER_LIST_PREFIX)
+                .and_then(|id| id.parse().ok())
+        })
+        .ok_or_else(|| Error::invalid("the cursor belongs to another list"))
+}
+
 fn open(project: Uuid, cursor: &str) -> Result<Envelope, Error> {
     let bad = || {
         Error::invalid("the cursor is not valid; use the next_cursor of a previous page as it is")
@@ -106,6 +140,16 @@ mod tests {
                 AttributeValue::S(keys::org_list_pk(project)),
             ),
         ])
+    }
+
+    #[test]
+    fn a_user_position_round_trips_and_refuses_other_cursors() {
+        let (project, user) = (Uuid::now_v7(), Uuid::now_v7());
+        let cursor = encode_user_position(project, user);
+        assert_eq!(decode_user_position(project, &cursor).unwrap(), user);
+        assert!(decode_user_position(Uuid::now_v7(), &cursor).is_err());
+        let other = encode(project, &last_key(project));
+        assert!(decode_user_position(project, &other).is_err());
     }
 
     #[test]

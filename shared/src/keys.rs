@@ -189,8 +189,10 @@ pub fn user_list_pk(project: Uuid) -> String {
     format!("P#{project}#USERS")
 }
 
+pub const USER_LIST_PREFIX: &str = "USER#";
+
 pub fn user_list_sk(user: Uuid) -> String {
-    format!("USER#{user}")
+    format!("{USER_LIST_PREFIX}{user}")
 }
 
 pub fn user_identifier_pk(project: Uuid, source: &str, external_id: &str) -> String {

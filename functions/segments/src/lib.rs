@@ -1,5 +1,5 @@
 //! The segments family (`/api/admin/segments/**`, secret keys): whether a
-//! rule tree selects one user, and why.
+//! rule tree selects one user, and why; and every user it selects.
 
 use axum::extract::State;
 use axum::Router;
@@ -9,15 +9,27 @@ use shared::domain::segment::{Reason, Rule};
 use shared::domain::IdentifierKey;
 use shared::http::Json;
 use shared::{AppState, Error};
+use uuid::Uuid;
 
 /// Every route of the family.
-pub const ROUTES: &[(&str, &str)] = &[("POST", "/api/admin/segments/match")];
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/admin/segments/match"),
+    ("POST", "/api/admin/segments/evaluate"),
+];
+
+/// Users per page unless the request asks for another number.
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 100;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/api/admin/segments/match",
             axum::routing::post(matches).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/api/admin/segments/evaluate",
+            axum::routing::post(evaluate).fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
         .with_state(state)
@@ -79,4 +91,91 @@ async fn matches(
         .await?;
     let (matched, reasons) = request.rule.evaluate(&facts);
     Ok(axum::Json(MatchResponse { matched, reasons }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateRequest {
+    pub rule: Rule,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Identifier {
+    pub external_id: String,
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct SelectedUser {
+    pub id: Uuid,
+    pub identifier: Vec<Identifier>,
+    /// The organizations through which the rule selected the user (none
+    /// when only user conditions decided).
+    pub organizations: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvaluateResponse {
+    pub users: Vec<SelectedUser>,
+    /// Present while users may follow; a page can hold fewer than `limit`
+    /// users (one request examines a bounded number of candidates).
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/admin/segments/evaluate`: `{rule, cursor?, limit?}` → the
+/// users the rule selects, in user id order, `{users, next_cursor}`.
+async fn evaluate(
+    State(state): State<AppState>,
+    SecretCaller(caller): SecretCaller,
+    Json(request): Json<EvaluateRequest>,
+) -> Result<axum::Json<EvaluateResponse>, Error> {
+    request.rule.validate()?;
+    let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Error::invalid(format!(
+            "limit must be a whole number from 1 to {MAX_LIMIT}"
+        )));
+    }
+    let project = caller.project_id;
+    let after = request
+        .cursor
+        .as_deref()
+        .map(|c| shared::cursor::decode_user_position(project, c))
+        .transpose()?;
+    let page = state
+        .store
+        .evaluate_segment(
+            project,
+            &request.rule,
+            after,
+            limit,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+    Ok(axum::Json(EvaluateResponse {
+        users: page
+            .users
+            .into_iter()
+            .map(|s| SelectedUser {
+                id: s.user.id,
+                identifier: s
+                    .user
+                    .identifiers
+                    .into_iter()
+                    .map(|i| Identifier {
+                        external_id: i.external_id,
+                        source: i.source,
+                    })
+                    .collect(),
+                organizations: s.organizations,
+            })
+            .collect(),
+        next_cursor: page
+            .next_after
+            .map(|a| shared::cursor::encode_user_position(project, a)),
+    }))
 }

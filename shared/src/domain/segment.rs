@@ -511,24 +511,39 @@ impl Rule {
         (matched, reasons)
     }
 
+    /// Whether the node holds; when it does, `reasons` gains the leaves
+    /// that made it hold (an organization leaf names every organization
+    /// that satisfies it), and nothing from branches that failed.
     fn holds(&self, node: &str, facts: &Facts, reasons: &mut Vec<Reason>) -> bool {
+        let mark = reasons.len();
+        let child = |i: usize| format!("{node}.children[{i}]");
         match self.operator {
             Operator::And => {
-                return self
+                let all = self
                     .children
                     .iter()
                     .enumerate()
-                    .all(|(i, c)| c.holds(&format!("{node}.children[{i}]"), facts, reasons))
+                    .all(|(i, c)| c.holds(&child(i), facts, reasons));
+                if !all {
+                    reasons.truncate(mark);
+                }
+                return all;
             }
             Operator::Or => {
-                return self
-                    .children
-                    .iter()
-                    .enumerate()
-                    .any(|(i, c)| c.holds(&format!("{node}.children[{i}]"), facts, reasons))
+                for (i, c) in self.children.iter().enumerate() {
+                    if c.holds(&child(i), facts, reasons) {
+                        return true;
+                    }
+                    reasons.truncate(mark);
+                }
+                return false;
             }
             _ => {}
         }
+        let because = |organization: &Organization| Reason {
+            node: node.to_owned(),
+            organization_id: Some(organization.id.to_string()),
+        };
         match self.group {
             Group::Parent => false,
             Group::User => {
@@ -548,29 +563,27 @@ impl Rule {
                 hit
             }
             Group::OrganizationUser => {
-                let found = facts
-                    .organizations
-                    .iter()
-                    .find(|o| self.member_holds(&o.membership));
-                if let Some(o) = found {
-                    reasons.push(Reason {
-                        node: node.to_owned(),
-                        organization_id: Some(o.organization.id.to_string()),
-                    });
-                }
-                found.is_some()
+                reasons.extend(
+                    facts
+                        .organizations
+                        .iter()
+                        .filter(|o| self.member_holds(&o.membership))
+                        .map(|o| because(&o.organization)),
+                );
+                reasons.len() > mark
             }
             Group::Organization | Group::OrganizationEvent => {
-                let found = facts.organizations.iter().find(|o| {
-                    self.organization_holds(o, facts.now) && self.members_match(&o.membership)
-                });
-                if let Some(o) = found {
-                    reasons.push(Reason {
-                        node: node.to_owned(),
-                        organization_id: Some(o.organization.id.to_string()),
-                    });
-                }
-                found.is_some()
+                reasons.extend(
+                    facts
+                        .organizations
+                        .iter()
+                        .filter(|o| {
+                            self.organization_holds(&o.organization, &o.counters, facts.now)
+                                && self.members_match(&o.membership)
+                        })
+                        .map(|o| because(&o.organization)),
+                );
+                reasons.len() > mark
             }
         }
     }
@@ -580,7 +593,12 @@ impl Rule {
             Operator::And => self.children.iter().all(|c| c.member_holds(m)),
             Operator::Or => self.children.iter().any(|c| c.member_holds(m)),
             _ => {
-                let own = own_fields(None, &m.created_at, &m.updated_at);
+                let mut own = own_fields(None, &m.created_at, &m.updated_at);
+                // The accounts dialect's role answers `.role` when the
+                // membership's data has none.
+                if let (Some(role), None) = (&m.role, m.data.get("role")) {
+                    own.insert("role".into(), Value::String(role.clone()));
+                }
                 let value = own_or_data(self.path.as_deref().unwrap_or_default(), &own, &m.data);
                 compare(self.kind, self.operator, value, self.value.as_ref())
             }
@@ -596,16 +614,19 @@ impl Rule {
         }
     }
 
-    fn organization_holds(&self, o: &OrgFacts, now: OffsetDateTime) -> bool {
-        let org = &o.organization;
+    fn organization_holds(
+        &self,
+        org: &Organization,
+        counters: &[(String, String, u64)],
+        now: OffsetDateTime,
+    ) -> bool {
         if self.group == Group::OrganizationEvent {
             let name = self.path.as_deref().unwrap_or_default();
             let (from, op, count) = match &self.frequency {
                 Some(f) => (Some(window_start(now, &f.period)), f.operator, f.count),
                 None => (Option::None, Operator::Ge, 1),
             };
-            let total: u64 = o
-                .counters
+            let total: u64 = counters
                 .iter()
                 .filter(|(event, day, _)| {
                     event == name
@@ -621,9 +642,111 @@ impl Rule {
                 .sum();
             return ordered(op, Some(total.cmp(&count)));
         }
+        self.record_holds(org)
+    }
+
+    /// An organization rule's condition on the record itself.
+    fn record_holds(&self, org: &Organization) -> bool {
         let own = own_fields(org.name.as_deref(), &org.created_at, &org.updated_at);
         let value = org_value(self.path.as_deref().unwrap_or_default(), &own, org);
         compare(self.kind, self.operator, value, self.value.as_ref())
+    }
+
+    /// Which users the tree can select at all — what lets a whole-project
+    /// evaluation start from organizations instead of every user. Every
+    /// organization node is existential over the user's organizations, so
+    /// a user without an organization fails it; `and` needs only one of
+    /// its children's gates, `or` needs one of all of them.
+    pub fn narrowing(&self) -> Narrowing<'_> {
+        match self.operator {
+            Operator::And => {
+                // The child whose gates filter organizations best (no
+                // gates at all: the child never holds, nobody can match).
+                let rank = |g: &[Gate<'_>]| g.iter().map(Gate::rank).min().unwrap_or(u8::MAX);
+                let mut best: Option<Vec<Gate<'_>>> = None;
+                for child in &self.children {
+                    if let Narrowing::MembersOf(gates) = child.narrowing() {
+                        if best.as_deref().is_none_or(|b| rank(&gates) > rank(b)) {
+                            best = Some(gates);
+                        }
+                    }
+                }
+                best.map_or(Narrowing::Everyone, Narrowing::MembersOf)
+            }
+            Operator::Or => {
+                let mut all = Vec::new();
+                for child in &self.children {
+                    match child.narrowing() {
+                        Narrowing::Everyone => return Narrowing::Everyone,
+                        Narrowing::MembersOf(gates) => all.extend(gates),
+                    }
+                }
+                Narrowing::MembersOf(all)
+            }
+            _ => match self.group {
+                Group::User => Narrowing::Everyone,
+                // A leaf wrapper never holds (and does not validate).
+                Group::Parent => Narrowing::MembersOf(Vec::new()),
+                _ => Narrowing::MembersOf(vec![Gate(self)]),
+            },
+        }
+    }
+}
+
+/// The users a rule tree can select (see [`Rule::narrowing`]).
+#[derive(Debug, PartialEq)]
+pub enum Narrowing<'a> {
+    /// A user without organizations may match: every user is a candidate.
+    Everyone,
+    /// Only a user with a membership that one of these gates admits can
+    /// match (none: nobody).
+    MembersOf(Vec<Gate<'a>>),
+}
+
+/// An organization-level leaf seen as a filter on (organization record,
+/// membership) pairs: what it needs of some organization of the user,
+/// short of the event counters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gate<'a>(&'a Rule);
+
+impl Gate<'_> {
+    /// How well the gate filters organizations: by the record (2, free),
+    /// by the event counters (1, one read per organization), not at all
+    /// (0, memberships only).
+    pub fn rank(&self) -> u8 {
+        match self.0.group {
+            Group::Organization => 2,
+            Group::OrganizationEvent => 1,
+            _ => 0,
+        }
+    }
+
+    /// Whether the gate needs the organizations' event counters.
+    pub fn counts_events(&self) -> bool {
+        self.0.group == Group::OrganizationEvent
+    }
+
+    /// `counters`: the organization's daily counters (see [`OrgFacts`]);
+    /// read only by gates that count events.
+    pub fn admits_organization(
+        &self,
+        org: &Organization,
+        counters: &[(String, String, u64)],
+        now: OffsetDateTime,
+    ) -> bool {
+        match self.0.group {
+            Group::Organization | Group::OrganizationEvent => {
+                self.0.organization_holds(org, counters, now)
+            }
+            _ => true,
+        }
+    }
+
+    pub fn admits_member(&self, membership: &Membership) -> bool {
+        match self.0.group {
+            Group::OrganizationUser => self.0.member_holds(membership),
+            _ => self.0.members_match(membership),
+        }
     }
 }
 
@@ -955,6 +1078,39 @@ mod tests {
         assert!(or.evaluate(&f).0, "own fields and nesting");
         let (miss, reasons) = rule(json!({"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": "basic"})).evaluate(&f);
         assert!(!miss && reasons.is_empty());
+
+        // A failed branch leaves no reasons behind; an organization leaf
+        // names every organization that satisfies it.
+        let branches = rule(
+            json!({"type": "wrapper", "group": "parent", "operator": "or", "children": [
+            {"type": "wrapper", "group": "parent", "operator": "and", "children": [
+                {"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "enterprise"},
+                {"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": "basic"}]},
+            {"type": "string", "group": "organization", "path": ".name", "operator": "=", "value": "Acme"}]}),
+        );
+        let (hit, reasons) = branches.evaluate(&f);
+        assert!(hit);
+        let named: Vec<_> = reasons
+            .iter()
+            .map(|r| (r.node.as_str(), r.organization_id.clone()))
+            .collect();
+        assert_eq!(
+            named,
+            f.organizations
+                .iter()
+                .map(|o| ("rule.children[1]", Some(o.organization.id.to_string())))
+                .collect::<Vec<_>>()
+        );
+
+        // The accounts dialect's role answers `.role` when data has none.
+        let mut owner = f.clone();
+        owner.organizations[0].membership.data.remove("role");
+        owner.organizations[0].membership.role = Some("owner".into());
+        let owners = rule(
+            json!({"type": "string", "group": "organization_user", "path": ".role", "operator": "=", "value": "owner"}),
+        );
+        assert!(owners.evaluate(&owner).0);
+        assert!(!owners.evaluate(&f).0);
     }
 
     #[test]
@@ -1024,5 +1180,106 @@ mod tests {
             },
         );
         assert_eq!(start.to_string(), "2024-02-29", "month ends clamp");
+    }
+
+    fn admitted(r: &Rule, f: &Facts) -> bool {
+        match r.narrowing() {
+            Narrowing::Everyone => true,
+            Narrowing::MembersOf(gates) => f.organizations.iter().any(|o| {
+                gates.iter().any(|g| {
+                    g.admits_organization(&o.organization, &o.counters, f.now)
+                        && g.admits_member(&o.membership)
+                })
+            }),
+        }
+    }
+
+    #[test]
+    fn narrowing_keeps_every_user_the_rule_selects() {
+        let user = |plan: &str| json!({"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": plan});
+        let org = |field: &str, value: &str| json!({"type": "string", "group": "organization", "path": field, "operator": "=", "value": value});
+        let role = |value: &str| json!({"type": "string", "group": "organization_user", "path": ".role", "operator": "=", "value": value});
+        let admin_of = |plan: &str| {
+            json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": plan,
+            "user_match": {"type": "conditions", "member_conditions": [role("admin")]}})
+        };
+        let updated = |count: u64| {
+            json!({"type": "number", "group": "organization_event", "path": "organization.updated", "operator": "=",
+            "frequency": {"count": count, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": 30}}})
+        };
+        let and = |c: Vec<Value>| json!({"type": "wrapper", "group": "parent", "operator": "and", "children": c});
+        let or = |c: Vec<Value>| json!({"type": "wrapper", "group": "parent", "operator": "or", "children": c});
+        let leaves = vec![
+            user("premium"),
+            user("basic"),
+            org(".plan", "enterprise"),
+            org(".plan", "free"),
+            org(".industry", "technology"),
+            role("admin"),
+            role("viewer"),
+            admin_of("enterprise"),
+            admin_of("free"),
+            updated(1),
+            updated(3),
+        ];
+        let mut trees = leaves.clone();
+        for a in &leaves {
+            for b in &leaves {
+                trees.push(and(vec![a.clone(), b.clone()]));
+                trees.push(or(vec![a.clone(), b.clone()]));
+                trees.push(and(vec![
+                    or(vec![a.clone(), b.clone()]),
+                    org(".name", "Acme"),
+                ]));
+            }
+        }
+        let full = facts("2026-03-02T12:00:00Z");
+        let mut variants = vec![full.clone()];
+        for keep in [0, 1] {
+            let mut f = full.clone();
+            f.organizations = vec![full.organizations[keep].clone()];
+            variants.push(f);
+        }
+        let mut lonely = full.clone();
+        lonely.organizations.clear();
+        variants.push(lonely.clone());
+        let (mut selected, mut narrowed) = (0, 0);
+        for tree in &trees {
+            let r = rule(tree.clone());
+            for f in &variants {
+                let hit = r.evaluate(f).0;
+                let kept = admitted(&r, f);
+                assert!(!hit || kept, "{tree} selects a user the narrowing drops");
+                selected += usize::from(hit);
+                narrowed += usize::from(!kept);
+            }
+        }
+        assert!(selected > 0 && narrowed > 0, "{selected} {narrowed}");
+
+        // The shapes: user rules keep everyone; organization rules need a
+        // member; `and` picks a gate that reads the record; `or` all.
+        assert_eq!(rule(user("premium")).narrowing(), Narrowing::Everyone);
+        assert_eq!(
+            rule(or(vec![user("premium"), org(".plan", "free")])).narrowing(),
+            Narrowing::Everyone
+        );
+        let both = rule(and(vec![role("admin"), org(".plan", "free")]));
+        let Narrowing::MembersOf(gates) = both.narrowing() else {
+            panic!("an organization rule narrows")
+        };
+        assert!(gates.len() == 1 && gates[0].rank() == 2);
+        let counted = rule(and(vec![role("admin"), updated(1)]));
+        let Narrowing::MembersOf(gates) = counted.narrowing() else {
+            panic!("an event rule narrows")
+        };
+        assert!(gates.len() == 1 && gates[0].counts_events());
+        let either = rule(or(vec![org(".plan", "free"), updated(1)]));
+        assert!(matches!(either.narrowing(), Narrowing::MembersOf(g) if g.len() == 2));
+        assert!(!admitted(&rule(role("admin")), &lonely));
+        let enterprise_admin = rule(admin_of("enterprise"));
+        assert!(
+            !admitted(&enterprise_admin, &full),
+            "the enterprise organization's member is a viewer"
+        );
     }
 }

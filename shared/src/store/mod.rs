@@ -32,6 +32,7 @@ pub use domains::find_domain;
 pub use memberships::MembershipPage;
 pub use organizations::{OrganizationPage, Upserted};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
+pub use segments::{SegmentPage, Selected, MAX_EXAMINED};
 pub use tenant::{NewOwner, WithSettings};
 
 pub type Item = HashMap<String, AttributeValue>;

@@ -1,24 +1,234 @@
-//! The facts a segmentation rule reads about one user, in a bounded number
-//! of reads: the user (its markers, then its record), its memberships (one
-//! Query of the user → organizations index), their organizations (one
-//! BatchGetItem), and — only for the events the rule counts — each
-//! organization's daily counters in the rule's window (one Query each, in
-//! parallel).
+//! The facts segmentation rules read, gathered in bounded reads.
+//!
+//! One user ([`Store::user_facts`]): the user (its markers, then its
+//! record), its memberships (one Query of the user → organizations index),
+//! their organizations (one BatchGetItem), and — only for the events the
+//! rule counts — each organization's daily counters in the rule's window
+//! (one Query per organization and event, in parallel).
+//!
+//! A whole project ([`Store::evaluate_segment`]): candidates in user id
+//! order, then the same facts per candidate, with organizations and
+//! counters read once per request however many candidates share them.
+//! Candidates come from the rule's [`Narrowing`]: when every user the rule
+//! can select must belong to an organization that passes a gate, the
+//! organization index is read (one paged Query), the counters too when the
+//! gate counts events, and only the passing organizations' membership items
+//! (one Query each); otherwise the user index is read from the cursor on.
 
-use time::OffsetDateTime;
+use std::collections::{BTreeSet, HashMap};
+
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{from_item, s, Store};
-use crate::domain::segment::{Facts, OrgFacts, Rule};
-use crate::domain::{IdentifierKey, Organization};
+use crate::domain::segment::{Facts, Gate, Narrowing, OrgFacts, Rule};
+use crate::domain::{IdentifierKey, Membership, Organization, User};
 use crate::error::Error;
 use crate::keys;
+
+/// Reads in flight at once within one request.
+const CONCURRENCY: usize = 16;
+/// Most candidates read per round (one BatchGetItem or Query of users).
+const ROUND: usize = 100;
+/// Most candidates one request examines; a page may end short of `limit`
+/// with a cursor to go on from.
+pub const MAX_EXAMINED: usize = 1_000;
 
 #[derive(serde::Deserialize)]
 struct Counter {
     name: String,
     day: String,
     count: u64,
+}
+
+/// One user a rule selects, with the organizations that made it match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selected {
+    pub user: User,
+    pub organizations: Vec<Uuid>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentPage {
+    pub users: Vec<Selected>,
+    /// The last user examined, when more candidates follow.
+    pub next_after: Option<Uuid>,
+}
+
+/// Runs the tasks at most [`CONCURRENCY`] at a time; results in task order.
+async fn bounded<T, F>(tasks: Vec<F>) -> Result<Vec<T>, Error>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let mut results: Vec<Option<T>> = (0..tasks.len()).map(|_| None).collect();
+    let mut running = tokio::task::JoinSet::new();
+    let mut store_result = |done: Result<(usize, Result<T, Error>), tokio::task::JoinError>| {
+        let (slot, result) =
+            done.map_err(|e| Error::Internal(format!("a parallel read failed: {e}")))?;
+        if let Some(place) = results.get_mut(slot) {
+            *place = Some(result?);
+        }
+        Ok::<_, Error>(())
+    };
+    for (slot, task) in tasks.into_iter().enumerate() {
+        if running.len() >= CONCURRENCY {
+            if let Some(done) = running.join_next().await {
+                store_result(done)?;
+            }
+        }
+        running.spawn(async move { (slot, task.await) });
+    }
+    while let Some(done) = running.join_next().await {
+        store_result(done)?;
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// What one request has read: organizations and counters are shared by
+/// every candidate that belongs to them.
+struct Gathered {
+    project: Uuid,
+    /// `None`: deleted since a membership named it.
+    organizations: HashMap<Uuid, Option<Organization>>,
+    counters: HashMap<Uuid, Vec<(String, String, u64)>>,
+    /// Each counted event with the first day its widest window reaches
+    /// (`None`: all time).
+    windows: Vec<(String, Option<Date>)>,
+    today: Date,
+    now: OffsetDateTime,
+}
+
+impl Gathered {
+    fn new(project: Uuid, rule: &Rule, now: OffsetDateTime) -> Self {
+        let mut windows: Vec<(String, Option<Date>)> = Vec::new();
+        for (name, from) in rule.event_windows(now) {
+            match windows.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, widest)) => {
+                    *widest = match (*widest, from) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        _ => None,
+                    }
+                }
+                None => windows.push((name, from)),
+            }
+        }
+        Self {
+            project,
+            organizations: HashMap::new(),
+            counters: HashMap::new(),
+            windows,
+            today: now.date(),
+            now,
+        }
+    }
+
+    /// Reads the organizations (one BatchGetItem per 100) and their
+    /// counters (when the rule counts events) not read yet.
+    async fn load(
+        &mut self,
+        store: &Store,
+        ids: impl IntoIterator<Item = Uuid>,
+    ) -> Result<(), Error> {
+        let mut wanted: Vec<Uuid> = ids.into_iter().collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let missing: Vec<Uuid> = wanted
+            .iter()
+            .filter(|id| !self.organizations.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let fetched = store
+                .fetch(
+                    missing
+                        .iter()
+                        .map(|id| super::profiles::record_key::<Organization>(self.project, *id))
+                        .collect(),
+                )
+                .await?;
+            for id in &missing {
+                let org = fetched.record::<Organization>(self.project, *id)?;
+                self.organizations.insert(*id, org);
+            }
+        }
+        self.load_counters(store, wanted).await
+    }
+
+    async fn load_counters(&mut self, store: &Store, orgs: Vec<Uuid>) -> Result<(), Error> {
+        if self.windows.is_empty() {
+            return Ok(());
+        }
+        let mut tasks = Vec::new();
+        for org in orgs {
+            if self.counters.contains_key(&org)
+                || !matches!(self.organizations.get(&org), Some(Some(_)))
+            {
+                continue;
+            }
+            self.counters.insert(org, Vec::new());
+            for (name, from) in &self.windows {
+                let store = store.clone();
+                let project = self.project;
+                let name = name.clone();
+                let from = from.map_or_else(|| "0000-00-00".to_owned(), |d| d.to_string());
+                let to = self.today.to_string();
+                tasks.push(async move {
+                    let query = store
+                        .db
+                        .query()
+                        .table_name(&store.table)
+                        .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+                        .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+                        .expression_attribute_values(":from", s(keys::counter_sk(&name, &from)))
+                        .expression_attribute_values(":to", s(keys::counter_sk(&name, &to)));
+                    let counters = store
+                        .query_all(query)
+                        .await?
+                        .into_iter()
+                        .map(from_item::<Counter>)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok::<_, Error>((org, counters))
+                });
+            }
+        }
+        for (org, counters) in bounded(tasks).await? {
+            self.counters
+                .entry(org)
+                .or_default()
+                .extend(counters.into_iter().map(|c| (c.name, c.day, c.count)));
+        }
+        Ok(())
+    }
+
+    /// The facts of one user whose memberships and organizations are read.
+    fn facts(&self, user: User, memberships: Vec<Membership>) -> Facts {
+        let organizations = memberships
+            .into_iter()
+            .filter_map(|membership| {
+                let organization = self
+                    .organizations
+                    .get(&membership.organization_id)
+                    .cloned()
+                    .flatten()?;
+                let counters = self
+                    .counters
+                    .get(&organization.id)
+                    .cloned()
+                    .unwrap_or_default();
+                Some(OrgFacts {
+                    organization,
+                    membership,
+                    counters,
+                })
+            })
+            .collect();
+        Facts {
+            user,
+            organizations,
+            now: self.now,
+        }
+    }
 }
 
 impl Store {
@@ -31,67 +241,285 @@ impl Store {
     ) -> Result<Facts, Error> {
         let user = self.find_user(project, user).await?;
         let memberships = self.user_memberships(project, user.id).await?;
-        let fetched = self
-            .fetch(
-                memberships
+        let mut gathered = Gathered::new(project, rule, now);
+        gathered
+            .load(self, memberships.iter().map(|m| m.organization_id))
+            .await?;
+        Ok(gathered.facts(user, memberships))
+    }
+
+    /// The users `rule` selects after user `after`, in user id order: at
+    /// most `limit`, examining at most [`MAX_EXAMINED`] candidates.
+    pub async fn evaluate_segment(
+        &self,
+        project: Uuid,
+        rule: &Rule,
+        after: Option<Uuid>,
+        limit: usize,
+        now: OffsetDateTime,
+    ) -> Result<SegmentPage, Error> {
+        let mut gathered = Gathered::new(project, rule, now);
+        let mut candidates = match rule.narrowing() {
+            Narrowing::Everyone => Candidates::AllUsers { after, done: false },
+            Narrowing::MembersOf(gates) if gates.is_empty() => Candidates::Listed(Vec::new()),
+            Narrowing::MembersOf(gates) => {
+                let organizations = self.project_organizations(project).await?;
+                let ids: Vec<Uuid> = organizations.iter().map(|o| o.id).collect();
+                for o in organizations {
+                    gathered.organizations.insert(o.id, Some(o));
+                }
+                if gates.iter().any(|g| g.counts_events()) {
+                    gathered.load_counters(self, ids.clone()).await?;
+                }
+                let admits = |g: &Gate<'_>, org: Uuid| {
+                    gathered
+                        .organizations
+                        .get(&org)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|o| {
+                            let counters =
+                                gathered.counters.get(&org).map_or(&[][..], Vec::as_slice);
+                            g.admits_organization(o, counters, now)
+                        })
+                };
+                let admitted: Vec<Uuid> = ids
+                    .into_iter()
+                    .filter(|org| gates.iter().any(|g| admits(g, *org)))
+                    .collect();
+                let mut users = BTreeSet::new();
+                for members in self.members_of(project, admitted).await? {
+                    for m in members {
+                        let admitted = gates
+                            .iter()
+                            .any(|g| g.admits_member(&m) && admits(g, m.organization_id));
+                        if admitted && after.is_none_or(|a| m.user_id > a) {
+                            users.insert(m.user_id);
+                        }
+                    }
+                }
+                Candidates::Listed(users.into_iter().rev().collect())
+            }
+        };
+
+        let mut selected = Vec::new();
+        let mut examined = 0;
+        let mut last = None;
+        // Rounds start near the page size and double: a dense segment
+        // reads little past its page, a sparse one few rounds.
+        let mut size = limit.clamp(8, ROUND);
+        loop {
+            let round = size.min(MAX_EXAMINED - examined);
+            size = (size * 2).min(ROUND);
+            let users = candidates.next_round(self, project, round).await?;
+            if users.is_empty() {
+                return Ok(SegmentPage {
+                    users: selected,
+                    next_after: None,
+                });
+            }
+            let memberships = bounded(
+                users
                     .iter()
-                    .map(|m| {
-                        super::profiles::record_key::<Organization>(project, m.organization_id)
+                    .map(|u| {
+                        let (store, user) = (self.clone(), u.id);
+                        async move { store.user_memberships(project, user).await }
                     })
                     .collect(),
             )
             .await?;
-        let windows = rule.event_windows(now);
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut organizations = Vec::with_capacity(memberships.len());
-        for membership in memberships {
-            // A membership whose organization was deleted a moment ago.
-            let Some(organization) =
-                fetched.record::<Organization>(project, membership.organization_id)?
-            else {
-                continue;
-            };
-            for (name, from) in &windows {
-                let store = self.clone();
-                let (name, org) = (name.clone(), organization.id);
-                let from = from.map_or_else(|| "0000-00-00".to_owned(), |d| d.to_string());
-                let to = now.date().to_string();
-                let slot = organizations.len();
-                tasks.spawn(async move {
-                    let query = store
-                        .db
-                        .query()
-                        .table_name(&store.table)
-                        .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
-                        .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
-                        .expression_attribute_values(":from", s(keys::counter_sk(&name, &from)))
-                        .expression_attribute_values(":to", s(keys::counter_sk(&name, &to)));
-                    let items = store.query_all(query).await?;
-                    let counters = items
-                        .into_iter()
-                        .map(from_item::<Counter>)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok::<_, Error>((slot, counters))
+            gathered
+                .load(
+                    self,
+                    memberships.iter().flatten().map(|m| m.organization_id),
+                )
+                .await?;
+            let count = users.len();
+            let mut seen = 0;
+            for (user, memberships) in users.into_iter().zip(memberships) {
+                seen += 1;
+                last = Some(user.id);
+                let facts = gathered.facts(user, memberships);
+                let (hit, reasons) = rule.evaluate(&facts);
+                if hit {
+                    let mut organizations: Vec<Uuid> = reasons
+                        .iter()
+                        .filter_map(|r| r.organization_id.as_deref())
+                        .filter_map(|id| id.parse().ok())
+                        .collect();
+                    organizations.sort_unstable();
+                    organizations.dedup();
+                    selected.push(Selected {
+                        user: facts.user,
+                        organizations,
+                    });
+                    if selected.len() == limit {
+                        break;
+                    }
+                }
+            }
+            examined += seen;
+            if selected.len() == limit || examined >= MAX_EXAMINED {
+                let more = seen < count || candidates.more(self, project, last).await?;
+                return Ok(SegmentPage {
+                    users: selected,
+                    next_after: if more { last } else { None },
                 });
             }
-            organizations.push(OrgFacts {
-                organization,
-                membership,
-                counters: Vec::new(),
-            });
         }
-        while let Some(done) = tasks.join_next().await {
-            let (slot, counters) =
-                done.map_err(|e| Error::Internal(format!("a counter read failed: {e}")))??;
-            if let Some(o) = organizations.get_mut(slot) {
-                o.counters
-                    .extend(counters.into_iter().map(|c| (c.name, c.day, c.count)));
+    }
+
+    /// Every organization of the project (the organization index, one
+    /// paged Query).
+    async fn project_organizations(&self, project: Uuid) -> Result<Vec<Organization>, Error> {
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(keys::org_list_pk(project)));
+        self.query_all(query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    /// The membership items of each organization (one Query each, in
+    /// parallel).
+    async fn members_of(
+        &self,
+        project: Uuid,
+        organizations: Vec<Uuid>,
+    ) -> Result<Vec<Vec<Membership>>, Error> {
+        bounded(
+            organizations
+                .into_iter()
+                .map(|org| {
+                    let store = self.clone();
+                    async move {
+                        let query = store
+                            .db
+                            .query()
+                            .table_name(&store.table)
+                            .key_condition_expression("PK = :pk AND begins_with(SK, :mem)")
+                            .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+                            .expression_attribute_values(":mem", s(keys::MEMBERSHIP_PREFIX));
+                        store
+                            .query_all(query)
+                            .await?
+                            .into_iter()
+                            .map(from_item::<Membership>)
+                            .collect::<Result<Vec<_>, _>>()
+                    }
+                })
+                .collect(),
+        )
+        .await
+    }
+
+    /// Up to `limit` users of the project after `after`, in id order (the
+    /// user index), and whether the index holds more.
+    async fn users_after(
+        &self,
+        project: Uuid,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<User>, bool), Error> {
+        let from = after.map_or_else(|| keys::USER_LIST_PREFIX.to_owned(), keys::user_list_sk);
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK > :from")
+            .expression_attribute_values(":pk", s(keys::user_list_pk(project)))
+            .expression_attribute_values(":from", s(from))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| super::storage("Query", e))?;
+        let users = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<User>, _>>()?;
+        Ok((users, out.last_evaluated_key.is_some()))
+    }
+
+    /// The user records of `ids` (one BatchGetItem per 100), in id order;
+    /// a user deleted since is skipped.
+    async fn users_by_id(&self, project: Uuid, ids: &[Uuid]) -> Result<Vec<User>, Error> {
+        let fetched = self
+            .fetch(
+                ids.iter()
+                    .map(|id| super::profiles::record_key::<User>(project, *id))
+                    .collect(),
+            )
+            .await?;
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(user) = fetched.record::<User>(project, *id)? {
+                users.push(user);
             }
         }
-        Ok(Facts {
-            user,
-            organizations,
-            now,
-        })
+        Ok(users)
+    }
+}
+
+/// Where a whole-project evaluation takes its candidates from.
+enum Candidates {
+    /// The user index, from a position on.
+    AllUsers { after: Option<Uuid>, done: bool },
+    /// Ids found through organizations, last first (popped in id order).
+    Listed(Vec<Uuid>),
+}
+
+impl Candidates {
+    async fn next_round(
+        &mut self,
+        store: &Store,
+        project: Uuid,
+        round: usize,
+    ) -> Result<Vec<User>, Error> {
+        if round == 0 {
+            return Ok(Vec::new());
+        }
+        match self {
+            Candidates::AllUsers { after, done } => {
+                if *done {
+                    return Ok(Vec::new());
+                }
+                let (users, more) = store.users_after(project, *after, round).await?;
+                *done = !more;
+                if let Some(last) = users.last() {
+                    *after = Some(last.id);
+                }
+                Ok(users)
+            }
+            Candidates::Listed(ids) => {
+                // Until a round finds users that still exist.
+                while !ids.is_empty() {
+                    let take: Vec<Uuid> = (0..round).map_while(|_| ids.pop()).collect();
+                    let users = store.users_by_id(project, &take).await?;
+                    if !users.is_empty() {
+                        return Ok(users);
+                    }
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Whether candidates follow `last`.
+    async fn more(&self, store: &Store, project: Uuid, last: Option<Uuid>) -> Result<bool, Error> {
+        match self {
+            Candidates::AllUsers { done: true, .. } => Ok(false),
+            Candidates::AllUsers { .. } => {
+                Ok(!store.users_after(project, last, 1).await?.0.is_empty())
+            }
+            Candidates::Listed(ids) => Ok(!ids.is_empty()),
+        }
     }
 }
