@@ -262,18 +262,8 @@ impl Store {
         project: Uuid,
         user: Uuid,
     ) -> Result<Vec<Membership>, Error> {
-        let query = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(keys::user_orgs_pk(project, user)));
-        self.query_all(query)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+        self.index_partition(keys::user_orgs_pk(project, user))
+            .await
     }
 
     fn org_event(

@@ -64,6 +64,25 @@ impl Store {
         &self.db
     }
 
+    /// Every item of one partition of GSI1, read as `T` (one paged Query).
+    async fn index_partition<T: serde::de::DeserializeOwned>(
+        &self,
+        partition: String,
+    ) -> Result<Vec<T>, Error> {
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(crate::keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk")
+            .expression_attribute_values(":pk", s(partition));
+        self.query_all(query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
     /// Every item a Query selects, following its pages.
     async fn query_all(
         &self,

@@ -371,18 +371,7 @@ impl Store {
     /// Every organization of the project (the organization index, one
     /// paged Query).
     async fn project_organizations(&self, project: Uuid) -> Result<Vec<Organization>, Error> {
-        let query = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(keys::org_list_pk(project)));
-        self.query_all(query)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+        self.index_partition(keys::org_list_pk(project)).await
     }
 
     /// The membership items of each organization (one Query each, in
