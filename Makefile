@@ -1,11 +1,15 @@
 # The two commands: `make dev` (the whole service locally) and `make test`.
-.PHONY: dev test lint fmt package clean
+.PHONY: dev test bench lint fmt package clean
 
 dev:
 	infra/local/dev.sh
 
 test:
 	infra/local/test.sh
+
+# Not part of test: regenerates BENCHMARKS.md (see infra/local/bench.sh).
+bench:
+	infra/local/bench.sh
 
 lint:
 	infra/local/lint.sh

@@ -652,6 +652,25 @@ impl Rule {
         compare(self.kind, self.operator, value, self.value.as_ref())
     }
 
+    /// Whether any node reads organizations, memberships or counters (a
+    /// tree of user conditions alone needs none of them).
+    pub fn reads_organizations(&self) -> bool {
+        !matches!(self.group, Group::User | Group::Parent)
+            || self.children.iter().any(Rule::reads_organizations)
+    }
+
+    /// How many leaves read organizations, memberships or counters. When
+    /// the narrowing's gates are all of them, the memberships the gates
+    /// admit are all the facts the tree can use.
+    pub fn organization_leaves(&self) -> usize {
+        match self.operator {
+            Operator::And | Operator::Or => {
+                self.children.iter().map(Rule::organization_leaves).sum()
+            }
+            _ => usize::from(!matches!(self.group, Group::User | Group::Parent)),
+        }
+    }
+
     /// Which users the tree can select at all — what lets a whole-project
     /// evaluation start from organizations instead of every user. Every
     /// organization node is existential over the user's organizations, so
@@ -1243,22 +1262,42 @@ mod tests {
         let mut lonely = full.clone();
         lonely.organizations.clear();
         variants.push(lonely.clone());
-        let (mut selected, mut narrowed) = (0, 0);
+        let (mut selected, mut narrowed, mut complete) = (0, 0, 0);
         for tree in &trees {
             let r = rule(tree.clone());
             for f in &variants {
                 let hit = r.evaluate(f).0;
                 let kept = admitted(&r, f);
+                // When every organization leaf is a gate, the admitted
+                // memberships decide alone, reasons and all.
+                if let Narrowing::MembersOf(gates) = r.narrowing() {
+                    if gates.len() == r.organization_leaves() {
+                        let mut only = f.clone();
+                        only.organizations.retain(|o| {
+                            gates.iter().any(|g| {
+                                g.admits_organization(&o.organization, &o.counters, f.now)
+                                    && g.admits_member(&o.membership)
+                            })
+                        });
+                        assert_eq!(r.evaluate(&only), r.evaluate(f), "{tree}");
+                        complete += 1;
+                    }
+                }
                 assert!(!hit || kept, "{tree} selects a user the narrowing drops");
                 selected += usize::from(hit);
                 narrowed += usize::from(!kept);
             }
         }
-        assert!(selected > 0 && narrowed > 0, "{selected} {narrowed}");
+        assert!(
+            selected > 0 && narrowed > 0 && complete > 0,
+            "{selected} {narrowed} {complete}"
+        );
 
         // The shapes: user rules keep everyone; organization rules need a
         // member; `and` picks a gate that reads the record; `or` all.
         assert_eq!(rule(user("premium")).narrowing(), Narrowing::Everyone);
+        assert!(!rule(or(vec![user("premium"), user("basic")])).reads_organizations());
+        assert!(rule(or(vec![user("premium"), role("admin")])).reads_organizations());
         assert_eq!(
             rule(or(vec![user("premium"), org(".plan", "free")])).narrowing(),
             Narrowing::Everyone
@@ -1275,6 +1314,8 @@ mod tests {
         assert!(gates.len() == 1 && gates[0].counts_events());
         let either = rule(or(vec![org(".plan", "free"), updated(1)]));
         assert!(matches!(either.narrowing(), Narrowing::MembersOf(g) if g.len() == 2));
+        assert_eq!(either.organization_leaves(), 2, "both leaves are gates");
+        assert_eq!(both.organization_leaves(), 2, "one gate of two leaves");
         assert!(!admitted(&rule(role("admin")), &lonely));
         let enterprise_admin = rule(admin_of("enterprise"));
         assert!(

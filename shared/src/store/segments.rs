@@ -15,7 +15,7 @@
 //! gate counts events, and only the passing organizations' membership items
 //! (one Query each); otherwise the user index is read from the cursor on.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -259,6 +259,10 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<SegmentPage, Error> {
         let mut gathered = Gathered::new(project, rule, now);
+        let reads_organizations = rule.reads_organizations();
+        // The admitted memberships of each candidate, when they are all the
+        // facts the rule can use (its every organization leaf is a gate).
+        let mut known: Option<HashMap<Uuid, Vec<Membership>>> = None;
         let mut candidates = match rule.narrowing() {
             Narrowing::Everyone => Candidates::AllUsers { after, done: false },
             Narrowing::MembersOf(gates) if gates.is_empty() => Candidates::Listed(Vec::new()),
@@ -286,27 +290,38 @@ impl Store {
                     .into_iter()
                     .filter(|org| gates.iter().any(|g| admits(g, *org)))
                     .collect();
-                let mut users = BTreeSet::new();
+                let complete = gates.len() == rule.organization_leaves();
+                let mut users: BTreeMap<Uuid, Vec<Membership>> = BTreeMap::new();
                 for members in self.members_of(project, admitted).await? {
                     for m in members {
                         let admitted = gates
                             .iter()
                             .any(|g| g.admits_member(&m) && admits(g, m.organization_id));
                         if admitted && after.is_none_or(|a| m.user_id > a) {
-                            users.insert(m.user_id);
+                            users.entry(m.user_id).or_default().push(m);
                         }
                     }
                 }
-                Candidates::Listed(users.into_iter().rev().collect())
+                let ids = users.keys().rev().copied().collect();
+                if complete {
+                    known = Some(users.into_iter().collect());
+                }
+                Candidates::Listed(ids)
             }
         };
 
         let mut selected = Vec::new();
         let mut examined = 0;
         let mut last = None;
-        // Rounds start near the page size and double: a dense segment
-        // reads little past its page, a sparse one few rounds.
-        let mut size = limit.clamp(8, ROUND);
+        // Rounds that read each candidate's memberships start near the page
+        // size and double: a dense segment reads little past its page, a
+        // sparse one few rounds. Others take whole rounds at once.
+        let per_candidate = reads_organizations && known.is_none();
+        let mut size = if per_candidate {
+            limit.clamp(8, ROUND)
+        } else {
+            ROUND
+        };
         loop {
             let round = size.min(MAX_EXAMINED - examined);
             size = (size * 2).min(ROUND);
@@ -317,16 +332,27 @@ impl Store {
                     next_after: None,
                 });
             }
-            let memberships = bounded(
+            // A tree of user conditions alone reads no memberships; a tree
+            // whose organization leaves are all gates has them already.
+            let memberships = if let Some(known) = known.as_mut() {
                 users
                     .iter()
-                    .map(|u| {
-                        let (store, user) = (self.clone(), u.id);
-                        async move { store.user_memberships(project, user).await }
-                    })
-                    .collect(),
-            )
-            .await?;
+                    .map(|u| known.remove(&u.id).unwrap_or_default())
+                    .collect()
+            } else if reads_organizations {
+                bounded(
+                    users
+                        .iter()
+                        .map(|u| {
+                            let (store, user) = (self.clone(), u.id);
+                            async move { store.user_memberships(project, user).await }
+                        })
+                        .collect(),
+                )
+                .await?
+            } else {
+                vec![Vec::new(); users.len()]
+            };
             gathered
                 .load(
                     self,

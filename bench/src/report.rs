@@ -1,0 +1,213 @@
+//! BENCHMARKS.md.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::coldstart::Cold;
+use crate::micro::Micro;
+use crate::scenarios::Throughput;
+use crate::Measured;
+
+/// AWS list prices used (us-east-1, on-demand, as published in 2025).
+const READ_UNIT: f64 = 0.125 / 1e6;
+const WRITE_UNIT: f64 = 0.625 / 1e6;
+const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+const LAMBDA_GB_SECOND_ARM: f64 = 0.000_013_333_4;
+const HTTP_API_REQUEST: f64 = 1.00 / 1e6;
+/// The functions' memory (template `MemorySize`).
+const MEMORY_GB: f64 = 0.25;
+/// An in-region DynamoDB round trip, assumed for the Lambda duration.
+const AWS_ROUND_TRIP_MS: f64 = 4.0;
+
+/// The handler-overhead goal and the init goal.
+const RATIO_GOAL: f64 = 1.15;
+const INIT_GOAL: Duration = Duration::from_millis(30);
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    if b.is_zero() {
+        f64::NAN
+    } else {
+        a.as_secs_f64() / b.as_secs_f64()
+    }
+}
+
+/// Dollars per million requests: DynamoDB alone, and with Lambda and the
+/// HTTP API.
+fn cost(m: &Measured) -> (f64, f64) {
+    let dynamodb = m.read_units * READ_UNIT + m.write_units * WRITE_UNIT;
+    let overhead = m.handler.p50.saturating_sub(m.sdk.p50).as_secs_f64();
+    let seconds = overhead + m.trips.1 as f64 * AWS_ROUND_TRIP_MS / 1e3;
+    // Lambda bills whole milliseconds.
+    let billed = (seconds * 1e3).ceil() / 1e3;
+    let lambda = LAMBDA_REQUEST + billed * MEMORY_GB * LAMBDA_GB_SECOND_ARM;
+    (dynamodb * 1e6, (dynamodb + lambda + HTTP_API_REQUEST) * 1e6)
+}
+
+pub fn render(
+    iterations: usize,
+    measured: &[Measured],
+    processor: &Throughput,
+    cold: &[Cold],
+    micro: &[Micro],
+) -> String {
+    let mut s = String::new();
+    let now = time::OffsetDateTime::now_utc();
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Written by `make bench` ({} UTC) on this machine ({} cores), every route through its \
+         router in-process against the local emulator (moto server), {iterations} measured \
+         requests each after {} warm-up requests. Regenerate with `make bench`; do not edit by hand.\n",
+        now.date(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        crate::scenarios::WARM_UP,
+    );
+    let _ = writeln!(
+        s,
+        "- **Round trips**: DynamoDB calls per request (fewest–most seen), next to the fewest \
+         the operation can take (every key-authenticated request reads its API key: a \
+         revoked key must be refused at once, so keys are not cached); the operations are \
+         those of the last request, other services' calls named with their service.\n\
+         - **Capacity**: read and write units per request as DynamoDB reports them \
+         (`ReturnConsumedCapacity: TOTAL`); `*` marks figures estimated here because the \
+         emulator reports none for transactions (2 WCU per KB of each item, 1 KB assumed for \
+         updates and condition checks, as AWS bills transactional writes).\n\
+         - **Handler / SDK**: p50 and p99 wall time of the whole request through the router, \
+         and of the AWS calls it made (DynamoDB, SQS, S3: the raw SDK calls, serialisation \
+         and signing included; parallel calls counted once). **Ratio** = handler ÷ SDK (goal ≤ {RATIO_GOAL}); \
+         **overhead** = handler − SDK at p50, what the service adds.\n\
+         - **$/M**: dollars per million requests at AWS list prices (us-east-1, on-demand: \
+         $0.125 per million read units, $0.625 per million write units; Lambda arm64 \
+         $0.20 per million requests + $0.0000133334 per GB-s at {MEMORY_GB} GB, duration = \
+         overhead + {AWS_ROUND_TRIP_MS} ms per round trip; HTTP API $1.00 per million).\n"
+    );
+
+    let _ = writeln!(s, "## Routes\n");
+    let _ = writeln!(
+        s,
+        "| family | route | round trips | min | operations | RCU | WCU | handler p50 / p99 ms | SDK p50 / p99 ms | ratio p50 / p99 | overhead µs | DynamoDB $/M | total $/M |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let (mut ratio_ok, mut above) = (0, Vec::new());
+    for m in measured {
+        let (r50, r99) = (
+            ratio(m.handler.p50, m.sdk.p50),
+            ratio(m.handler.p99, m.sdk.p99),
+        );
+        if r50 <= RATIO_GOAL {
+            ratio_ok += 1;
+        }
+        let trips = if m.trips.0 == m.trips.1 {
+            m.trips.0.to_string()
+        } else {
+            format!("{}–{}", m.trips.0, m.trips.1)
+        };
+        if m.trips.1 > m.minimum {
+            above.push(m);
+        }
+        let star = if m.estimated { "*" } else { "" };
+        let (dynamodb, total) = cost(m);
+        let overhead = m.handler.p50.saturating_sub(m.sdk.p50).as_micros();
+        let _ = writeln!(
+            s,
+            "| {} | `{} {}`<br>{} | {trips} | {} | {} | {:.1} | {:.1}{star} | {} / {} | {} / {} | {r50:.2} / {r99:.2} | {overhead} | {dynamodb:.3} | {total:.3} |",
+            m.family,
+            m.method,
+            m.route,
+            m.why,
+            m.minimum,
+            m.operations.join(", "),
+            m.read_units,
+            m.write_units,
+            ms(m.handler.p50),
+            ms(m.handler.p99),
+            ms(m.sdk.p50),
+            ms(m.sdk.p99),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nHandler overhead goal (ratio ≤ {RATIO_GOAL} at p50): {ratio_ok} of {} routes.\n",
+        measured.len()
+    );
+    if above.is_empty() {
+        let _ = writeln!(s, "Every route is at its minimum round trips.\n");
+    } else {
+        let _ = writeln!(s, "Routes above their minimum round trips:\n");
+        for m in above {
+            let _ = writeln!(
+                s,
+                "- `{} {}`: {} (minimum {}): {}",
+                m.method, m.route, m.trips.1, m.minimum, m.why
+            );
+        }
+        let _ = writeln!(s);
+    }
+
+    let _ = writeln!(s, "## Processor\n");
+    let _ = writeln!(
+        s,
+        "One processor instance (in-process), {} events in batches of 10 for one organization: \
+         **{:.0} events/s** against the emulator (which serialises DynamoDB requests); \
+         {:.2} DynamoDB round trips, {:.2} writes and {:.2} write units per event.\n",
+        processor.events,
+        processor.events as f64 / processor.seconds.max(1e-9),
+        processor.round_trips_per_event,
+        processor.writes_per_event,
+        processor.write_units_per_event,
+    );
+
+    let _ = writeln!(s, "## Cold start\n");
+    let _ = writeln!(
+        s,
+        "Package: the zip `make package` builds (arm64 when the aarch64 target can be had). \
+         Init: host-architecture release binary, from process start until it asks a local \
+         Lambda runtime API for its first invocation (clients built, configuration read); \
+         goal under {} ms.\n",
+        INIT_GOAL.as_millis()
+    );
+    let _ = writeln!(
+        s,
+        "| function | arch | zip bytes | binary bytes | init p50 ms | init p99 ms |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for c in cold {
+        let (arch, zip, binary) = c.package.as_ref().map_or(
+            ("—".to_owned(), "—".to_owned(), "—".to_owned()),
+            |p| (p.0.clone(), p.1.to_string(), p.2.to_string()),
+        );
+        let (p50, p99) = c.init.map_or(("—".to_owned(), "—".to_owned()), |i| {
+            (ms(i.p50), ms(i.p99))
+        });
+        let _ = writeln!(
+            s,
+            "| {} | {arch} | {zip} | {binary} | {p50} | {p99} |",
+            c.function
+        );
+    }
+    let _ = writeln!(s);
+
+    let _ = writeln!(s, "## Micro-benchmarks (criterion)\n");
+    if micro.is_empty() {
+        let _ = writeln!(s, "Not run (`cargo bench -p bench --bench hot`).\n");
+    } else {
+        let _ = writeln!(s, "| benchmark | median |");
+        let _ = writeln!(s, "|---|---|");
+        for m in micro {
+            let t = if m.median_ns >= 1e6 {
+                format!("{:.2} ms", m.median_ns / 1e6)
+            } else if m.median_ns >= 1e3 {
+                format!("{:.2} µs", m.median_ns / 1e3)
+            } else {
+                format!("{:.0} ns", m.median_ns)
+            };
+            let _ = writeln!(s, "| {} | {t} |", m.name);
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
