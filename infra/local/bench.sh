@@ -4,7 +4,8 @@
 # host release binaries for their init times; then every route and the
 # processor measured against an emulator of the run's own (release build).
 # BENCH_ITERATIONS (default 50) sets the requests per route;
-# BENCH_SKIP_PACKAGE=1 skips the (slow) package step.
+# BENCH_SKIP_PACKAGE=1 skips the (slow) package step and BENCH_SKIP_MICRO=1
+# the criterion run (the report then shows their previous results).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -14,8 +15,10 @@ for manifest in functions/*/Cargo.toml; do functions+=("$(basename "$(dirname "$
 packages=(); for f in "${functions[@]}"; do packages+=(-p "$f"); done
 mkdir -p .local/bench
 
-echo "==> micro-benchmarks (criterion)"
-cargo bench --locked -p bench --bench hot -- --noplot
+if [ "${BENCH_SKIP_MICRO:-}" != 1 ]; then
+  echo "==> micro-benchmarks (criterion)"
+  cargo bench --locked -p bench --bench hot -- --noplot
+fi
 
 sizes=".local/bench/sizes.tsv"
 if [ "${BENCH_SKIP_PACKAGE:-}" != 1 ]; then

@@ -278,7 +278,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "POST",
         "/v1/organizations/{organization_id}/leave",
         2,
-        "the user's marker and the membership (its version and role) in one batch, then one transaction; 4 because a local session token reads its project for the signing secret, and leave reads the membership only after the marker instead of in the same batch",
+        "the user's marker and the membership (its version and role) in one batch (when the container knows the user's id), then one transaction; 3 because a local session token reads its project for the signing secret (API Gateway verifies tokens in AWS)",
         Box::new(move |i| {
             request("POST", &format!("{ORGS}/{club}/leave"), Some(&quitters[i]), None)
         }),
@@ -380,7 +380,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "POST",
         "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
         3,
-        "the key, the record, then (a local DNS stub answers the TXT record with the token) one transaction; 4 because marking the domain verified reads the record a second time",
+        "the key, the record (the versioned update starts from it), then (a local DNS stub answers the TXT record with the token) one transaction",
         Box::new(move |i| {
             request(
                 "POST",

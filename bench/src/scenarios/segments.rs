@@ -122,7 +122,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "POST",
         "/api/admin/segments/evaluate",
         2,
-        "a rule on users only: the key and one Query of the user index (a round of up to 100 users; no memberships or organizations are read)",
+        "a rule on users only: the key and one Query of the user index per 100 users examined (no memberships or organizations are read); a page of a sparse segment in a project of a few hundred users takes a second round",
         Box::new(move |_| {
             request(
                 "POST",

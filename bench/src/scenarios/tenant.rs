@@ -157,7 +157,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "GET",
         "/v2/organization/current",
         1,
-        "the session's membership (BatchGetItem), then the record (GetItem; it could join that batch); locally the token's project is read for its secret too (API Gateway verifies tokens in AWS)",
+        "the session user's marker, the membership and the record in one BatchGetItem (when the container knows the user's id); locally the token's project is read for its secret too (API Gateway verifies tokens in AWS)",
         Box::new(move |_| request("GET", "/v2/organization/current", Some(&token), None)),
     );
     let token = ann.clone();
@@ -235,7 +235,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "PUT",
         "/v2/organization/{org_id}/logo",
         3,
-        "the API key; the record read before the upload (so a missing organization stores no objects) and read again by the versioned update that records the logo (the previous one's objects to remove); one transaction",
+        "the API key; the record, read before the upload (so a missing organization stores no objects) and the start of the versioned update; one transaction; S3: the image and its thumbnail, then the previous logo's objects removed",
         Box::new(move |_| logo(&path, &k)),
     );
     let k = key.clone();

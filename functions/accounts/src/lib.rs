@@ -493,9 +493,9 @@ async fn verify_domain(
 ) -> Result<axum::Json<wire::DomainResponse>, Error> {
     let org_id = organization_id(&id)?;
     let project = organization_project(&state.store, &principal, org_id, true).await?;
-    let domain = state
+    let (record, domain) = state
         .store
-        .organization_domain(project, org_id, &domain_id)
+        .organization_and_domain(project, org_id, &domain_id)
         .await?;
     if domain.verified {
         return Ok(axum::Json(wire::DomainResponse::new(org_id, domain)));
@@ -511,7 +511,7 @@ async fn verify_domain(
     }
     let verified = state
         .store
-        .mark_domain_verified(project, org_id, &domain_id)
+        .mark_domain_verified(project, org_id, &domain_id, Some(record))
         .await?;
     Ok(axum::Json(wire::DomainResponse::new(org_id, verified)))
 }

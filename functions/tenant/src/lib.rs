@@ -129,16 +129,17 @@ async fn current(
     })?;
     let org = Uuid::parse_str(claimed)
         .map_err(|_| Error::not_found(format!("no organization has the id {claimed}")))?;
-    let member = state
+    let Some((_, found)) = state
         .store
-        .session_membership(session.project_id, org, &session.user)
-        .await?;
-    if member.is_none() {
+        .session_membership_and_organization(session.project_id, org, &session.user)
+        .await?
+    else {
         return Err(Error::Forbidden(format!(
             "you are not a member of organization {claimed}"
         )));
-    }
-    let found = fetch(&state, session.project_id, org).await?;
+    };
+    let found =
+        found.ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
     Ok(axum::Json(present(&state, found).await?))
 }
 
@@ -368,12 +369,14 @@ async fn put_logo(
         .and_then(|v| v.to_str().ok());
     let prepared = logo::prepare(declared, &body)?;
     let project = organization_project(&state.store, &principal, org, true).await?;
-    fetch(&state, project, org).await?;
+    // Read before uploading, so a missing organization stores nothing;
+    // the update starts from this read.
+    let read = fetch(&state, project, org).await?;
     let stored = logo::store(&state, project, org, &prepared, body.to_vec()).await?;
     let previous = std::sync::Mutex::new(None);
     let updated = state
         .store
-        .modify_organization(project, org, |o| {
+        .modify_read_organization(read, |o| {
             let tenant = o.tenant.get_or_insert_with(Default::default);
             if let Ok(mut p) = previous.lock() {
                 *p = tenant.logo.clone();

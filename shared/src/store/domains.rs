@@ -79,11 +79,25 @@ impl Store {
         org: Uuid,
         domain_id: &str,
     ) -> Result<OrgDomain, Error> {
+        Ok(self
+            .organization_and_domain(project, org, domain_id)
+            .await?
+            .1)
+    }
+
+    /// [`Store::organization_domain`] with the record it was read from.
+    pub async fn organization_and_domain(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        domain_id: &str,
+    ) -> Result<(Organization, OrgDomain), Error> {
         let found = self
             .get_organization(project, org)
             .await?
             .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
-        find_domain(&found, domain_id)
+        let domain = find_domain(&found, domain_id)?;
+        Ok((found, domain))
     }
 
     /// Claims a domain for the organization, unverified, with a fresh
@@ -140,11 +154,13 @@ impl Store {
         project: Uuid,
         org_id: Uuid,
         domain_id: &str,
+        read: Option<Organization>,
     ) -> Result<OrgDomain, Error> {
         let org = self
-            .change_organization(
+            .change_organization_from(
                 project,
                 org_id,
+                read,
                 |org, now| {
                     find_domain(org, domain_id)?;
                     let accounts = org.accounts.get_or_insert_with(Default::default);

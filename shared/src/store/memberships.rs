@@ -462,18 +462,24 @@ impl Store {
         user_external_id: &str,
     ) -> Result<(), Error> {
         let not_member = || Error::not_found("you are not a member of this organization");
-        let (user, _) = self
-            .session_user_id(project, user_external_id, |_| None)
+        // The user's marker and (when the container knows the user's id)
+        // the membership in one batch; a retry reads the membership again.
+        let (user, fetched) = self
+            .session_user_id(project, user_external_id, |user| {
+                vec![membership_key(project, org, user)]
+            })
             .await?;
         let user = user.ok_or_else(not_member)?;
+        let mut first = Some(fetched);
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let membership = self
-                .get_membership(project, org, user)
-                .await?
-                .ok_or_else(not_member)?;
+            let membership = match first.take() {
+                Some(fetched) => self.membership(&fetched, project, org, user).await?,
+                None => self.get_membership(project, org, user).await?,
+            }
+            .ok_or_else(not_member)?;
             let owner = membership.is_owner();
             let now = crate::ids::now();
             let delete = build(
@@ -530,12 +536,16 @@ impl Store {
         &self,
         project: Uuid,
         external_id: &str,
-        also: impl FnOnce(Uuid) -> Option<Item>,
+        also: impl FnOnce(Uuid) -> Vec<Item>,
     ) -> Result<(Option<Uuid>, Fetched), Error> {
         let user_key = IdentifierKey::parse(None, external_id)?;
         let refs = [&user_key];
         let mut keys_to_read = marker_keys::<User>(project, &refs);
-        keys_to_read.extend(self.remembered::<User>(project, &refs).and_then(also));
+        keys_to_read.extend(
+            self.remembered::<User>(project, &refs)
+                .map(also)
+                .unwrap_or_default(),
+        );
         let fetched = self.fetch(keys_to_read).await?;
         let user = fetched.resolve::<User>(project, &refs)?;
         self.learn::<User>(project, &refs, user);
@@ -550,7 +560,7 @@ impl Store {
         external_id: &str,
     ) -> Result<Option<Uuid>, Error> {
         Ok(self
-            .session_user_id(project, external_id, |_| None)
+            .session_user_id(project, external_id, |_| Vec::new())
             .await?
             .0)
     }
@@ -584,13 +594,45 @@ impl Store {
     ) -> Result<Option<Membership>, Error> {
         let (user, fetched) = self
             .session_user_id(project, external_id, |user| {
-                Some(membership_key(project, org, user))
+                vec![membership_key(project, org, user)]
             })
             .await?;
         match user {
             Some(user) => self.membership(&fetched, project, org, user).await,
             None => Ok(None),
         }
+    }
+
+    /// A session's user's membership in an organization and, when they are
+    /// a member, the organization's record: one `BatchGetItem` for the
+    /// user's marker, the membership and the record when the container
+    /// remembers the user's id.
+    pub async fn session_membership_and_organization(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        external_id: &str,
+    ) -> Result<Option<(Membership, Option<Organization>)>, Error> {
+        let record = super::profiles::record_key::<Organization>(project, org);
+        let mut batched = false;
+        let (user, fetched) = self
+            .session_user_id(project, external_id, |user| {
+                batched = true;
+                vec![membership_key(project, org, user), record]
+            })
+            .await?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let Some(membership) = self.membership(&fetched, project, org, user).await? else {
+            return Ok(None);
+        };
+        let organization = if batched {
+            fetched.record::<Organization>(project, org)?
+        } else {
+            self.get_organization(project, org).await?
+        };
+        Ok(Some((membership, organization)))
     }
 
     /// The organizations a session's user belongs to, one page (one Query
@@ -603,7 +645,7 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<super::OrganizationPage, Error> {
         let Some(user) = self
-            .session_user_id(project, external_id, |_| None)
+            .session_user_id(project, external_id, |_| Vec::new())
             .await?
             .0
         else {

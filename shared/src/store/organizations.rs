@@ -418,14 +418,53 @@ impl Store {
         change: impl Fn(&mut Organization, &str) -> Result<Option<Vec<TransactWriteItem>>, Error>,
         refused: impl Fn(&TxOutcome) -> Option<Error>,
     ) -> Result<Organization, Error> {
+        self.change_organization_from(project, id, None, change, refused)
+            .await
+    }
+
+    /// [`Store::modify_organization`] from a record the caller has just
+    /// read: the first attempt writes without reading it again (its version
+    /// guards the write); a lost race reads afresh.
+    pub async fn modify_read_organization(
+        &self,
+        read: Organization,
+        change: impl Fn(&mut Organization) -> Result<bool, Error>,
+    ) -> Result<Organization, Error> {
+        let (project, id) = (read.project_id, read.id);
+        self.change_organization_from(
+            project,
+            id,
+            Some(read),
+            |org, _| Ok(change(org)?.then(Vec::new)),
+            |_| None,
+        )
+        .await
+    }
+
+    /// [`Store::change_organization`], the first attempt from `read` when
+    /// given.
+    pub(crate) async fn change_organization_from(
+        &self,
+        project: Uuid,
+        id: Uuid,
+        mut read: Option<Organization>,
+        change: impl Fn(&mut Organization, &str) -> Result<Option<Vec<TransactWriteItem>>, Error>,
+        refused: impl Fn(&TxOutcome) -> Option<Error>,
+    ) -> Result<Organization, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let mut org = self
-                .get_organization(project, id)
-                .await?
-                .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+            let mut org = match read
+                .take()
+                .filter(|o| o.project_id == project && o.id == id)
+            {
+                Some(org) => org,
+                None => self
+                    .get_organization(project, id)
+                    .await?
+                    .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?,
+            };
             let expected = org.version;
             let before = org.clone();
             let now = crate::ids::now();
