@@ -5,7 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 
 use serde_json::{json, Value};
 
-use super::{request, setup, Ctx, Scenario};
+use super::{request, setup, Ctx, Family, Scenario};
 
 const ORGS: &str = "/v1/organizations";
 
@@ -140,22 +140,9 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         holders.push(holder);
     }
 
-    let mut out = Vec::new();
-    let mut add =
-        |router: &axum::Router, method, route, minimum, why, request: super::MakeRequest| {
-            out.push(Scenario {
-                family: "accounts",
-                method,
-                route,
-                minimum,
-                why,
-                router: router.clone(),
-                request,
-            })
-        };
+    let mut family = Family::new("accounts", &router);
     let k = sk.clone();
-    add(
-        &router,
+    family.add(
         "POST",
         ORGS,
         2,
@@ -170,8 +157,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let s = ann.clone();
-    add(
-        &router,
+    family.add(
         "POST",
         ORGS,
         2,
@@ -186,8 +172,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = sk.clone();
-    add(
-        &router,
+    family.add(
         "GET",
         ORGS,
         3,
@@ -195,8 +180,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", ORGS, Some(&k), None)),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "GET",
         "/v1/organizations/{organization_id}",
         2,
@@ -204,8 +188,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &format!("{ORGS}/{a}"), Some(&k), None)),
     );
     let (s, a) = (ann.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "GET",
         "/v1/organizations/{organization_id}",
         2,
@@ -213,8 +196,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &format!("{ORGS}/{a}"), Some(&s), None)),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "PATCH",
         "/v1/organizations/{organization_id}",
         3,
@@ -229,8 +211,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = sk.clone();
-    add(
-        &router,
+    family.add(
         "DELETE",
         "/v1/organizations/{organization_id}",
         3,
@@ -238,8 +219,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |i| request("DELETE", &format!("{ORGS}/{}", gone[i]), Some(&k), None)),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "GET",
         "/v1/organizations/{organization_id}/events",
         3,
@@ -247,8 +227,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &format!("{ORGS}/{a}/events"), Some(&k), None)),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "GET",
         "/v1/organizations/{organization_id}/memberships",
         3,
@@ -256,8 +235,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &format!("{ORGS}/{a}/memberships"), Some(&k), None)),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "GET",
         "/v1/organizations/{organization_id}/memberships/{membership_id}",
         2,
@@ -273,8 +251,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
     );
     let session = |i: usize| ctx.session(&format!("accounts-quitter{i}"), None);
     let quitters: Vec<String> = (0..ctx.n).map(session).collect();
-    add(
-        &router,
+    family.add(
         "POST",
         "/v1/organizations/{organization_id}/leave",
         2,
@@ -284,8 +261,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "POST",
         "/v1/organizations/{organization_id}/address",
         3,
@@ -302,8 +278,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "GET",
         "/v1/organizations/{organization_id}/address",
         2,
@@ -311,8 +286,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &format!("{ORGS}/{a}/address"), Some(&k), None)),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "PATCH",
         "/v1/organizations/{organization_id}/address",
         3,
@@ -327,8 +301,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, h) = (sk.clone(), holders.clone());
-    add(
-        &router,
+    family.add(
         "POST",
         "/v1/organizations/{organization_id}/domains",
         3,
@@ -343,8 +316,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, a) = (sk.clone(), acme.clone());
-    add(
-        &router,
+    family.add(
         "GET",
         "/v1/organizations/{organization_id}/domains/{domain_id}",
         2,
@@ -359,8 +331,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, h) = (sk.clone(), holders.clone());
-    add(
-        &router,
+    family.add(
         "DELETE",
         "/v1/organizations/{organization_id}/domains/{domain_id}",
         3,
@@ -375,7 +346,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = sk.clone();
-    add(
+    family.add_on(
         &verifier,
         "POST",
         "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
@@ -391,8 +362,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = sk.clone();
-    add(
-        &router,
+    family.add(
         "POST",
         "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
         2,
@@ -406,7 +376,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
             )
         }),
     );
-    out
+    family.done()
 }
 
 /// The TXT record a claim answers: its name and the token it must carry.

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{request, setup, Ctx, Scenario};
+use super::{request, setup, Ctx, Family, Scenario};
 
 /// Deleted organizations awaiting cleanup, for the list to show.
 const DELETED: usize = 3;
@@ -37,20 +37,9 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
     }
     let org = deleted[0].clone();
 
-    let mut out = Vec::new();
-    let mut add = |method, route, minimum, why, request: super::MakeRequest| {
-        out.push(Scenario {
-            family: "cleanup",
-            method,
-            route,
-            minimum,
-            why,
-            router: router.clone(),
-            request,
-        })
-    };
+    let mut family = Family::new("cleanup", &router);
     let k = key.clone();
-    add(
+    family.add(
         "GET",
         "/v2/organization/cleanup",
         2,
@@ -58,7 +47,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", "/v2/organization/cleanup", Some(&k), None)),
     );
     let (k, o) = (key.clone(), org.clone());
-    add(
+    family.add(
         "GET",
         "/v2/organization/cleanup/{org_id}",
         2,
@@ -73,7 +62,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "PUT",
         "/v2/organization/cleanup/{org_id}/{service_name}",
         3,
@@ -87,5 +76,5 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
             )
         }),
     );
-    out
+    family.done()
 }

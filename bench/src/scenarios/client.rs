@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{request, setup, Ctx, Scenario};
+use super::{request, setup, Ctx, Family, Scenario};
 
 pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
     let router = ::client::router(ctx.state.clone());
@@ -51,20 +51,9 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         .await;
     }
 
-    let mut out = Vec::new();
-    let mut add = |method, route, minimum, why, request: super::MakeRequest| {
-        out.push(Scenario {
-            family: "client",
-            method,
-            route,
-            minimum,
-            why,
-            router: router.clone(),
-            request,
-        })
-    };
+    let mut family = Family::new("client", &router);
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/client/organizations",
         3,
@@ -80,7 +69,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
     );
     let k = key.clone();
     let run = uuid::Uuid::now_v7().simple().to_string();
-    add(
+    family.add(
         "POST",
         "/api/client/organizations",
         3,
@@ -95,7 +84,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "DELETE",
         "/api/client/organizations",
         4,
@@ -110,7 +99,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/client/organizations/users",
         3,
@@ -126,7 +115,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "DELETE",
         "/api/client/organizations/users",
         3,
@@ -142,7 +131,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/client/users",
         3,
@@ -157,7 +146,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/client/organizations/events",
         2,
@@ -172,7 +161,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/client/organizations/scheduled",
         3,
@@ -187,7 +176,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "DELETE",
         "/api/client/organizations/scheduled",
         3,
@@ -201,5 +190,5 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
             )
         }),
     );
-    out
+    family.done()
 }

@@ -3,7 +3,7 @@
 use axum::http::{header, HeaderValue};
 use serde_json::json;
 
-use super::{request, setup, Ctx, Scenario};
+use super::{request, setup, Ctx, Family, Scenario};
 
 pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
     let router = ::crm::router(ctx.state.clone());
@@ -51,20 +51,9 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         .await));
     }
 
-    let mut out = Vec::new();
-    let mut add = |method, route, minimum, why, request: super::MakeRequest| {
-        out.push(Scenario {
-            family: "crm",
-            method,
-            route,
-            minimum,
-            why,
-            router: router.clone(),
-            request,
-        })
-    };
+    let mut family = Family::new("crm", &router);
     let k = key.clone();
-    add(
+    family.add(
         "GET",
         "/organizations",
         3,
@@ -72,7 +61,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", "/organizations?itemsPerPage=15", Some(&k), None)),
     );
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/organizations",
         2,
@@ -87,7 +76,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, path) = (key.clone(), format!("/organizations/{org}"));
-    add(
+    family.add(
         "GET",
         "/organizations/{id}",
         2,
@@ -95,7 +84,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &path, Some(&k), None)),
     );
     let (k, path) = (key.clone(), format!("/organizations/{org}"));
-    add(
+    family.add(
         "PUT",
         "/organizations/{id}",
         3,
@@ -110,7 +99,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, path) = (key.clone(), format!("/organizations/{org}"));
-    add(
+    family.add(
         "PATCH",
         "/organizations/{id}",
         3,
@@ -130,7 +119,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, path) = (key.clone(), notes.clone());
-    add(
+    family.add(
         "GET",
         "/organizations/{organizationId}/notes",
         2,
@@ -138,7 +127,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &path, Some(&k), None)),
     );
     let (k, path) = (key.clone(), notes.clone());
-    add(
+    family.add(
         "POST",
         "/organizations/{organizationId}/notes",
         2,
@@ -155,7 +144,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, path) = (key.clone(), format!("{notes}/{note}"));
-    add(
+    family.add(
         "GET",
         "/organizations/{organizationId}/notes/{id}",
         2,
@@ -163,7 +152,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &path, Some(&k), None)),
     );
     let (k, path) = (key.clone(), format!("{notes}/{note}"));
-    add(
+    family.add(
         "PUT",
         "/organizations/{organizationId}/notes/{id}",
         3,
@@ -178,7 +167,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, path) = (key.clone(), format!("{notes}/{note}"));
-    add(
+    family.add(
         "PATCH",
         "/organizations/{organizationId}/notes/{id}",
         3,
@@ -193,12 +182,12 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "DELETE",
         "/organizations/{organizationId}/notes/{id}",
         2,
         "the API key; one conditional DeleteItem (privacy in the condition)",
         Box::new(move |i| request("DELETE", &format!("{notes}/{}", doomed[i]), Some(&k), None)),
     );
-    out
+    family.done()
 }

@@ -42,6 +42,62 @@ pub struct Scenario {
     pub request: MakeRequest,
 }
 
+/// Collects one family's scenarios.
+pub struct Family {
+    name: &'static str,
+    router: Router,
+    scenarios: Vec<Scenario>,
+}
+
+impl Family {
+    pub fn new(name: &'static str, router: &Router) -> Self {
+        Self {
+            name,
+            router: router.clone(),
+            scenarios: Vec::new(),
+        }
+    }
+
+    /// A scenario on the family's router.
+    pub fn add(
+        &mut self,
+        method: &'static str,
+        route: &'static str,
+        minimum: usize,
+        why: &'static str,
+        request: MakeRequest,
+    ) {
+        let router = self.router.clone();
+        self.add_on(&router, method, route, minimum, why, request);
+    }
+
+    /// A scenario on another router of the family (a state configured
+    /// for it).
+    pub fn add_on(
+        &mut self,
+        router: &Router,
+        method: &'static str,
+        route: &'static str,
+        minimum: usize,
+        why: &'static str,
+        request: MakeRequest,
+    ) {
+        self.scenarios.push(Scenario {
+            family: self.name,
+            method,
+            route,
+            minimum,
+            why,
+            router: router.clone(),
+            request,
+        });
+    }
+
+    pub fn done(self) -> Vec<Scenario> {
+        self.scenarios
+    }
+}
+
 /// What every family's fixtures start from: a project and its keys.
 pub struct Ctx {
     pub state: AppState,

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{request, setup, Ctx, Scenario};
+use super::{request, setup, Ctx, Family, Scenario};
 
 /// Organizations of the fixture, their plans in turn.
 const ORGS: usize = 6;
@@ -60,20 +60,9 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "path": "organization.updated", "operator": "=",
         "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": 30}}});
 
-    let mut out = Vec::new();
-    let mut add = |method, route, minimum, why, request: super::MakeRequest| {
-        out.push(Scenario {
-            family: "segments",
-            method,
-            route,
-            minimum,
-            why,
-            router: router.clone(),
-            request,
-        })
-    };
+    let mut family = Family::new("segments", &router);
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/admin/segments/match",
         4,
@@ -88,7 +77,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, rule) = (key.clone(), updated_within_30_days.clone());
-    add(
+    family.add(
         "POST",
         "/api/admin/segments/match",
         5,
@@ -103,7 +92,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/admin/segments/evaluate",
         5,
@@ -118,7 +107,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/api/admin/segments/evaluate",
         2,
@@ -134,5 +123,5 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
             )
         }),
     );
-    out
+    family.done()
 }

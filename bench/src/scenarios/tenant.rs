@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::Request;
 use serde_json::{json, Value};
 
-use super::{request, setup, Ctx, Scenario};
+use super::{request, setup, Ctx, Family, Scenario};
 
 /// A 2x2 RGB PNG (a valid image, so the logo is decoded and thumbnailed).
 const PNG: &[u8] = &[
@@ -125,20 +125,9 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         logos.push(path);
     }
 
-    let mut out = Vec::new();
-    let mut add = |method, route, minimum, why, request: super::MakeRequest| {
-        out.push(Scenario {
-            family: "tenant",
-            method,
-            route,
-            minimum,
-            why,
-            router: router.clone(),
-            request,
-        })
-    };
+    let mut family = Family::new("tenant", &router);
     let k = key.clone();
-    add(
+    family.add(
         "POST",
         "/v2/organization",
         3,
@@ -153,7 +142,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let token = ann.clone();
-    add(
+    family.add(
         "GET",
         "/v2/organization/current",
         1,
@@ -161,7 +150,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", "/v2/organization/current", Some(&token), None)),
     );
     let token = ann.clone();
-    add(
+    family.add(
         "GET",
         "/v2/organization/feature-settings",
         2,
@@ -176,7 +165,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, path) = (key.clone(), format!("/v2/feature-settings?org_id={org}"));
-    add(
+    family.add(
         "GET",
         "/v2/feature-settings",
         3,
@@ -184,7 +173,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &path, Some(&k), None)),
     );
     let (k, path) = (key.clone(), base.clone());
-    add(
+    family.add(
         "GET",
         "/v2/organization/{org_id}",
         2,
@@ -192,7 +181,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &path, Some(&k), None)),
     );
     let (k, path) = (key.clone(), base.clone());
-    add(
+    family.add(
         "PATCH",
         "/v2/organization/{org_id}",
         3,
@@ -207,7 +196,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         }),
     );
     let (k, path) = (key.clone(), format!("{base}/settings"));
-    add(
+    family.add(
         "GET",
         "/v2/organization/{org_id}/settings",
         2,
@@ -215,7 +204,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| request("GET", &path, Some(&k), None)),
     );
     let (k, path) = (key.clone(), format!("{base}/settings/max_seats"));
-    add(
+    family.add(
         "PUT",
         "/v2/organization/{org_id}/settings/{key}",
         2,
@@ -223,7 +212,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |i| request("PUT", &path, Some(&k), Some(json!(i)))),
     );
     let (k, settings) = (key.clone(), format!("{base}/settings"));
-    add(
+    family.add(
         "DELETE",
         "/v2/organization/{org_id}/settings/{key}",
         2,
@@ -231,7 +220,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |i| request("DELETE", &format!("{settings}/gone{i}"), Some(&k), None)),
     );
     let (k, path) = (key.clone(), format!("{base}/logo"));
-    add(
+    family.add(
         "PUT",
         "/v2/organization/{org_id}/logo",
         3,
@@ -239,7 +228,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |_| logo(&path, &k)),
     );
     let k = key.clone();
-    add(
+    family.add(
         "DELETE",
         "/v2/organization/{org_id}/logo",
         3,
@@ -247,12 +236,12 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         Box::new(move |i| request("DELETE", &logos[i], Some(&k), None)),
     );
     let (k, path) = (key.clone(), format!("{base}/data-points"));
-    add(
+    family.add(
         "GET",
         "/v2/organization/{org_id}/data-points",
         2,
         "the API key; the record and its member count in one BatchGetItem",
         Box::new(move |_| request("GET", &path, Some(&k), None)),
     );
-    out
+    family.done()
 }
