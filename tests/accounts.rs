@@ -896,11 +896,18 @@ async fn every_accounts_operation_uses_its_fewest_round_trips() {
 
 #[tokio::test]
 async fn a_domain_verifies_against_a_real_dns_server_and_belongs_to_one_organization() {
+    // No DNS server listens here (the "down" case); each DNS server below
+    // takes a port of its own, asked through a router configured for it.
     let port = integration_tests::LocalDns::reserve_port();
     let mut state = state().await;
     state.config.dns_resolver = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     let p = project(&state).await;
     let accounts = accounts::router(state.clone());
+    let asking = |dns: &integration_tests::LocalDns| {
+        let mut state = state.clone();
+        state.config.dns_resolver = Some(dns.addr);
+        accounts::router(state)
+    };
     let key = Some(p.secret_key.as_str());
     let create = |name: &'static str| {
         let accounts = accounts.clone();
@@ -966,11 +973,9 @@ async fn a_domain_verifies_against_a_real_dns_server_and_belongs_to_one_organiza
     // The server answers, but without the token (a record for another
     // claim): 422, still unverified.
     {
-        let _dns = integration_tests::LocalDns::serve(
-            port,
-            &[(&record, "organizations-verification=0000")],
-        );
-        let wrong = call(&accounts, Method::POST, &verify_path, key, None).await;
+        let dns =
+            integration_tests::LocalDns::start(&[(&record, "organizations-verification=0000")]);
+        let wrong = call(&asking(&dns), Method::POST, &verify_path, key, None).await;
         assert_eq!(
             wrong.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -981,8 +986,8 @@ async fn a_domain_verifies_against_a_real_dns_server_and_belongs_to_one_organiza
     }
     // No record at all (NXDOMAIN): 422 too.
     {
-        let _dns = integration_tests::LocalDns::serve(port, &[]);
-        let none = call(&accounts, Method::POST, &verify_path, key, None).await;
+        let dns = integration_tests::LocalDns::start(&[]);
+        let none = call(&asking(&dns), Method::POST, &verify_path, key, None).await;
         assert_eq!(
             none.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -994,8 +999,8 @@ async fn a_domain_verifies_against_a_real_dns_server_and_belongs_to_one_organiza
     assert_eq!(org.body["domains"][0]["verified"], false);
 
     // The record carries the token: verified, and the organization shows it.
-    let dns = integration_tests::LocalDns::serve(port, &[(&record, &token)]);
-    let verified = call(&accounts, Method::POST, &verify_path, key, None).await;
+    let dns = integration_tests::LocalDns::start(&[(&record, &token)]);
+    let verified = call(&asking(&dns), Method::POST, &verify_path, key, None).await;
     assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.body);
     assert_eq!(verified.body["verified"], true);
     assert!(verified.body["verified_at"].is_string());

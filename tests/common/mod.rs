@@ -324,7 +324,21 @@ impl LocalDns {
         }
     }
 
-    pub fn serve(port: u16, txt: &[(&str, &str)]) -> LocalDns {
+    /// A DNS server on a port of its own answering `txt`: a port taken
+    /// between reserving and binding (by another test's connection) is
+    /// tried again with another.
+    pub fn start(txt: &[(&str, &str)]) -> LocalDns {
+        for _ in 0..10 {
+            if let Some(dns) = Self::try_serve(Self::reserve_port(), txt) {
+                return dns;
+            }
+        }
+        panic!("dnsmasq did not start listening on any of 10 ports");
+    }
+
+    /// `None` when dnsmasq exits (the port was taken) or does not listen
+    /// within 10 s.
+    fn try_serve(port: u16, txt: &[(&str, &str)]) -> Option<LocalDns> {
         let binary = std::env::var("DNSMASQ").unwrap_or_else(|_| "/usr/sbin/dnsmasq".into());
         let mut command = std::process::Command::new(&binary);
         command.args([
@@ -342,7 +356,7 @@ impl LocalDns {
         for (name, value) in txt {
             command.arg(format!("--txt-record={name},{value}"));
         }
-        let child = command
+        let mut child = command
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -350,13 +364,15 @@ impl LocalDns {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "dnsmasq did not start listening on {addr}"
-            );
+            let exited = child.try_wait().ok().flatten().is_some();
+            if exited || started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        LocalDns { child, addr }
+        Some(LocalDns { child, addr })
     }
 }
 
