@@ -99,11 +99,7 @@ impl Store {
         let mut completed_at = None;
         let mut reports = Vec::new();
         for item in self.query_all(query).await? {
-            let sk = item
-                .get(keys::SK)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
+            let sk = super::text(&item, keys::SK).to_owned();
             if sk == keys::CLEANUP_SK {
                 completed_at = item
                     .get("completed_at")
@@ -256,11 +252,10 @@ impl Store {
                     done: true,
                 });
             }
-            if items.iter().any(|i| {
-                i.get(keys::SK)
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|sk| sk == keys::ORG_SK)
-            }) {
+            if items
+                .iter()
+                .any(|i| super::text(i, keys::SK) == keys::ORG_SK)
+            {
                 return Err(Error::conflict(format!(
                     "organization {org} still exists: delete it before purging"
                 )));

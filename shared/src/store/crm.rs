@@ -258,8 +258,7 @@ impl Store {
         let mut found = false;
         let mut notes = Vec::new();
         for item in self.query_all(query).await? {
-            let sk = item.get(keys::SK).and_then(|v| v.as_s().ok());
-            if sk.is_some_and(|sk| sk == keys::ORG_SK) {
+            if super::text(&item, keys::SK) == keys::ORG_SK {
                 found = true;
             } else {
                 notes.push(from_item(item)?);

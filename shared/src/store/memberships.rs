@@ -425,11 +425,10 @@ impl Store {
             .responses
             .and_then(|mut r| r.remove(&self.table))
             .unwrap_or_default();
-        if !counts.iter().any(|i| {
-            i.get(keys::SK)
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|sk| sk == keys::ORG_SK)
-        }) {
+        if !counts
+            .iter()
+            .any(|i| super::text(i, keys::SK) == keys::ORG_SK)
+        {
             return Ok(None);
         }
         let total = counts

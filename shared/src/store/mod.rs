@@ -37,6 +37,13 @@ pub use tenant::{NewOwner, WithSettings};
 
 pub type Item = HashMap<String, AttributeValue>;
 
+/// A string attribute of an item (a key attribute, say); empty when absent.
+pub(crate) fn text<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
+}
+
 /// DynamoDB accepts at most this many items in one transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 

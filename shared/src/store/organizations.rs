@@ -601,11 +601,7 @@ impl Store {
         let mut org = None;
         let mut others = Vec::new();
         for item in self.query_all(query).await? {
-            let sk = item
-                .get(keys::SK)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
+            let sk = super::text(&item, keys::SK).to_owned();
             if sk == keys::ORG_SK {
                 org = Some(from_item(item)?);
             } else {

@@ -170,16 +170,8 @@ impl Store {
                 .and_then(|mut r| r.remove(&self.table))
                 .unwrap_or_default()
             {
-                let pk = item
-                    .get(keys::PK)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                let sk = item
-                    .get(keys::SK)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
+                let pk = super::text(&item, keys::PK).to_owned();
+                let sk = super::text(&item, keys::SK).to_owned();
                 found.insert((pk, sk), item);
             }
             let unprocessed = out

@@ -55,11 +55,7 @@ impl Store {
         let mut organization = None;
         let mut settings = Map::new();
         for item in self.query_all(query).await? {
-            let sk = item
-                .get(keys::SK)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
+            let sk = super::text(&item, keys::SK).to_owned();
             if sk == keys::ORG_SK {
                 organization = Some(from_item(item)?);
             } else if sk.starts_with(keys::SETTING_PREFIX) {
