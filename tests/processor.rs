@@ -476,3 +476,113 @@ async fn the_timeline_pages_with_cursors_bound_to_the_project() {
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+/// A queued event as the intake would write it, for batches built by hand.
+fn message(id: &str, event: Value) -> aws_lambda_events::sqs::SqsMessage {
+    let mut message = aws_lambda_events::sqs::SqsMessage::default();
+    message.message_id = Some(id.to_owned());
+    message.body = Some(event.to_string());
+    message
+}
+
+#[tokio::test]
+async fn a_mixed_batch_is_one_transaction_and_settles_every_message_on_its_own() {
+    let (state, log) = integration_tests::logged_state().await;
+    let p = project(&state).await;
+    let router = client::router(state.clone());
+    let a = org(&router, &p.secret_key, "a", json!({"plan": "pro"})).await;
+    let b = org(&router, &p.secret_key, "b", json!({"plan": "pro"})).await;
+    let gone = org(&router, &p.secret_key, "gone", json!({})).await;
+    let deleted = call(
+        &router,
+        Method::DELETE,
+        ORGS,
+        Some(&p.secret_key),
+        Some(r#"{"identifier":[{"external_id":"gone"}]}"#),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let project_id = p.project_id.to_string();
+    let event = |org: Option<&str>, name: &str| {
+        let mut event = json!({"id": uuid::Uuid::now_v7(), "project_id": project_id, "name": name, "created_at": "2026-11-23T10:00:00Z"});
+        match org {
+            Some(org) => event["organization_id"] = json!(org),
+            None => event["match"] = json!({"plan": "pro"}),
+        }
+        event
+    };
+    let earlier = event(Some(&a), "seat");
+    let once = event(Some(&a), "seat");
+    let mut first = aws_lambda_events::sqs::SqsEvent::default();
+    first.records = vec![message("earlier", earlier.clone())];
+    assert!(processor::handle(&state, first)
+        .await
+        .batch_item_failures
+        .is_empty());
+
+    let mut batch = aws_lambda_events::sqs::SqsEvent::default();
+    batch.records = vec![
+        message("redelivered", earlier),
+        message("once", once.clone()),
+        message("same-counter", event(Some(&a), "seat")),
+        message("other-org", event(Some(&b), "seat")),
+        message("org-gone", event(Some(&gone), "seat")),
+        message("twice-in-batch", once),
+        message("fan-out", event(None, "upgrade")),
+        {
+            let mut poison = message("poison", json!({}));
+            poison.body = Some("not json".into());
+            poison
+        },
+    ];
+    log.take();
+    let response = processor::handle(&state, batch).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["poison"], "only the unreadable message fails");
+    let transactions = log
+        .take()
+        .iter()
+        .filter(|op| *op == "TransactWriteItems")
+        .count();
+    assert_eq!(
+        transactions, 2,
+        "one transaction, and one retry without the settled duplicate and orphan"
+    );
+
+    let timelines = custom_events(&state, p.project_id).await;
+    let in_timeline = |org: &str| {
+        timelines
+            .iter()
+            .filter(|pk| pk.ends_with(&format!("#ORG#{org}")))
+            .count()
+    };
+    assert_eq!(in_timeline(&a), 4, "earlier, once, same-counter, fan-out");
+    assert_eq!(in_timeline(&b), 2, "other-org, fan-out");
+    assert_eq!(in_timeline(&gone), 0);
+    let items = project_items(&state, p.project_id).await;
+    let count = |org: &str, name: &str| -> u64 {
+        items
+            .iter()
+            .filter(|i| {
+                i["PK"]
+                    .as_s()
+                    .is_ok_and(|pk| pk.ends_with(&format!("#ORG#{org}")))
+            })
+            .filter(|i| {
+                i["SK"]
+                    .as_s()
+                    .is_ok_and(|sk| *sk == format!("CNT#{name}#2026-11-23"))
+            })
+            .map(|i| i["count"].as_n().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(count(&a, "seat"), 3, "each of a's seat events counted once");
+    assert_eq!(count(&b, "seat"), 1);
+    assert_eq!(count(&a, "upgrade"), 1);
+    assert_eq!(count(&b, "upgrade"), 1);
+    assert_eq!(count(&gone, "seat"), 0);
+}

@@ -94,3 +94,37 @@ async fn upsert_and_delete_use_the_fewest_round_trips() {
     );
     assert!(!delete.iter().any(|op| op == "Scan"));
 }
+
+#[tokio::test]
+async fn session_feature_settings_read_the_document_in_the_membership_batch() {
+    let (state, log) = logged_state().await;
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let tenant = tenant::router(state.clone());
+    let made = call(
+        &accounts,
+        Method::POST,
+        "/v1/organizations",
+        Some(&integration_tests::session_token(&p, "ann", None)),
+        Some(r#"{"name": "Ann's"}"#),
+    )
+    .await;
+    let org = made.body["id"].as_str().unwrap().to_owned();
+    let token = integration_tests::session_token(&p, "ann", Some(&org));
+    let path = "/v2/organization/feature-settings";
+    // The first request teaches this container the user's id.
+    call(&tenant, Method::GET, path, Some(&token), None).await;
+    log.take();
+    let answer = call(&tenant, Method::GET, path, Some(&token), None).await;
+    assert_eq!(
+        answer.status,
+        axum::http::StatusCode::OK,
+        "{:?}",
+        answer.body
+    );
+    assert_eq!(
+        log.take(),
+        ["GetItem", "BatchGetItem", "Query"],
+        "the token's project (local signing secret); marker, membership and document; the record and its settings"
+    );
+}

@@ -154,7 +154,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "GET",
         "/v2/organization/feature-settings",
         2,
-        "the feature document (GetItem, concurrent, though it could join the membership's BatchGetItem); the membership (permissions); one Query of the record and its settings; locally the token's project is read for its secret too",
+        "the session user's marker, the membership (permissions) and the feature document in one BatchGetItem (when the container knows the user's id); then one Query of the record and its settings; 3 because a local session token reads its project for the signing secret (API Gateway verifies tokens in AWS)",
         Box::new(move |_| {
             request(
                 "GET",

@@ -6,46 +6,92 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::events::QueuedEvent;
-use shared::store::timeline::{Recorded, TimelineEvent};
+use shared::store::timeline::{Delivery, Recorded, TimelineEvent};
 use shared::{AppState, Error};
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
-/// Handles one batch, its messages concurrently; the response lists only
-/// the messages that failed.
+/// Handles one batch: reads its messages (resolving `match` events)
+/// concurrently, then records every delivery in as few transactions as
+/// DynamoDB allows (one for a batch of 10 single-organization events). The
+/// response lists only the messages that failed.
 pub async fn handle(state: &AppState, event: SqsEvent) -> SqsBatchResponse {
+    let ids: Vec<String> = event
+        .records
+        .iter()
+        .map(|m| m.message_id.clone().unwrap_or_default())
+        .collect();
     let mut tasks = JoinSet::new();
-    for message in event.records {
+    for (position, message) in event.records.into_iter().enumerate() {
         let state = state.clone();
-        tasks.spawn(async move {
-            let id = message.message_id.clone().unwrap_or_default();
-            let result = process(&state, message).await;
-            (id, result)
-        });
+        tasks.spawn(async move { (position, read(&state, message).await) });
     }
-    let mut failures = Vec::new();
+    // A message whose task never reports back (it panicked) stays failed.
+    let mut failed = vec![true; ids.len()];
+    let mut read_events = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (id, result) = match joined {
-            Ok(done) => done,
-            Err(err) => {
-                // A panicked task cannot name its message: fail the batch
-                // the safe way, by reporting nothing as done.
-                tracing::error!(error = %err, "processing task failed");
-                continue;
+        match joined {
+            Ok((position, Ok(read))) => {
+                failed[position] = false;
+                read_events.push((position, read));
             }
-        };
-        if let Err(err) = result {
-            tracing::error!(message_id = %id, error = %err, "event not recorded");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failures.push(failure);
+            Ok((position, Err(err))) => {
+                tracing::error!(message_id = %ids[position], error = %err, "event not recorded")
+            }
+            Err(err) => tracing::error!(error = %err, "reading a message failed"),
+        }
+    }
+    let mut deliveries = Vec::new();
+    let mut owners = Vec::new();
+    for (position, read) in &read_events {
+        for &org in &read.organizations {
+            deliveries.push(Delivery {
+                project: read.project,
+                org,
+                event: &read.event,
+            });
+            owners.push(*position);
+        }
+    }
+    let verdicts = state.store.record_events(&deliveries).await;
+    for ((delivery, position), verdict) in deliveries.iter().zip(owners).zip(verdicts) {
+        let (event_id, org) = (delivery.event.id, delivery.org);
+        match verdict {
+            Ok(Recorded::Recorded) => {}
+            Ok(Recorded::Duplicate) => {
+                tracing::info!(%event_id, %org, "already recorded; redelivery ignored")
+            }
+            Ok(Recorded::NoOrganization) => {
+                tracing::info!(%event_id, %org, "organization is gone; event dropped")
+            }
+            Err(err) => {
+                tracing::error!(message_id = %ids[position], %event_id, %org, error = %err, "event not recorded");
+                failed[position] = true;
+            }
         }
     }
     let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
+    response.batch_item_failures = ids
+        .into_iter()
+        .zip(failed)
+        .filter(|(_, failed)| *failed)
+        .map(|(id, _)| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
     response
 }
 
-async fn process(state: &AppState, message: SqsMessage) -> Result<(), Error> {
+/// A message read: its event and the organizations it is for.
+struct ReadEvent {
+    project: Uuid,
+    organizations: Vec<Uuid>,
+    event: TimelineEvent,
+}
+
+async fn read(state: &AppState, message: SqsMessage) -> Result<ReadEvent, Error> {
     let body = message
         .body
         .ok_or_else(|| Error::invalid("the message has no body"))?;
@@ -65,27 +111,15 @@ async fn process(state: &AppState, message: SqsMessage) -> Result<(), Error> {
             ))
         }
     };
-    let event = TimelineEvent {
-        id: queued.id,
-        name: queued.name,
-        data: queued.data,
-        created_at: queued.created_at,
-        origin: "custom".into(),
-    };
-    for org in organizations {
-        match state
-            .store
-            .record_event(queued.project_id, org, &event)
-            .await?
-        {
-            Recorded::Recorded => {}
-            Recorded::Duplicate => {
-                tracing::info!(event_id = %event.id, %org, "already recorded; redelivery ignored")
-            }
-            Recorded::NoOrganization => {
-                tracing::info!(event_id = %event.id, %org, "organization is gone; event dropped")
-            }
-        }
-    }
-    Ok(())
+    Ok(ReadEvent {
+        project: queued.project_id,
+        organizations,
+        event: TimelineEvent {
+            id: queued.id,
+            name: queued.name,
+            data: queued.data,
+            created_at: queued.created_at,
+            origin: "custom".into(),
+        },
+    })
 }

@@ -291,52 +291,33 @@ async fn feature_settings(
         (Principal::Secret(_), None) => None,
     };
     let org = org.map(|o| org_id(&o)).transpose()?;
-    let document = state.store.feature_document(project);
-    let context = async {
-        let Some(org) = org else {
-            return Ok::<_, Error>(Context::default());
-        };
-        let permissions = match &principal {
-            Principal::Secret(_) => None,
-            Principal::Session(session) => {
-                let membership = state
-                    .store
-                    .session_membership(project, org, &session.user)
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
-                let mut granted: std::collections::HashSet<String> = membership
-                    .data
-                    .get("permissions")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if membership.is_owner() {
-                    granted.insert("*".into());
-                }
-                Some(granted)
-            }
-        };
-        let found = state
-            .store
-            .organization_with_settings(project, org)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
-        let tenant = found.organization.tenant.unwrap_or_default();
-        Ok(Context {
-            pricing_tier: tenant.pricing_tier,
-            organization_type: tenant.kind,
-            settings: found.settings,
-            enabled_flags: Default::default(),
-            permissions,
-        })
+    let (document, mut context) = match (&principal, org) {
+        // The membership decides the permissions; the document joins the
+        // batch that reads it.
+        (Principal::Session(session), Some(org)) => {
+            let (membership, document) = state
+                .store
+                .session_membership_and_features(project, org, &session.user)
+                .await?;
+            let membership = membership
+                .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+            let permissions = Some(granted_permissions(&membership));
+            let context = organization_context(&state, project, org, permissions).await?;
+            (document, context)
+        }
+        (_, Some(org)) => {
+            let (document, context) = tokio::join!(
+                state.store.feature_document(project),
+                organization_context(&state, project, org, None)
+            );
+            (document?, context?)
+        }
+        (_, None) => (
+            state.store.feature_document(project).await?,
+            Context::default(),
+        ),
     };
-    let (document, context) = tokio::join!(document, context);
-    let (document, mut context) = (document?.unwrap_or_default(), context?);
+    let document = document.unwrap_or_default();
     context.enabled_flags = document.enabled_flags.iter().cloned().collect();
     let body = FeatureSettings {
         version: if document.version.is_empty() {
@@ -352,6 +333,50 @@ async fn feature_settings(
         HeaderValue::from_static(FEATURES_CACHE),
     );
     Ok(response)
+}
+
+/// What a membership may do: its `permissions`, everything for an owner.
+fn granted_permissions(
+    membership: &shared::domain::Membership,
+) -> std::collections::HashSet<String> {
+    let mut granted: std::collections::HashSet<String> = membership
+        .data
+        .get("permissions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if membership.is_owner() {
+        granted.insert("*".into());
+    }
+    granted
+}
+
+/// The organization's side of a feature context: its tier, type and
+/// settings (one Query).
+async fn organization_context(
+    state: &AppState,
+    project: Uuid,
+    org: Uuid,
+    permissions: Option<std::collections::HashSet<String>>,
+) -> Result<Context, Error> {
+    let found = state
+        .store
+        .organization_with_settings(project, org)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+    let tenant = found.organization.tenant.unwrap_or_default();
+    Ok(Context {
+        pricing_tier: tenant.pricing_tier,
+        organization_type: tenant.kind,
+        settings: found.settings,
+        enabled_flags: Default::default(),
+        permissions,
+    })
 }
 
 /// `PUT /v2/organization/{org_id}/logo`: the image as the body; stored

@@ -537,9 +537,22 @@ impl Store {
         external_id: &str,
         also: impl FnOnce(Uuid) -> Vec<Item>,
     ) -> Result<(Option<Uuid>, Fetched), Error> {
+        self.session_user_id_with(project, external_id, Vec::new(), also)
+            .await
+    }
+
+    /// As [`Store::session_user_id`], reading `always` in the same batch.
+    async fn session_user_id_with(
+        &self,
+        project: Uuid,
+        external_id: &str,
+        always: Vec<Item>,
+        also: impl FnOnce(Uuid) -> Vec<Item>,
+    ) -> Result<(Option<Uuid>, Fetched), Error> {
         let user_key = IdentifierKey::parse(None, external_id)?;
         let refs = [&user_key];
         let mut keys_to_read = marker_keys::<User>(project, &refs);
+        keys_to_read.extend(always);
         keys_to_read.extend(
             self.remembered::<User>(project, &refs)
                 .map(also)
@@ -591,15 +604,30 @@ impl Store {
         org: Uuid,
         external_id: &str,
     ) -> Result<Option<Membership>, Error> {
+        Ok(self
+            .session_membership_with(project, org, external_id, Vec::new())
+            .await?
+            .0)
+    }
+
+    /// As [`Store::session_membership`], reading `always` in the same batch.
+    pub(crate) async fn session_membership_with(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        external_id: &str,
+        always: Vec<Item>,
+    ) -> Result<(Option<Membership>, Fetched), Error> {
         let (user, fetched) = self
-            .session_user_id(project, external_id, |user| {
+            .session_user_id_with(project, external_id, always, |user| {
                 vec![membership_key(project, org, user)]
             })
             .await?;
-        match user {
-            Some(user) => self.membership(&fetched, project, org, user).await,
-            None => Ok(None),
-        }
+        let membership = match user {
+            Some(user) => self.membership(&fetched, project, org, user).await?,
+            None => None,
+        };
+        Ok((membership, fetched))
     }
 
     /// A session's user's membership in an organization and, when they are

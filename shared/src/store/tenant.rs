@@ -21,6 +21,23 @@ fn setting_key(project: Uuid, org: Uuid, name: &str) -> super::Item {
     key(keys::org_pk(project, org), keys::setting_sk(name))
 }
 
+fn feature_document_key(project: Uuid) -> super::Item {
+    key(keys::project_pk(project), keys::FEATURES_SK)
+}
+
+fn read_feature_document(item: Option<super::Item>) -> Result<Option<FeatureDocument>, Error> {
+    let Some(item) = item else {
+        return Ok(None);
+    };
+    let text = item
+        .get("document")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| Error::Internal("the feature document has no body".into()))?;
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| Error::Internal(format!("the stored feature document is invalid: {e}")))
+}
+
 /// An organization with its settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WithSettings {
@@ -165,20 +182,27 @@ impl Store {
             .db
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::project_pk(project), keys::FEATURES_SK)))
+            .set_key(Some(feature_document_key(project)))
             .send()
             .await
             .map_err(|e| super::storage("GetItem", e))?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        let text = item
-            .get("document")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| Error::Internal("the feature document has no body".into()))?;
-        serde_json::from_str(text)
-            .map(Some)
-            .map_err(|e| Error::Internal(format!("the stored feature document is invalid: {e}")))
+        read_feature_document(out.item)
+    }
+
+    /// A session's user's membership in an organization and the project's
+    /// feature document, in the one `BatchGetItem` that resolves the user
+    /// (when this container knows the user's id, else one more read).
+    pub async fn session_membership_and_features(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        external_id: &str,
+    ) -> Result<(Option<crate::domain::Membership>, Option<FeatureDocument>), Error> {
+        let document = feature_document_key(project);
+        let (membership, fetched) = self
+            .session_membership_with(project, org, external_id, vec![document.clone()])
+            .await?;
+        Ok((membership, read_feature_document(fetched.item(&document))?))
     }
 
     /// Replaces the project's feature settings document (checked first).

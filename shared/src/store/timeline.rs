@@ -51,35 +51,66 @@ pub(crate) fn record_event(
     org: Uuid,
     event: &TimelineEvent,
 ) -> Result<[TransactWriteItem; 2], Error> {
-    let put = build(
-        Put::builder()
-            .table_name(table)
-            .set_item(Some(event_item(project, org, event)?))
-            .condition_expression("attribute_not_exists(PK)")
-            .build(),
-    )?;
-    let day = event.created_at.get(..10).unwrap_or("0000-00-00");
-    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + COUNTER_RETENTION_SECS;
-    let counter = build(
-        Update::builder()
-            .table_name(table)
-            .key(keys::PK, s(keys::org_pk(project, org)))
-            .key(keys::SK, s(keys::counter_sk(&event.name, day)))
-            .update_expression("ADD #count :one SET #name = :name, #day = :day, #ttl = :ttl")
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_names("#day", "day")
-            .expression_attribute_names("#ttl", keys::TTL)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":name", s(&event.name))
-            .expression_attribute_values(":day", s(day))
-            .expression_attribute_values(":ttl", n(expires))
-            .build(),
-    )?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     Ok([
-        TransactWriteItem::builder().put(put).build(),
-        TransactWriteItem::builder().update(counter).build(),
+        event_put(table, project, org, event)?,
+        counter_update(table, project, org, &event.name, day(event), 1, now)?,
     ])
+}
+
+/// Puts the event unless its id was recorded before.
+fn event_put(
+    table: &str,
+    project: Uuid,
+    org: Uuid,
+    event: &TimelineEvent,
+) -> Result<TransactWriteItem, Error> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(event_item(project, org, event)?))
+        .condition_expression("attribute_not_exists(PK)")
+        .build();
+    Ok(TransactWriteItem::builder().put(build(put)?).build())
+}
+
+/// Adds `count` events to one organization's counter of one name and day.
+fn counter_update(
+    table: &str,
+    project: Uuid,
+    org: Uuid,
+    name: &str,
+    day: &str,
+    count: i64,
+    now: i64,
+) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(table)
+        .key(keys::PK, s(keys::org_pk(project, org)))
+        .key(keys::SK, s(keys::counter_sk(name, day)))
+        .update_expression("ADD #count :n SET #name = :name, #day = :day, #ttl = :ttl")
+        .expression_attribute_names("#count", "count")
+        .expression_attribute_names("#name", "name")
+        .expression_attribute_names("#day", "day")
+        .expression_attribute_names("#ttl", keys::TTL)
+        .expression_attribute_values(":n", n(count))
+        .expression_attribute_values(":name", s(name))
+        .expression_attribute_values(":day", s(day))
+        .expression_attribute_values(":ttl", n(now + COUNTER_RETENTION_SECS))
+        .build();
+    Ok(TransactWriteItem::builder().update(build(update)?).build())
+}
+
+/// A transaction item that fails unless the organization exists.
+fn organization_exists(table: &str, project: Uuid, org: Uuid) -> Result<TransactWriteItem, Error> {
+    let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(table)
+        .key(keys::PK, s(keys::org_pk(project, org)))
+        .key(keys::SK, s(keys::ORG_SK))
+        .condition_expression("attribute_exists(PK)")
+        .build();
+    Ok(TransactWriteItem::builder()
+        .condition_check(build(check)?)
+        .build())
 }
 
 impl TimelineEvent {
@@ -114,17 +145,7 @@ impl super::Store {
         event: &TimelineEvent,
     ) -> Result<Recorded, Error> {
         let mut writes = record_event(&self.table, project, org, event)?.to_vec();
-        let exists = aws_sdk_dynamodb::types::ConditionCheck::builder()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::org_pk(project, org)))
-            .key(keys::SK, s(keys::ORG_SK))
-            .condition_expression("attribute_exists(PK)")
-            .build();
-        writes.push(
-            TransactWriteItem::builder()
-                .condition_check(build(exists)?)
-                .build(),
-        );
+        writes.push(organization_exists(&self.table, project, org)?);
         match self.transact(writes).await? {
             super::TxOutcome::Committed => Ok(Recorded::Recorded),
             outcome if outcome.condition_failed_at(0) => Ok(Recorded::Duplicate),
@@ -134,6 +155,207 @@ impl super::Store {
                 event.id
             ))),
         }
+    }
+}
+
+/// One event to record in one organization's timeline.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery<'a> {
+    pub project: Uuid,
+    pub org: Uuid,
+    pub event: &'a TimelineEvent,
+}
+
+/// Item kinds in a batched transaction, so a cancellation reason can be read
+/// back as a verdict on the deliveries it concerns.
+enum Written {
+    Event(usize),
+    Counter,
+    Organization(Vec<usize>),
+}
+
+/// One counter item: project, organization, event name, day.
+type CounterKey<'a> = (Uuid, Uuid, &'a str, &'a str);
+
+/// DynamoDB refuses transactions over 4 MB; stay well below it.
+const TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+
+/// Splits deliveries into transactions: each holds at most 100 items and
+/// 3 MB, one counter update per (organization, name, day) and one existence
+/// check per organization (DynamoDB refuses two operations on one item).
+fn transactions(deliveries: &[Delivery<'_>], pending: &[usize]) -> Vec<Vec<usize>> {
+    let mut groups = Vec::new();
+    let mut group: Vec<usize> = Vec::new();
+    let mut items = 0;
+    let mut bytes = 0;
+    let mut counters = std::collections::HashSet::new();
+    let mut orgs = std::collections::HashSet::new();
+    for &index in pending {
+        let d = &deliveries[index];
+        let size = serde_json::to_vec(d.event).map_or(TRANSACTION_BYTES, |v| v.len()) + 200;
+        let counter: CounterKey<'_> = (d.project, d.org, d.event.name.as_str(), day(d.event));
+        let added = 1
+            + usize::from(!counters.contains(&counter))
+            + usize::from(!orgs.contains(&(d.project, d.org)));
+        if !group.is_empty()
+            && (items + added > super::MAX_TRANSACTION_ITEMS || bytes + size > TRANSACTION_BYTES)
+        {
+            groups.push(std::mem::take(&mut group));
+            (items, bytes) = (0, 0);
+            counters.clear();
+            orgs.clear();
+        }
+        items += 1
+            + usize::from(counters.insert(counter))
+            + usize::from(orgs.insert((d.project, d.org)));
+        bytes += size;
+        group.push(index);
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
+
+fn day(event: &TimelineEvent) -> &str {
+    event.created_at.get(..10).unwrap_or("0000-00-00")
+}
+
+impl super::Store {
+    /// Records many events in as few transactions as DynamoDB allows (one
+    /// for an SQS batch of 10), each once and only while its organization
+    /// exists: the verdict per delivery, in order. A delivery repeated in
+    /// the list shares the first one's verdict. When a transaction is
+    /// cancelled by failed conditions, the deliveries they name are settled
+    /// (duplicate, organization gone) and the rest retried together; any
+    /// other cancellation (a conflicting write, say) retries each delivery
+    /// in its own transaction so one cannot hold back the others.
+    pub async fn record_events(&self, deliveries: &[Delivery<'_>]) -> Vec<Result<Recorded, Error>> {
+        let mut verdicts: Vec<Option<Result<Recorded, Error>>> =
+            deliveries.iter().map(|_| None).collect();
+        let mut first = std::collections::HashMap::new();
+        let mut copies = Vec::new();
+        let mut pending = Vec::new();
+        for (index, d) in deliveries.iter().enumerate() {
+            match first.entry((d.project, d.org, d.event.id)) {
+                std::collections::hash_map::Entry::Occupied(seen) => {
+                    copies.push((index, *seen.get()))
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(index);
+                    pending.push(index);
+                }
+            }
+        }
+        for mut group in transactions(deliveries, &pending) {
+            // Each round settles at least one delivery or leaves the loop.
+            while !group.is_empty() {
+                match self.record_group(deliveries, &group).await {
+                    Ok(settled) if settled.is_empty() => {
+                        for &index in &group {
+                            let d = deliveries[index];
+                            verdicts[index] =
+                                Some(self.record_event(d.project, d.org, d.event).await);
+                        }
+                        break;
+                    }
+                    Ok(settled) => {
+                        for (index, verdict) in settled {
+                            verdicts[index] = Some(Ok(verdict));
+                        }
+                        group.retain(|&index| verdicts[index].is_none());
+                    }
+                    Err(err) => {
+                        let message = err.to_string();
+                        for &index in &group {
+                            verdicts[index] = Some(Err(Error::Storage(message.clone())));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        for (index, original) in copies {
+            verdicts[index] = Some(match &verdicts[original] {
+                Some(Ok(_)) => Ok(Recorded::Duplicate),
+                Some(Err(err)) => Err(Error::Storage(err.to_string())),
+                None => Err(Error::Internal("a delivery was left unrecorded".into())),
+            });
+        }
+        verdicts
+            .into_iter()
+            .map(|v| {
+                v.unwrap_or_else(|| Err(Error::Internal("a delivery was left unrecorded".into())))
+            })
+            .collect()
+    }
+
+    /// One transaction for a group of distinct deliveries. Committed: every
+    /// one recorded. Cancelled: the deliveries the failed conditions settle
+    /// (empty when the cancellation was for another reason).
+    async fn record_group(
+        &self,
+        deliveries: &[Delivery<'_>],
+        group: &[usize],
+    ) -> Result<Vec<(usize, Recorded)>, Error> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut writes = Vec::new();
+        let mut written = Vec::new();
+        let mut counters: Vec<(CounterKey<'_>, i64)> = Vec::new();
+        let mut orgs: Vec<((Uuid, Uuid), Vec<usize>)> = Vec::new();
+        for &index in group {
+            let d = deliveries[index];
+            writes.push(event_put(&self.table, d.project, d.org, d.event)?);
+            written.push(Written::Event(index));
+            let counter = (d.project, d.org, d.event.name.as_str(), day(d.event));
+            match counters.iter_mut().find(|(k, _)| *k == counter) {
+                Some((_, count)) => *count += 1,
+                None => counters.push((counter, 1)),
+            }
+            match orgs.iter_mut().find(|(k, _)| *k == (d.project, d.org)) {
+                Some((_, members)) => members.push(index),
+                None => orgs.push(((d.project, d.org), vec![index])),
+            }
+        }
+        for ((project, org, name, day), count) in counters {
+            writes.push(counter_update(
+                &self.table,
+                project,
+                org,
+                name,
+                day,
+                count,
+                now,
+            )?);
+            written.push(Written::Counter);
+        }
+        for ((project, org), members) in orgs {
+            writes.push(organization_exists(&self.table, project, org)?);
+            written.push(Written::Organization(members));
+        }
+        let reasons = match self.transact(writes).await? {
+            super::TxOutcome::Committed => {
+                return Ok(group.iter().map(|&i| (i, Recorded::Recorded)).collect())
+            }
+            super::TxOutcome::Cancelled(reasons) => reasons,
+        };
+        let mut settled = Vec::new();
+        for (what, reason) in written.iter().zip(&reasons) {
+            if reason != "ConditionalCheckFailed" {
+                continue;
+            }
+            match what {
+                Written::Event(index) => settled.push((*index, Recorded::Duplicate)),
+                Written::Organization(members) => {
+                    settled.extend(members.iter().map(|&i| (i, Recorded::NoOrganization)))
+                }
+                Written::Counter => {}
+            }
+        }
+        // An event both repeated and orphaned is settled once, as gone.
+        settled.sort_by_key(|&(index, verdict)| (index, verdict != Recorded::NoOrganization));
+        settled.dedup_by_key(|(index, _)| *index);
+        Ok(settled)
     }
 }
 
@@ -219,5 +441,96 @@ impl super::Store {
                 return Ok((events, start));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, day: &str) -> TimelineEvent {
+        TimelineEvent {
+            id: Uuid::now_v7(),
+            name: name.into(),
+            data: Default::default(),
+            created_at: format!("{day}T00:00:00Z"),
+            origin: "custom".into(),
+        }
+    }
+
+    fn sizes(deliveries: &[Delivery<'_>]) -> Vec<usize> {
+        let all: Vec<usize> = (0..deliveries.len()).collect();
+        transactions(deliveries, &all)
+            .iter()
+            .map(Vec::len)
+            .collect()
+    }
+
+    #[test]
+    fn one_organizations_events_share_its_check_and_counters() {
+        let project = Uuid::now_v7();
+        let org = Uuid::now_v7();
+        let events: Vec<_> = (0..150).map(|_| event("seat", "2026-11-23")).collect();
+        let deliveries: Vec<_> = events
+            .iter()
+            .map(|event| Delivery {
+                project,
+                org,
+                event,
+            })
+            .collect();
+        // 98 events + 1 counter + 1 existence check = 100 items.
+        assert_eq!(sizes(&deliveries), [98, 52]);
+        assert_eq!(sizes(&deliveries[..10]), [10]);
+    }
+
+    #[test]
+    fn distinct_organizations_and_days_take_items_of_their_own() {
+        let project = Uuid::now_v7();
+        let events: Vec<_> = (0..100).map(|_| event("seat", "2026-11-23")).collect();
+        let deliveries: Vec<_> = events
+            .iter()
+            .map(|event| Delivery {
+                project,
+                org: Uuid::now_v7(),
+                event,
+            })
+            .collect();
+        // 3 items each: 33 per transaction.
+        assert_eq!(sizes(&deliveries), [33, 33, 33, 1]);
+        let org = Uuid::now_v7();
+        let days: Vec<_> = (1..=60)
+            .map(|d| event("seat", &format!("2026-{:02}-{:02}", 1 + d / 28, 1 + d % 28)))
+            .collect();
+        let deliveries: Vec<_> = days
+            .iter()
+            .map(|event| Delivery {
+                project,
+                org,
+                event,
+            })
+            .collect();
+        // 1 check + 2 items per day-distinct event: 49 fit in 99.
+        assert_eq!(sizes(&deliveries), [49, 11]);
+    }
+
+    #[test]
+    fn large_events_are_split_by_size() {
+        let project = Uuid::now_v7();
+        let org = Uuid::now_v7();
+        let mut big = event("upload", "2026-11-23");
+        big.data
+            .insert("blob".into(), serde_json::json!("x".repeat(300 * 1024)));
+        let events = vec![big; 20];
+        let deliveries: Vec<_> = events
+            .iter()
+            .map(|event| Delivery {
+                project,
+                org,
+                event,
+            })
+            .collect();
+        // 300 KB each against a 3 MB budget.
+        assert_eq!(sizes(&deliveries), [10, 10]);
     }
 }
