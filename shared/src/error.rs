@@ -95,13 +95,16 @@ impl Error {
 }
 
 /// RFC 9457 problem document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
     pub status: u16,
+    /// What went wrong, for a person to act on.
     pub detail: String,
+    /// A stable machine-readable code (`invalid_request`, `not_found`, …).
     pub code: &'static str,
 }
 

@@ -11,6 +11,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod openapi;
 pub mod provision;
 pub mod state;
 pub mod store;

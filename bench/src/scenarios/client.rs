@@ -52,6 +52,13 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
     }
 
     let mut family = Family::new("client", &router);
+    family.add(
+        "GET",
+        "/api/client/openapi.json",
+        0,
+        "no AWS call: the document is built once per container",
+        Box::new(|_| request("GET", "/api/client/openapi.json", None, None)),
+    );
     let k = key.clone();
     family.add(
         "POST",

@@ -52,7 +52,46 @@ pub const ROUTES: &[(&str, &str)] = &[
         "POST",
         "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
     ),
+    ("GET", "/v1/openapi.json"),
 ];
+
+/// The family's OpenAPI document, from its handlers and wire types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Organizations: accounts API",
+        description = "Organizations by id with billing fields, memberships, addresses, domains and the organization timeline (seed 001). A secret key reaches every organization of its project; a session token only those its user belongs to."
+    ),
+    paths(
+        create,
+        list,
+        read,
+        update,
+        remove,
+        timeline,
+        memberships,
+        membership,
+        leave,
+        read_address,
+        create_address,
+        update_address,
+        add_domain,
+        read_domain,
+        verify_domain,
+        remove_domain
+    )
+)]
+struct Document;
+
+/// The document as served at `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
+}
+
+async fn serve_openapi() -> axum::response::Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    shared::openapi::serve(&DOCUMENT, openapi)
+}
 
 const DEFAULT_LIMIT: usize = 10;
 const TIMELINE_DEFAULT_LIMIT: usize = 20;
@@ -108,6 +147,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
             axum::routing::post(verify_domain).fallback(shared::http::wrong_method),
         )
+        .route(
+            "/v1/openapi.json",
+            get(serve_openapi).fallback(shared::http::wrong_method),
+        )
         .fallback(shared::http::no_route)
         .with_state(state)
 }
@@ -128,6 +171,9 @@ fn limit(raw: Option<&str>, default: usize) -> Result<usize, Error> {
 }
 
 /// `POST /v1/organizations`: with a session, its user becomes the owner.
+#[utoipa::path(post, path = "/v1/organizations", tag = "organizations",
+    request_body = OrganizationCreateParams,
+    responses((status = 200, description = "The organization; with a session, its user is the owner", body = OrganizationResponse)))]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -185,6 +231,9 @@ async fn present_one(
 }
 
 /// `GET /v1/organizations/{organization_id}`: one read.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}", tag = "organizations",
+    params(("organization_id" = String, Path, description = "The organization's id")),
+    responses((status = 200, description = "The organization", body = OrganizationResponse)))]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -202,6 +251,9 @@ async fn read(
 
 /// `PATCH /v1/organizations/{organization_id}`: `name` and `billing_email`
 /// (`null` reverts the billing email to the oldest owner's).
+#[utoipa::path(patch, path = "/v1/organizations/{organization_id}", tag = "organizations",
+    params(("organization_id" = String, Path, description = "The organization's id")), request_body = OrganizationUpdateParams,
+    responses((status = 200, description = "The organization, updated", body = OrganizationResponse)))]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -246,6 +298,9 @@ async fn update(
 }
 
 /// `DELETE /v1/organizations/{organization_id}`.
+#[utoipa::path(delete, path = "/v1/organizations/{organization_id}", tag = "organizations",
+    params(("organization_id" = String, Path, description = "The organization's id")),
+    responses((status = 204, description = "Deleted, with its memberships; its cleanup is announced")))]
 async fn remove(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
@@ -269,6 +324,9 @@ async fn remove(
 }
 
 /// `GET /v1/organizations?cursor&limit`: one Query per page.
+#[utoipa::path(get, path = "/v1/organizations", tag = "organizations",
+    params(("cursor" = Option<String>, Query, description = "`next_cursor` or `previous_cursor` of the previous page"), ("limit" = Option<u32>, Query, description = "Page size, 1 to 100", minimum = 1, maximum = 100)),
+    responses((status = 200, description = "A page of organizations (a session's: those its user belongs to)", body = OrganizationList)))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -304,6 +362,9 @@ async fn list(
 
 /// `GET /v1/organizations/{organization_id}/events`: the timeline, oldest
 /// first, cursor-paginated.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/events", tag = "events",
+    params(("organization_id" = String, Path, description = "The organization's id"), ("cursor" = Option<String>, Query, description = "`next_cursor` or `previous_cursor` of the previous page"), ("limit" = Option<u32>, Query, description = "Page size, 1 to 100", minimum = 1, maximum = 100), ("name" = Option<String>, Query, description = "Only events of this name")),
+    responses((status = 200, description = "The organization's timeline, oldest first", body = wire::TimelineResponse)))]
 async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
@@ -342,6 +403,9 @@ async fn timeline(
 }
 
 /// `GET /v1/organizations/{organization_id}/memberships`: one Query per page.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/memberships", tag = "memberships",
+    params(("organization_id" = String, Path, description = "The organization's id"), ("cursor" = Option<String>, Query, description = "`next_cursor` or `previous_cursor` of the previous page"), ("limit" = Option<u32>, Query, description = "Page size, 1 to 100", minimum = 1, maximum = 100)),
+    responses((status = 200, description = "A page of the organization's memberships", body = wire::MembershipList)))]
 async fn memberships(
     State(state): State<AppState>,
     principal: Principal,
@@ -368,6 +432,9 @@ async fn memberships(
 
 /// `GET /v1/organizations/{organization_id}/memberships/{membership_id}`
 /// (a membership's id is its user's id): one read.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/memberships/{membership_id}", tag = "memberships",
+    params(("organization_id" = String, Path, description = "The organization's id"), ("membership_id" = String, Path, description = "The membership's id (the member's user id)")),
+    responses((status = 200, description = "The membership", body = wire::MembershipResponse)))]
 async fn membership(
     State(state): State<AppState>,
     principal: Principal,
@@ -391,6 +458,9 @@ async fn membership(
 
 /// `POST /v1/organizations/{organization_id}/leave`: the session's user
 /// leaves; the last owner cannot (409).
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/leave", tag = "memberships",
+    params(("organization_id" = String, Path, description = "The organization's id")),
+    responses((status = 204, description = "The session's user left the organization")))]
 async fn leave(
     State(state): State<AppState>,
     session: Session,
@@ -405,6 +475,9 @@ async fn leave(
 }
 
 /// `GET /v1/organizations/{organization_id}/address`: one read.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/address", tag = "address",
+    params(("organization_id" = String, Path, description = "The organization's id")),
+    responses((status = 200, description = "The organization's address", body = wire::AddressResponse)))]
 async fn read_address(
     State(state): State<AppState>,
     principal: Principal,
@@ -422,6 +495,9 @@ async fn read_address(
 
 /// `POST /v1/organizations/{organization_id}/address`: sets the whole
 /// address (city, country, line1, postal_code required).
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/address", tag = "address",
+    params(("organization_id" = String, Path, description = "The organization's id")), request_body = wire::AddressCreateParams,
+    responses((status = 200, description = "The address, set as a whole", body = wire::AddressResponse)))]
 async fn create_address(
     State(state): State<AppState>,
     principal: Principal,
@@ -439,6 +515,9 @@ async fn create_address(
 }
 
 /// `PATCH /v1/organizations/{organization_id}/address`.
+#[utoipa::path(patch, path = "/v1/organizations/{organization_id}/address", tag = "address",
+    params(("organization_id" = String, Path, description = "The organization's id")), request_body = wire::AddressUpdateParams,
+    responses((status = 200, description = "The address, updated", body = wire::AddressResponse)))]
 async fn update_address(
     State(state): State<AppState>,
     principal: Principal,
@@ -454,6 +533,9 @@ async fn update_address(
 
 /// `POST /v1/organizations/{organization_id}/domains`: claims the domain,
 /// unverified, and answers the TXT record that will verify it.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/domains", tag = "domains",
+    params(("organization_id" = String, Path, description = "The organization's id")), request_body = wire::DomainCreateParams,
+    responses((status = 201, description = "The domain, claimed and unverified, with the TXT record that proves it", body = wire::DomainResponse)))]
 async fn add_domain(
     State(state): State<AppState>,
     principal: Principal,
@@ -470,6 +552,9 @@ async fn add_domain(
 }
 
 /// `GET /v1/organizations/{organization_id}/domains/{domain_id}`: one read.
+#[utoipa::path(get, path = "/v1/organizations/{organization_id}/domains/{domain_id}", tag = "domains",
+    params(("organization_id" = String, Path, description = "The organization's id"), ("domain_id" = String, Path, description = "The domain's id")),
+    responses((status = 200, description = "The domain", body = wire::DomainResponse)))]
 async fn read_domain(
     State(state): State<AppState>,
     principal: Principal,
@@ -486,6 +571,9 @@ async fn read_domain(
 
 /// `POST /v1/organizations/{organization_id}/domains/{domain_id}/verify`:
 /// looks up the TXT record; 422 while it does not carry the token.
+#[utoipa::path(post, path = "/v1/organizations/{organization_id}/domains/{domain_id}/verify", tag = "domains",
+    params(("organization_id" = String, Path, description = "The organization's id"), ("domain_id" = String, Path, description = "The domain's id")),
+    responses((status = 200, description = "The domain, verified when its TXT record holds the token", body = wire::DomainResponse)))]
 async fn verify_domain(
     State(state): State<AppState>,
     principal: Principal,
@@ -518,6 +606,9 @@ async fn verify_domain(
 
 /// `DELETE /v1/organizations/{organization_id}/domains/{domain_id}`: the
 /// domain is free for the project again.
+#[utoipa::path(delete, path = "/v1/organizations/{organization_id}/domains/{domain_id}", tag = "domains",
+    params(("organization_id" = String, Path, description = "The organization's id"), ("domain_id" = String, Path, description = "The domain's id")),
+    responses((status = 204, description = "The domain is released")))]
 async fn remove_domain(
     State(state): State<AppState>,
     principal: Principal,

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 use shared::domain::address::{Address, AddressChange, Change};
 use shared::domain::organization::{AccountsProfile, Services};
 use shared::domain::Organization;
+use utoipa::ToSchema;
 
 /// `POST /v1/organizations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct OrganizationCreateParams {
     pub name: String,
     #[serde(default)]
@@ -18,22 +19,24 @@ pub struct OrganizationCreateParams {
 pub type Patch<T> = Change<T>;
 
 /// `PATCH /v1/organizations/{organization_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct OrganizationUpdateParams {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub billing_email: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub name: Patch<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct OrganizationDomain {
     pub id: String,
     pub domain: String,
     pub verified: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct OrganizationServices {
     pub cloud: bool,
     pub jit_provisioning: bool,
@@ -43,19 +46,27 @@ pub struct OrganizationServices {
 }
 
 /// Seed 001's `Organization`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = Organization)]
 pub struct OrganizationResponse {
     pub id: String,
+    #[schema(required = true)]
     pub billing_email: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub domains: Vec<OrganizationDomain>,
+    #[schema(required = true)]
     pub metronome_customer_id: Option<String>,
     pub name: String,
     pub personal: bool,
     pub services: OrganizationServices,
+    #[schema(required = true)]
     pub stripe_customer_id: Option<String>,
+    /// `personal` or `company`.
     #[serde(rename = "type")]
+    #[schema(example = "company")]
     pub kind: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_id: Option<String>,
@@ -115,7 +126,7 @@ pub fn profile(billing_email: Option<String>) -> AccountsProfile {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ListQuery {
     #[serde(default)]
     pub cursor: Option<String>,
@@ -125,45 +136,55 @@ pub struct ListQuery {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Pagination {
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
+    #[schema(required = true)]
     pub previous_cursor: Option<String>,
     pub total_count: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct OrganizationList {
     pub items: Vec<OrganizationResponse>,
     pub pagination: Pagination,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = OrganizationEvent)]
 pub struct TimelineItem {
     pub id: String,
     pub name: String,
+    #[schema(value_type = Object)]
     pub data: shared::domain::Data,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct TimelinePagination {
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = OrganizationTimeline)]
 pub struct TimelineResponse {
     pub items: Vec<TimelineItem>,
     pub pagination: TimelinePagination,
 }
 
 /// Seed 001's `OrganizationMembership` (its id is the member's user id).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = OrganizationMembership)]
 pub struct MembershipResponse {
     pub id: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub organization_id: String,
     pub role: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub user_id: String,
 }
@@ -181,14 +202,15 @@ impl From<shared::domain::Membership> for MembershipResponse {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = OrganizationMembershipList)]
 pub struct MembershipList {
     pub items: Vec<MembershipResponse>,
     pub pagination: Pagination,
 }
 
 /// `POST /v1/organizations/{organization_id}/address`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AddressCreateParams {
     pub city: String,
     pub country: String,
@@ -206,23 +228,31 @@ pub struct AddressCreateParams {
 
 /// `PATCH /v1/organizations/{organization_id}/address`: omitted fields
 /// stay; `null` clears line2, state, tax_id, tax_id_type.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AddressUpdateParams {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub city: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub country: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub line1: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub postal_code: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub line2: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub state: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub tax_id: Patch<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub tax_id_type: Patch<String>,
 }
 
@@ -261,19 +291,26 @@ impl From<AddressUpdateParams> for AddressChange {
 }
 
 /// Seed 001's `OrganizationAddress`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = OrganizationAddress)]
 pub struct AddressResponse {
     pub id: String,
     pub city: String,
     pub country: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub line1: String,
+    #[schema(required = true)]
     pub line2: Option<String>,
     pub organization_id: String,
     pub postal_code: String,
+    #[schema(required = true)]
     pub state: Option<String>,
+    #[schema(required = true)]
     pub tax_id: Option<String>,
+    #[schema(required = true)]
     pub tax_id_type: Option<String>,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -297,13 +334,13 @@ impl From<Address> for AddressResponse {
 }
 
 /// `POST /v1/organizations/{organization_id}/domains`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DomainCreateParams {
     pub domain: String,
 }
 
 /// The DNS record that proves a domain.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Verification {
     #[serde(rename = "type")]
     pub kind: String,
@@ -312,13 +349,16 @@ pub struct Verification {
 }
 
 /// One domain with what verifying it takes.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = OrganizationDomainVerification)]
 pub struct DomainResponse {
     pub id: String,
     pub domain: String,
     pub verified: bool,
     pub organization_id: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime, required = true)]
     pub verified_at: Option<String>,
     pub verification: Verification,
 }

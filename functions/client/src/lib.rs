@@ -6,7 +6,7 @@ mod wire;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use shared::auth::Caller;
 use shared::domain::ProfileUpsert;
@@ -29,7 +29,38 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/client/organizations/events"),
     ("POST", "/api/client/organizations/scheduled"),
     ("DELETE", "/api/client/organizations/scheduled"),
+    ("GET", "/api/client/openapi.json"),
 ];
+
+/// The family's OpenAPI document, from its handlers and wire types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Organizations: client API",
+        description = "Organizations, users and memberships by external identifiers; events and schedules. Compatible with the Lunogram client API."
+    ),
+    paths(
+        upsert_organization,
+        delete_organization,
+        add_member,
+        remove_member,
+        upsert_user,
+        post_events,
+        upsert_scheduled,
+        delete_scheduled
+    )
+)]
+struct Document;
+
+/// The document as served at `/api/client/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
+}
+
+async fn serve_openapi() -> axum::response::Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    shared::openapi::serve(&DOCUMENT, openapi)
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -59,11 +90,18 @@ pub fn router(state: AppState) -> Router {
                 .delete(delete_scheduled)
                 .fallback(shared::http::wrong_method),
         )
+        .route(
+            "/api/client/openapi.json",
+            get(serve_openapi).fallback(shared::http::wrong_method),
+        )
         .fallback(shared::http::no_route)
         .with_state(state)
 }
 
 /// `POST /api/client/organizations`: create or update by identifier.
+#[utoipa::path(post, path = "/api/client/organizations", tag = "organizations",
+    request_body = OrganizationRequest,
+    responses((status = 200, description = "The organization, created or updated", body = OrganizationResponse)))]
 async fn upsert_organization(
     State(state): State<AppState>,
     caller: Caller,
@@ -79,6 +117,9 @@ async fn upsert_organization(
 
 /// `DELETE /api/client/organizations`: delete by identifier, with its
 /// memberships.
+#[utoipa::path(delete, path = "/api/client/organizations", tag = "organizations",
+    request_body(content = DeleteOrganizationRequest, description = "The organization's identifiers"),
+    responses((status = 204, description = "Deleted, with its memberships")))]
 async fn delete_organization(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,6 +148,9 @@ async fn delete_organization(
 
 /// `POST /api/client/organizations/users`: add a member, or merge the
 /// membership's `data` if they are one already; an unknown user is created.
+#[utoipa::path(post, path = "/api/client/organizations/users", tag = "memberships",
+    request_body = OrganizationUserRequest,
+    responses((status = 200, description = "The membership, added or updated", body = MembershipResponse)))]
 async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,6 +166,9 @@ async fn add_member(
 }
 
 /// `DELETE /api/client/organizations/users`: remove only the association.
+#[utoipa::path(delete, path = "/api/client/organizations/users", tag = "memberships",
+    request_body = RemoveOrganizationUserRequest,
+    responses((status = 204, description = "The membership is removed")))]
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,6 +184,9 @@ async fn remove_member(
 }
 
 /// `POST /api/client/users`: create or update a user profile.
+#[utoipa::path(post, path = "/api/client/users", tag = "users",
+    request_body = UserRequest,
+    responses((status = 200, description = "The user, created or updated", body = UserResponse)))]
 async fn upsert_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -152,6 +202,9 @@ async fn upsert_user(
 /// the organizations they name (all or nothing: an unknown organization
 /// fails the request before anything is queued), queue them in batches of
 /// 10, and answer 202 with what SQS accepted and what it did not.
+#[utoipa::path(post, path = "/api/client/organizations/events", tag = "events",
+    request_body(content = Vec<OrganizationEventRequest>, description = "1 to 500 events"),
+    responses((status = 202, description = "What was queued, and what could not be", body = EventsAccepted)))]
 async fn post_events(
     State(state): State<AppState>,
     caller: Caller,
@@ -246,6 +299,9 @@ fn at_index(index: usize, err: Error) -> Error {
 
 /// `POST /api/client/organizations/scheduled`: create or replace the
 /// organization's schedule of that name; 202 with when it fires next.
+#[utoipa::path(post, path = "/api/client/organizations/scheduled", tag = "scheduled",
+    request_body = wire::ScheduledRequest,
+    responses((status = 202, description = "The schedule, and when it fires next", body = wire::ScheduledAccepted)))]
 async fn upsert_scheduled(
     State(state): State<AppState>,
     caller: Caller,
@@ -281,11 +337,14 @@ async fn upsert_scheduled(
 
 /// `DELETE /api/client/organizations/scheduled`: remove the organization's
 /// schedule of that name.
+#[utoipa::path(delete, path = "/api/client/organizations/scheduled", tag = "scheduled",
+    request_body = wire::DeleteScheduledRequest,
+    responses((status = 200, description = "The schedule is removed", body = wire::ScheduledDeleted)))]
 async fn delete_scheduled(
     State(state): State<AppState>,
     caller: Caller,
     Json(request): Json<wire::DeleteScheduledRequest>,
-) -> Result<axum::Json<serde_json::Value>, Error> {
+) -> Result<axum::Json<wire::ScheduledDeleted>, Error> {
     let org = wire::specs(request.identifier)?
         .into_iter()
         .map(|s| s.key)
@@ -294,7 +353,8 @@ async fn delete_scheduled(
         .store
         .delete_schedule(caller.project_id, &org, &request.name)
         .await?;
-    Ok(axum::Json(
-        serde_json::json!({"name": request.name, "deleted": true}),
-    ))
+    Ok(axum::Json(wire::ScheduledDeleted {
+        name: request.name,
+        deleted: true,
+    }))
 }

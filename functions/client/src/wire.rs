@@ -6,17 +6,24 @@ use shared::domain::{
     Data, Identifier, IdentifierKey, IdentifierSpec, Membership, Organization, User,
 };
 use shared::Error;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// `{external_id | externalId, source?, metadata?}`: both spellings are in
 /// use (the spec's and the SDKs').
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ExternalID)]
 pub struct ExternalId {
+    /// Also accepted as `externalId`.
     #[serde(alias = "externalId")]
+    #[schema(min_length = 1, max_length = 255, example = "acme_inc")]
     pub external_id: String,
+    /// `default` when omitted.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub source: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Data>,
 }
 
@@ -33,12 +40,16 @@ pub(crate) fn specs(identifier: Vec<ExternalId>) -> Result<Vec<IdentifierSpec>, 
     validate_identifiers(specs)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct OrganizationRequest {
+    #[schema(min_items = 1, max_items = 20)]
     pub identifier: Vec<ExternalId>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub name: Option<String>,
+    /// Merged into the stored `data` (a key set to null is removed).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Data>,
 }
 
@@ -49,8 +60,10 @@ impl OrganizationRequest {
 }
 
 /// `{identifier: [...]}`: how the client family names one record.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = IdentifiedRecord)]
 pub struct Named {
+    #[schema(min_items = 1, max_items = 20)]
     pub identifier: Vec<ExternalId>,
 }
 
@@ -67,36 +80,44 @@ impl Named {
 pub type DeleteOrganizationRequest = Named;
 
 /// `POST /api/client/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UserRequest {
+    #[schema(min_items = 1, max_items = 20)]
     pub identifier: Vec<ExternalId>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Data>,
 }
 
 /// `POST /api/client/organizations/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct OrganizationUserRequest {
     pub organization: Named,
     pub user: Named,
+    /// The membership's data, merged into what it has.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Data>,
 }
 
 /// `DELETE /api/client/organizations/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RemoveOrganizationUserRequest {
     pub organization: Named,
     pub user: Named,
 }
 
 /// A user profile as answered.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = User)]
 pub struct UserResponse {
     pub id: Uuid,
     pub identifier: Vec<ExternalIdResponse>,
+    #[schema(value_type = Object)]
     pub data: Data,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -113,12 +134,16 @@ impl From<User> for UserResponse {
 }
 
 /// A membership as answered.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = Membership)]
 pub struct MembershipResponse {
     pub organization_id: Uuid,
     pub user_id: Uuid,
+    #[schema(value_type = Object)]
     pub data: Data,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -134,28 +159,36 @@ impl From<Membership> for MembershipResponse {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = ExternalIDResponse)]
 pub struct ExternalIdResponse {
     pub id: Uuid,
     pub source: String,
     pub external_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Data>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
 /// The spec's `Organization`.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = Organization)]
 pub struct OrganizationResponse {
     pub id: Uuid,
     pub project_id: Uuid,
     pub identifier: Vec<ExternalIdResponse>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[schema(value_type = Object)]
     pub data: Data,
     pub version: u64,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -187,15 +220,22 @@ impl From<Organization> for OrganizationResponse {
     }
 }
 
-/// One element of `POST /api/client/organizations/events`.
-#[derive(Debug, Deserialize)]
+/// One element of `POST /api/client/organizations/events`: `identifier`
+/// or `match`, not both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OrganizationEvent)]
 pub struct OrganizationEventRequest {
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 20)]
     pub identifier: Option<Vec<ExternalId>>,
+    /// Every organization whose `data` contains these top-level pairs.
     #[serde(default, rename = "match")]
+    #[schema(value_type = Option<Object>)]
     pub matcher: Option<Data>,
+    #[schema(min_length = 1, max_length = 255, example = "subscription_upgraded")]
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Data>,
 }
 
@@ -210,7 +250,7 @@ impl OrganizationEventRequest {
 }
 
 /// The answer to posted events: what was queued, and what could not be.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct EventsAccepted {
     pub accepted: usize,
     pub events: Vec<AcceptedEvent>,
@@ -218,50 +258,72 @@ pub struct EventsAccepted {
     pub failed: Vec<FailedEvent>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct AcceptedEvent {
     pub index: usize,
     pub id: Uuid,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct FailedEvent {
     pub index: usize,
     pub detail: String,
 }
 
 /// `POST /api/client/organizations/scheduled`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = UpsertOrganizationScheduledRequest)]
 pub struct ScheduledRequest {
+    #[schema(min_length = 1, max_length = 255, example = "contract_renewal")]
     pub name: String,
+    #[schema(min_items = 1, max_items = 20)]
     pub identifier: Vec<ExternalId>,
+    /// When a single schedule fires (RFC 3339).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub scheduled_at: Option<String>,
+    /// When a recurring schedule first fires (RFC 3339; now when omitted).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub start_at: Option<String>,
+    /// A recurring schedule's period (`1h`, `7d`, `P1M`, …).
     #[serde(default)]
     pub interval: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Data>,
 }
 
 /// `DELETE /api/client/organizations/scheduled`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DeleteOrganizationScheduledRequest)]
 pub struct DeleteScheduledRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
+    #[schema(min_items = 1, max_items = 20)]
     pub identifier: Vec<ExternalId>,
 }
 
 /// The spec's `ScheduledAccepted` (plus the recurring fields).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ScheduledAccepted {
     pub id: Uuid,
     pub name: String,
     /// When it fires next.
+    #[schema(format = DateTime)]
     pub scheduled_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub start_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    #[schema(value_type = Object)]
     pub data: Data,
+}
+
+/// The answer to a deleted schedule.
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ScheduledDeleted {
+    pub name: String,
+    pub deleted: bool,
 }

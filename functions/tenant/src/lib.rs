@@ -40,7 +40,42 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v2/organization/{org_id}/logo"),
     ("DELETE", "/v2/organization/{org_id}/logo"),
     ("GET", "/v2/organization/{org_id}/data-points"),
+    ("GET", "/v2/openapi.json"),
 ];
+
+/// The family's OpenAPI document, from its handlers and wire types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Organizations: tenant API",
+        description = "The current organization, profiles, settings, feature settings, logos and data points (seed 003, compatible with epilot's organization API). A secret key reaches its whole project; a session token only its user's organizations, which their owners change."
+    ),
+    paths(
+        create,
+        current,
+        feature_settings,
+        deprecated_feature_settings,
+        read,
+        update,
+        settings,
+        put_setting,
+        delete_setting,
+        put_logo,
+        delete_logo,
+        data_points
+    )
+)]
+struct Document;
+
+/// The document as served at `/v2/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
+}
+
+async fn serve_openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    shared::openapi::serve(&DOCUMENT, openapi)
+}
 
 /// How long clients may keep feature settings (they are evaluated per
 /// organization, so only the caller's own cache may hold them).
@@ -62,7 +97,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v2/feature-settings",
-            get(feature_settings).fallback(shared::http::wrong_method),
+            get(deprecated_feature_settings).fallback(shared::http::wrong_method),
         )
         .route(
             "/v2/organization/{org_id}",
@@ -88,6 +123,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2/organization/{org_id}/data-points",
             get(data_points).fallback(shared::http::wrong_method),
+        )
+        .route(
+            "/v2/openapi.json",
+            get(serve_openapi).fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
         .with_state(state)
@@ -115,6 +154,8 @@ async fn fetch(state: &AppState, project: Uuid, org: Uuid) -> Result<Organizatio
 
 /// `GET /v2/organization/current`: the organization the session's `org_id`
 /// names; 403 when the user is not one of its members.
+#[utoipa::path(get, path = "/v2/organization/current", tag = "organization",
+    responses((status = 200, description = "The organization the session's `org_id` names", body = OrganizationResponse)))]
 async fn current(
     State(state): State<AppState>,
     principal: Principal,
@@ -144,6 +185,9 @@ async fn current(
 }
 
 /// `GET /v2/organization/{org_id}`: one read.
+#[utoipa::path(get, path = "/v2/organization/{org_id}", tag = "organization",
+    params(("org_id" = String, Path, description = "The organization's id")),
+    responses((status = 200, description = "The organization", body = OrganizationResponse)))]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -156,6 +200,9 @@ async fn read(
 }
 
 /// `PATCH /v2/organization/{org_id}`: only the fields given change.
+#[utoipa::path(patch, path = "/v2/organization/{org_id}", tag = "organization",
+    params(("org_id" = String, Path, description = "The organization's id")), request_body(content = wire::OrganizationPatch, description = "Only the fields given change; null clears one"),
+    responses((status = 200, description = "The organization, updated", body = OrganizationResponse)))]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
@@ -175,6 +222,9 @@ async fn update(
 
 /// `POST /v2/organization` (secret key): the organization and its owner,
 /// 201.
+#[utoipa::path(post, path = "/v2/organization", tag = "organization",
+    request_body = wire::CreateOrganizationRequest,
+    responses((status = 201, description = "The organization, with its owner", body = OrganizationResponse)))]
 async fn create(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
@@ -227,6 +277,9 @@ async fn create(
 
 /// `GET /v2/organization/{org_id}/settings`: one Query (the record and its
 /// settings).
+#[utoipa::path(get, path = "/v2/organization/{org_id}/settings", tag = "settings",
+    params(("org_id" = String, Path, description = "The organization's id")),
+    responses((status = 200, description = "Every setting of the organization", body = Object)))]
 async fn settings(
     State(state): State<AppState>,
     principal: Principal,
@@ -244,6 +297,9 @@ async fn settings(
 
 /// `PUT /v2/organization/{org_id}/settings/{key}`: any JSON value but
 /// null; answers the value.
+#[utoipa::path(put, path = "/v2/organization/{org_id}/settings/{key}", tag = "settings",
+    params(("org_id" = String, Path, description = "The organization's id"), ("key" = String, Path, description = "The setting's key: 1 to 128 of `A-Z a-z 0-9 _ - . :`")), request_body(content = serde_json::Value, description = "Any JSON value but null, at most 64 KiB"),
+    responses((status = 200, description = "The value, as stored", body = serde_json::Value)))]
 async fn put_setting(
     State(state): State<AppState>,
     principal: Principal,
@@ -259,6 +315,9 @@ async fn put_setting(
 }
 
 /// `DELETE /v2/organization/{org_id}/settings/{key}`.
+#[utoipa::path(delete, path = "/v2/organization/{org_id}/settings/{key}", tag = "settings",
+    params(("org_id" = String, Path, description = "The organization's id"), ("key" = String, Path, description = "The setting's key: 1 to 128 of `A-Z a-z 0-9 _ - . :`")),
+    responses((status = 200, description = "The setting is removed")))]
 async fn delete_setting(
     State(state): State<AppState>,
     principal: Principal,
@@ -270,6 +329,19 @@ async fn delete_setting(
     Ok(StatusCode::OK)
 }
 
+/// `GET /v2/feature-settings`: the deprecated name of
+/// `/v2/organization/feature-settings`.
+#[utoipa::path(get, path = "/v2/feature-settings", tag = "features",
+    params(("org_id" = Option<String>, Query, description = "The organization (a session's `org_id` by default)")),
+    responses((status = 200, description = "As /v2/organization/feature-settings", body = FeatureSettings)))]
+async fn deprecated_feature_settings(
+    state: State<AppState>,
+    principal: Principal,
+    query: Query<FeatureQuery>,
+) -> Result<Response, Error> {
+    feature_settings(state, principal, query).await
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct FeatureQuery {
     #[serde(default)]
@@ -279,6 +351,9 @@ struct FeatureQuery {
 /// `GET /v2/organization/feature-settings`: the project's flags that apply
 /// to the caller's organization (the session's `org_id`, or `?org_id=`),
 /// each with `enabled`.
+#[utoipa::path(get, path = "/v2/organization/feature-settings", tag = "features",
+    params(("org_id" = Option<String>, Query, description = "The organization (a session's `org_id` by default)")),
+    responses((status = 200, description = "The flags that apply to the organization, each with `enabled`", body = FeatureSettings)))]
 async fn feature_settings(
     State(state): State<AppState>,
     principal: Principal,
@@ -381,6 +456,10 @@ async fn organization_context(
 
 /// `PUT /v2/organization/{org_id}/logo`: the image as the body; stored
 /// with its thumbnail, replacing the previous logo.
+#[utoipa::path(put, path = "/v2/organization/{org_id}/logo", tag = "organization",
+    params(("org_id" = String, Path, description = "The organization's id")),
+    request_body(content = Vec<u8>, description = "PNG, JPEG, GIF or WebP, at most 5 MiB and 10,000 px a side", content_type = "image/*"),
+    responses((status = 200, description = "The organization, with its logo's URLs", body = OrganizationResponse)))]
 async fn put_logo(
     State(state): State<AppState>,
     principal: Principal,
@@ -424,6 +503,9 @@ async fn put_logo(
 }
 
 /// `DELETE /v2/organization/{org_id}/logo`: both objects go.
+#[utoipa::path(delete, path = "/v2/organization/{org_id}/logo", tag = "organization",
+    params(("org_id" = String, Path, description = "The organization's id")),
+    responses((status = 204, description = "The logo and its thumbnail are removed")))]
 async fn delete_logo(
     State(state): State<AppState>,
     principal: Principal,
@@ -454,6 +536,9 @@ async fn delete_logo(
 
 /// `GET /v2/organization/{org_id}/data-points`: members counted against
 /// `free_user_limit` (one read).
+#[utoipa::path(get, path = "/v2/organization/{org_id}/data-points", tag = "organization",
+    params(("org_id" = String, Path, description = "The organization's id")),
+    responses((status = 200, description = "Members counted against `free_user_limit`", body = DataPoint)))]
 async fn data_points(
     State(state): State<AppState>,
     principal: Principal,

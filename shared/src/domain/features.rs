@@ -24,8 +24,9 @@ pub struct FeatureDocument {
     pub enabled_flags: Vec<String>,
 }
 
-/// One visibility rule.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One visibility rule (seed 003's `VisibilityRule`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = VisibilityRule)]
 pub struct Rule {
     #[serde(rename = "type")]
     pub kind: RuleKind,
@@ -37,13 +38,17 @@ pub struct Rule {
     pub action: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    // A rule of rules: its schema refers to itself (no_recursion stops the
+    // document's generation from following the reference forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub rule: Option<Box<Rule>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub rules: Option<Vec<Rule>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     Always,

@@ -1,0 +1,98 @@
+//! The parts of every family's OpenAPI document that are the same in all of
+//! them: the problem document every error answers with, the API key scheme,
+//! and the route that serves the document. Each family derives its own
+//! document from its wire types (`utoipa`), so it cannot drift from them.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+
+/// The security schemes: every family takes its keys (and, where an
+/// operation allows one, a session token) either way.
+pub const BEARER: &str = "HttpBearerAuth";
+pub const API_KEY: &str = "ApiKeyAuth";
+
+/// Completes a family's document: the `Problem` schema, a `default`
+/// problem response on every operation (every error is one, whatever its
+/// status), and the two ways to present a key (or a session token), which
+/// every operation takes.
+pub fn finish(mut doc: OpenApi) -> OpenApi {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "Problem".into(),
+        <crate::error::Problem as utoipa::PartialSchema>::schema(),
+    );
+    components.security_schemes.insert(
+        BEARER.into(),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "An API key (`pk_…` or `sk_…`), or a session token (JWT) where the operation takes one",
+                ))
+                .build(),
+        ),
+    );
+    components.security_schemes.insert(
+        API_KEY.into(),
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-KEY",
+            "An API key (`pk_…` or `sk_…`)",
+        ))),
+    );
+    doc.security = Some(vec![
+        SecurityRequirement::new(BEARER, Vec::<String>::new()),
+        SecurityRequirement::new(API_KEY, Vec::<String>::new()),
+    ]);
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            add_problem_response(operation);
+        }
+    }
+    doc
+}
+
+fn add_problem_response(operation: &mut Operation) {
+    operation
+        .responses
+        .responses
+        .entry("default".into())
+        .or_insert_with(|| {
+            ResponseBuilder::new()
+                .description("An error, as an RFC 9457 problem document")
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+                .into()
+        });
+}
+
+/// Serves a document as JSON (built once per container).
+pub fn serve(doc: &'static std::sync::OnceLock<String>, build: fn() -> OpenApi) -> Response {
+    let text = doc.get_or_init(|| build().to_json().unwrap_or_else(|_| "{}".into()));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text.clone(),
+    )
+        .into_response()
+}
