@@ -61,6 +61,13 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": 30}}});
 
     let mut family = Family::new("segments", &router);
+    family.add(
+        "GET",
+        "/api/admin/segments/openapi.json",
+        0,
+        "no AWS call: the document is built once per container",
+        Box::new(|_| request("GET", "/api/admin/segments/openapi.json", None, None)),
+    );
     let k = key.clone();
     family.add(
         "POST",

@@ -28,7 +28,29 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v2/organization/cleanup"),
     ("GET", "/v2/organization/cleanup/{org_id}"),
     ("PUT", "/v2/organization/cleanup/{org_id}/{service_name}"),
+    ("GET", "/v2/organization/cleanup/openapi.json"),
 ];
+
+/// The family's OpenAPI document, from its handlers and wire types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Organizations: cleanup status API",
+        description = "The cleanup of deleted organizations across services: pending records, each record with every service's report, and the reports services file (secret keys)."
+    ),
+    paths(pending, status, report)
+)]
+struct Document;
+
+/// The document as served at `/v2/organization/cleanup/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
+}
+
+async fn serve_openapi() -> axum::response::Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    shared::openapi::serve(&DOCUMENT, openapi)
+}
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
@@ -39,6 +61,11 @@ pub const SAFETY_MARGIN: Duration = Duration::from_secs(3);
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        // A static segment: it takes precedence over `/cleanup/{org_id}`.
+        .route(
+            "/v2/organization/cleanup/openapi.json",
+            get(serve_openapi).fallback(shared::http::wrong_method),
+        )
         .route(
             "/v2/organization/cleanup",
             get(pending).fallback(shared::http::wrong_method),
@@ -55,19 +82,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PendingList {
     pub items: Vec<OrganizationToCleanup>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
+    #[schema(required = true)]
     pub previous_cursor: Option<String>,
 }
 
 /// A cleanup record with every service's report.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = CleanupStatus)]
 pub struct StatusResponse {
     #[serde(flatten)]
     pub record: OrganizationToCleanup,
+    /// Every expected service has reported.
     pub complete: bool,
+    #[schema(format = DateTime, required = true)]
     pub completed_at: Option<String>,
     pub expected_services: Vec<String>,
     pub services: Vec<OrganizationCleanupStatus>,
@@ -100,6 +132,10 @@ fn org_id(raw: &str) -> Result<Uuid, Error> {
 }
 
 /// `GET /v2/organization/cleanup`: pending records, oldest first.
+#[utoipa::path(get, path = "/v2/organization/cleanup", tag = "cleanup",
+    params(("cursor" = Option<String>, Query, description = "`next_cursor` or `previous_cursor` of the previous page"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 100 (20 by default)", minimum = 1, maximum = 100)),
+    responses((status = 200, description = "Deleted organizations whose cleanup is not complete, oldest first", body = PendingList)))]
 async fn pending(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
@@ -125,6 +161,9 @@ async fn pending(
 }
 
 /// `GET /v2/organization/cleanup/{org_id}`: one Query.
+#[utoipa::path(get, path = "/v2/organization/cleanup/{org_id}", tag = "cleanup",
+    params(("org_id" = String, Path, description = "The deleted organization's id")),
+    responses((status = 200, description = "The cleanup record with every service's report", body = StatusResponse)))]
 async fn status(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
@@ -142,7 +181,10 @@ async fn status(
     )))
 }
 
-#[derive(Debug, Deserialize)]
+/// A service's report; `org_id` and `service_name` are optional here, and
+/// must agree with the path when given.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CleanupReport)]
 struct ReportBody {
     #[serde(default)]
     org_id: Option<String>,
@@ -155,6 +197,10 @@ struct ReportBody {
 /// `PUT /v2/organization/cleanup/{org_id}/{service_name}`: a service files
 /// (or replaces) its report. Any service may report; only the configured
 /// ones count toward completeness.
+#[utoipa::path(put, path = "/v2/organization/cleanup/{org_id}/{service_name}", tag = "cleanup",
+    params(("org_id" = String, Path, description = "The deleted organization's id"), ("service_name" = String, Path, description = "The reporting service")),
+    request_body = ReportBody,
+    responses((status = 200, description = "The cleanup record, with the report filed", body = StatusResponse)))]
 async fn report(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,

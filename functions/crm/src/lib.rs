@@ -36,7 +36,41 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/organizations/{organizationId}/notes/{id}"),
     ("PATCH", "/organizations/{organizationId}/notes/{id}"),
     ("DELETE", "/organizations/{organizationId}/notes/{id}"),
+    ("GET", "/organizations/openapi.json"),
 ];
+
+/// The family's OpenAPI document, from its handlers and wire types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Organizations: CRM API",
+        description = "Organizations with filters and numbered pages (JSON-LD collections), full and partial updates, and notes (seed 002). A secret key reaches its whole project; a session token only its user's organizations, and private notes only their author's."
+    ),
+    paths(
+        list,
+        create,
+        read,
+        replace,
+        patch,
+        list_notes,
+        create_note,
+        read_note,
+        replace_note,
+        patch_note,
+        delete_note
+    )
+)]
+struct Document;
+
+/// The document as served at `/organizations/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
+}
+
+async fn serve_openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    shared::openapi::serve(&DOCUMENT, openapi)
+}
 
 /// Page size when none is asked for, and the most a page holds (a larger
 /// `itemsPerPage` is lowered to it, as the CRM does).
@@ -45,6 +79,11 @@ const MAX_PAGE_SIZE: usize = 30;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        // A static segment: it takes precedence over `/organizations/{id}`.
+        .route(
+            "/organizations/openapi.json",
+            get(serve_openapi).fallback(shared::http::wrong_method),
+        )
         .route(
             "/organizations",
             get(list).post(create).fallback(shared::http::wrong_method),
@@ -240,6 +279,9 @@ impl Params {
 }
 
 /// `GET /organizations`: every filter and order of the seed, numbered pages.
+#[utoipa::path(get, path = "/organizations", tag = "organizations",
+    params(("page" = Option<u32>, Query, description = "Page number, from 1"), ("itemsPerPage" = Option<u32>, Query, description = "Page size, 0 to 30 (larger asks get 30; default 15)"), ("q" = Option<String>, Query, description = "Free-text search"), ("owner.id" = Option<String>, Query, description = "Owner user IRI or id"), ("owner.id[]" = Option<Vec<String>>, Query, description = "Owner user IRI or id (any of several)"), ("emailAddresses.email" = Option<String>, Query, description = "An email address"), ("emailAddresses.email[]" = Option<Vec<String>>, Query, description = "An email address (any of several)"), ("tags.id" = Option<String>, Query, description = "Tag IRI or id"), ("tags.id[]" = Option<Vec<String>>, Query, description = "Tag IRI or id (any of several)"), ("segments.uuid" = Option<String>, Query, description = "Segment IRI or id"), ("segments.uuid[]" = Option<Vec<String>>, Query, description = "Segment IRI or id (any of several)"), ("exists[archivedAt]" = Option<bool>, Query, description = "Archived (true) or not (false)"), ("order[title.sort]" = Option<String>, Query, description = "`asc` or `desc`"), ("order[owner.lastName]" = Option<String>, Query, description = "`asc` or `desc`"), ("createdAt[strictly_after]" = Option<String>, Query, description = "Created strictly after this time (RFC 3339)"), ("createdAt[after]" = Option<String>, Query, description = "Created after this time (RFC 3339)"), ("createdAt[strictly_before]" = Option<String>, Query, description = "Created strictly before this time (RFC 3339)"), ("createdAt[before]" = Option<String>, Query, description = "Created before this time (RFC 3339)"), ("identifiers" = Option<String>, Query, description = "A website, email address, phone number or chamber of commerce number"), ("identifiers[]" = Option<Vec<String>>, Query, description = "A website, email address, phone number or chamber of commerce number (any of several)")),
+    responses((status = 200, description = "A page of organizations (a session's: those its user belongs to)", body = Collection<OrganizationResource>, content_type = "application/ld+json")))]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -330,6 +372,9 @@ async fn owner_last_name(
 
 /// `POST /organizations`: 201 with the organization. A session's user
 /// becomes its owner.
+#[utoipa::path(post, path = "/organizations", tag = "organizations",
+    request_body(content = wire::OrganizationWrite, content_type = "application/ld+json"),
+    responses((status = 201, description = "The organization", body = OrganizationResource, content_type = "application/ld+json")))]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -358,6 +403,9 @@ async fn create(
 }
 
 /// `GET /organizations/{id}`: one read.
+#[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path, description = "The organization's id")),
+    responses((status = 200, description = "The organization", body = OrganizationResource, content_type = "application/ld+json")))]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -398,6 +446,9 @@ async fn write(
 
 /// `PUT /organizations/{id}`: replaces every CRM field (omitted ones are
 /// cleared; the title is required); other dialects' fields stay.
+#[utoipa::path(put, path = "/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path, description = "The organization's id")), request_body(content = wire::OrganizationWrite, description = "The whole organization: fields not given are cleared", content_type = "application/ld+json"),
+    responses((status = 200, description = "The organization, replaced", body = OrganizationResource, content_type = "application/ld+json")))]
 async fn replace(
     State(state): State<AppState>,
     principal: Principal,
@@ -408,6 +459,9 @@ async fn replace(
 }
 
 /// `PATCH /organizations/{id}` (merge patch): only the fields given.
+#[utoipa::path(patch, path = "/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path, description = "The organization's id")), request_body(content = wire::OrganizationWrite, description = "Only the fields given change; null clears one", content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The organization, updated", body = OrganizationResource, content_type = "application/ld+json")))]
 async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -437,6 +491,9 @@ fn visible_to(viewer: Option<String>) -> impl Fn(&shared::domain::crm::Note) -> 
 
 /// `GET /organizations/{organizationId}/notes`: one Query (the notes and
 /// the organization), filtered, ordered and paged.
+#[utoipa::path(get, path = "/organizations/{organizationId}/notes", tag = "notes",
+    params(("organizationId" = String, Path, description = "The organization's id"), ("page" = Option<u32>, Query, description = "Page number, from 1"), ("itemsPerPage" = Option<u32>, Query, description = "Page size, 0 to 30 (larger asks get 30; default 15)"), ("q" = Option<String>, Query, description = "Free-text search"), ("category.id" = Option<String>, Query, description = "Note category IRI or id"), ("category.id[]" = Option<Vec<String>>, Query, description = "Note category IRI or id (any of several)"), ("author.id" = Option<String>, Query, description = "Author user IRI or id"), ("author.id[]" = Option<Vec<String>>, Query, description = "Author user IRI or id (any of several)"), ("flagged" = Option<bool>, Query, description = "Flagged notes only (true) or unflagged (false)"), ("order[flagged]" = Option<String>, Query, description = "`asc` or `desc`"), ("order[createdAt]" = Option<String>, Query, description = "`asc` or `desc`"), ("createdAt[strictly_after]" = Option<String>, Query, description = "Created strictly after this time (RFC 3339)"), ("createdAt[after]" = Option<String>, Query, description = "Created after this time (RFC 3339)"), ("createdAt[strictly_before]" = Option<String>, Query, description = "Created strictly before this time (RFC 3339)"), ("createdAt[before]" = Option<String>, Query, description = "Created before this time (RFC 3339)")),
+    responses((status = 200, description = "A page of the organization's notes (private ones only for their author)", body = Collection<NoteResource>, content_type = "application/ld+json")))]
 async fn list_notes(
     State(state): State<AppState>,
     principal: Principal,
@@ -510,6 +567,9 @@ fn check_organization_id(body: &wire::NoteWrite, org: Uuid) -> Result<(), Error>
 
 /// `POST /organizations/{organizationId}/notes`: 201. A session is the
 /// note's author.
+#[utoipa::path(post, path = "/organizations/{organizationId}/notes", tag = "notes",
+    params(("organizationId" = String, Path, description = "The organization's id")), request_body(content = wire::NoteWrite, content_type = "application/ld+json"),
+    responses((status = 201, description = "The note", body = NoteResource, content_type = "application/ld+json")))]
 async fn create_note(
     State(state): State<AppState>,
     principal: Principal,
@@ -528,6 +588,9 @@ async fn create_note(
 }
 
 /// `GET /organizations/{organizationId}/notes/{id}`: one read.
+#[utoipa::path(get, path = "/organizations/{organizationId}/notes/{id}", tag = "notes",
+    params(("organizationId" = String, Path, description = "The organization's id"), ("id" = String, Path, description = "The note's id")),
+    responses((status = 200, description = "The note", body = NoteResource, content_type = "application/ld+json")))]
 async fn read_note(
     State(state): State<AppState>,
     principal: Principal,
@@ -569,6 +632,9 @@ async fn write_note(
 
 /// `PUT /organizations/{organizationId}/notes/{id}`: description and
 /// category required; omitted fields cleared.
+#[utoipa::path(put, path = "/organizations/{organizationId}/notes/{id}", tag = "notes",
+    params(("organizationId" = String, Path, description = "The organization's id"), ("id" = String, Path, description = "The note's id")), request_body(content = wire::NoteWrite, description = "The whole note: fields not given are cleared (createdAt is kept)", content_type = "application/ld+json"),
+    responses((status = 200, description = "The note, replaced", body = NoteResource, content_type = "application/ld+json")))]
 async fn replace_note(
     State(state): State<AppState>,
     principal: Principal,
@@ -579,6 +645,9 @@ async fn replace_note(
 }
 
 /// `PATCH /organizations/{organizationId}/notes/{id}`.
+#[utoipa::path(patch, path = "/organizations/{organizationId}/notes/{id}", tag = "notes",
+    params(("organizationId" = String, Path, description = "The organization's id"), ("id" = String, Path, description = "The note's id")), request_body(content = wire::NoteWrite, description = "Only the fields given change", content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The note, updated", body = NoteResource, content_type = "application/ld+json")))]
 async fn patch_note(
     State(state): State<AppState>,
     principal: Principal,
@@ -589,6 +658,9 @@ async fn patch_note(
 }
 
 /// `DELETE /organizations/{organizationId}/notes/{id}`: 204.
+#[utoipa::path(delete, path = "/organizations/{organizationId}/notes/{id}", tag = "notes",
+    params(("organizationId" = String, Path, description = "The organization's id"), ("id" = String, Path, description = "The note's id")),
+    responses((status = 204, description = "The note is deleted")))]
 async fn delete_note(
     State(state): State<AppState>,
     principal: Principal,

@@ -7,6 +7,7 @@ use shared::domain::address::Change;
 use shared::domain::crm::{CrmChange, CrmEmail, CrmPhone, Note, NoteChange};
 use shared::domain::Organization;
 use shared::Error;
+use utoipa::ToSchema;
 
 pub const USERS: &str = "/users/";
 pub const PEOPLE: &str = "/people/";
@@ -36,14 +37,14 @@ fn iri(prefix: &str, id: &str) -> String {
     format!("{prefix}{id}")
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailParam {
     #[serde(default)]
     pub email: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneParam {
     #[serde(default)]
@@ -54,40 +55,61 @@ pub struct PhoneParam {
 
 /// An organization write (`POST`, `PUT`, `PATCH`). Read-only fields a
 /// client sends back are ignored, as the CRM does.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationWrite {
+    /// Accepted and ignored: ids are the service's.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    #[allow(dead_code)]
+    pub id: serde::de::IgnoredAny,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub title: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub description: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub website: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub customer_id: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub external_source: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub chamber_of_commerce_number: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub linkedin_id: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub archived_at: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub owner: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub people: Change<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub avatar: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub tags: Change<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub segments: Change<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub integration_participants: Change<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<EmailParam>>)]
     pub email_addresses: Change<Vec<EmailParam>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<PhoneParam>>)]
     pub phone_numbers: Change<Vec<PhoneParam>>,
 }
 
@@ -160,21 +182,25 @@ impl OrganizationWrite {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailAddress {
+    #[schema(required = true)]
     pub email: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneNumber {
+    #[schema(required = true)]
     pub phone_number: Option<String>,
+    #[schema(required = true)]
     pub phone_type: Option<String>,
 }
 
 /// Seed 002's `Organization`, as JSON-LD.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = Organization)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationResource {
     #[serde(rename = "@context")]
@@ -184,25 +210,41 @@ pub struct OrganizationResource {
     #[serde(rename = "@type")]
     pub kind: String,
     pub id: String,
+    #[schema(required = true)]
     pub title: Option<String>,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true)]
     pub website: Option<String>,
+    #[schema(required = true)]
     pub customer_id: Option<String>,
+    #[schema(required = true)]
     pub external_source: Option<String>,
+    #[schema(required = true)]
     pub chamber_of_commerce_number: Option<String>,
+    #[schema(required = true)]
     pub linkedin_id: Option<String>,
+    #[schema(required = true)]
     pub linkedin_public_identifier: Option<String>,
+    #[schema(required = true)]
     pub linkedin_internal_id: Option<String>,
+    #[schema(required = true)]
     pub created_at: Option<String>,
+    #[schema(required = true)]
     pub imported_at: Option<String>,
+    #[schema(required = true)]
     pub updated_at: Option<String>,
+    #[schema(required = true)]
     pub archived_at: Option<String>,
+    #[schema(required = true)]
     pub owner: Option<String>,
     pub people: Vec<String>,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     pub tags: Vec<String>,
     pub segments: Vec<String>,
     pub integration_participants: Vec<String>,
+    #[schema(required = true)]
     pub company_enrichment: Option<bool>,
     pub email_addresses: Vec<EmailAddress>,
     pub phone_numbers: Vec<PhoneNumber>,
@@ -257,7 +299,7 @@ impl From<Organization> for OrganizationResource {
 }
 
 /// A JSON-LD collection page: `member`, `totalItems`, and `view` links.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Collection<T> {
     #[serde(rename = "@context")]
@@ -271,7 +313,8 @@ pub struct Collection<T> {
     pub view: View,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = HydraView)]
 pub struct View {
     #[serde(rename = "@id")]
     pub iri: String,
@@ -288,25 +331,39 @@ pub struct View {
 }
 
 /// A note write (`POST`, `PUT`, `PATCH`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OrganizationNoteWrite)]
 #[serde(rename_all = "camelCase")]
 pub struct NoteWrite {
+    /// Accepted and ignored: ids are the service's.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    #[allow(dead_code)]
+    pub id: serde::de::IgnoredAny,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub created_at: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub description: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub title: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     pub flagged: Change<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<bool>)]
     pub is_private: Change<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub author: Change<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub category: Change<String>,
     /// Accepted and checked against the path (write-only in the seed).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub organization_id: Option<Value>,
 }
 
@@ -328,7 +385,8 @@ impl NoteWrite {
 }
 
 /// Seed 002's `OrganizationNote`, as JSON-LD.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = OrganizationNote)]
 #[serde(rename_all = "camelCase")]
 pub struct NoteResource {
     #[serde(rename = "@context")]
@@ -338,12 +396,19 @@ pub struct NoteResource {
     #[serde(rename = "@type")]
     pub kind: String,
     pub id: String,
+    #[schema(required = true)]
     pub created_at: Option<String>,
+    #[schema(required = true)]
     pub description: Option<String>,
+    #[schema(required = true)]
     pub title: Option<String>,
+    #[schema(required = true)]
     pub flagged: Option<bool>,
+    #[schema(required = true)]
     pub is_private: Option<bool>,
+    #[schema(required = true)]
     pub author: Option<String>,
+    #[schema(required = true)]
     pub category: Option<String>,
 }
 

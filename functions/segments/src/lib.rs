@@ -9,13 +9,36 @@ use shared::domain::segment::{Reason, Rule};
 use shared::domain::IdentifierKey;
 use shared::http::Json;
 use shared::{AppState, Error};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Every route of the family.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/admin/segments/match"),
     ("POST", "/api/admin/segments/evaluate"),
+    ("GET", "/api/admin/segments/openapi.json"),
 ];
+
+/// The family's OpenAPI document, from its handlers and wire types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Organizations: segments API",
+        description = "Rule trees over user, organization, membership and organization-event facts: whether one user matches and why, and every user a rule selects (secret keys)."
+    ),
+    paths(matches, evaluate)
+)]
+struct Document;
+
+/// The document as served at `/api/admin/segments/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
+}
+
+async fn serve_openapi() -> axum::response::Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    shared::openapi::serve(&DOCUMENT, openapi)
+}
 
 /// Users per page unless the request asks for another number.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -31,30 +54,39 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/segments/evaluate",
             axum::routing::post(evaluate).fallback(shared::http::wrong_method),
         )
+        .route(
+            "/api/admin/segments/openapi.json",
+            axum::routing::get(serve_openapi).fallback(shared::http::wrong_method),
+        )
         .fallback(shared::http::no_route)
         .with_state(state)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ExternalID)]
 pub struct ExternalId {
+    /// Also accepted as `externalId`.
     #[serde(alias = "externalId")]
+    #[schema(min_length = 1, max_length = 255)]
     pub external_id: String,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub source: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UserRef {
+    #[schema(min_items = 1, max_items = 20)]
     pub identifier: Vec<ExternalId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MatchRequest {
     pub user: UserRef,
     pub rule: Rule,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct MatchResponse {
     #[serde(rename = "match")]
     pub matched: bool,
@@ -63,6 +95,9 @@ pub struct MatchResponse {
 
 /// `POST /api/admin/segments/match`: `{user: {identifier}, rule}` →
 /// `{match, reasons}` (which organizations and nodes made it match).
+#[utoipa::path(post, path = "/api/admin/segments/match", tag = "segments",
+    request_body = MatchRequest,
+    responses((status = 200, description = "Whether the rule selects the user, and which organizations and nodes made it", body = MatchResponse)))]
 async fn matches(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
@@ -93,23 +128,26 @@ async fn matches(
     Ok(axum::Json(MatchResponse { matched, reasons }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateRequest {
     pub rule: Rule,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Users per page, 1 to 100 (50 by default).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Identifier {
     pub external_id: String,
     pub source: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct SelectedUser {
     pub id: Uuid,
     pub identifier: Vec<Identifier>,
@@ -118,16 +156,20 @@ pub struct SelectedUser {
     pub organizations: Vec<Uuid>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct EvaluateResponse {
     pub users: Vec<SelectedUser>,
     /// Present while users may follow; a page can hold fewer than `limit`
     /// users (one request examines a bounded number of candidates).
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 /// `POST /api/admin/segments/evaluate`: `{rule, cursor?, limit?}` → the
 /// users the rule selects, in user id order, `{users, next_cursor}`.
+#[utoipa::path(post, path = "/api/admin/segments/evaluate", tag = "segments",
+    request_body = EvaluateRequest,
+    responses((status = 200, description = "A page of the users the rule selects, in user id order", body = EvaluateResponse)))]
 async fn evaluate(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,

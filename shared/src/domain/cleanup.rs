@@ -17,20 +17,22 @@ pub const MAX_OPERATIONS: usize = 1_000;
 pub const MAX_SERVICE_NAME: usize = 64;
 
 /// A deleted organization whose data is being cleaned up.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrganizationToCleanup {
     pub org_id: String,
+    #[schema(format = DateTime)]
     pub deleted_at: String,
     pub deleted_by: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub extra_info: Option<Value>,
 }
 
@@ -46,7 +48,7 @@ pub struct Deletion {
 }
 
 /// One service's report on what it cleaned up.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrganizationCleanupStatus {
     pub org_id: String,
     pub service_name: String,

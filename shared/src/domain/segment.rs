@@ -15,7 +15,7 @@ pub const MAX_DEPTH: usize = 16;
 /// Most nodes in one tree.
 pub const MAX_NODES: usize = 200;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Wrapper,
@@ -26,7 +26,7 @@ pub enum Kind {
     Array,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     Parent,
@@ -36,7 +36,7 @@ pub enum Group {
     OrganizationEvent,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Operator {
     #[serde(rename = "=")]
     Eq,
@@ -78,7 +78,7 @@ pub enum Operator {
     Or,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Minute,
@@ -89,7 +89,7 @@ pub enum Unit {
     Year,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Period {
     #[serde(rename = "type")]
     pub kind: String,
@@ -97,23 +97,25 @@ pub struct Period {
     pub value: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Frequency {
     pub count: u64,
     pub operator: Operator,
     pub period: Period,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserMatch {
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
+    #[schema(no_recursion)]
     pub member_conditions: Vec<Rule>,
 }
 
 /// One node of a rule tree.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SegmentRule)]
 pub struct Rule {
     #[serde(rename = "type")]
     pub kind: Kind,
@@ -122,8 +124,11 @@ pub struct Rule {
     pub path: Option<String>,
     pub operator: Operator,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<Value>,
+    // A tree: its schema refers to itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
     pub children: Vec<Rule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frequency: Option<Frequency>,
@@ -427,7 +432,7 @@ pub struct Facts {
 }
 
 /// A reason a rule matched: which organization and which node.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reason {
     pub node: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
