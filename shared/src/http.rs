@@ -2,8 +2,9 @@
 //! (size cap, content type, errors as problem documents) and limits.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
@@ -42,6 +43,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// A query string, parsed into `T`; a malformed one (a repeated field, a
+/// wrong type) is a 400 problem like every other bad input.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(raw)
+            .map(Query)
+            .map_err(|e| Error::invalid(format!("the query string is malformed: {e}")))
+    }
+}
+
+/// Path parameters, parsed into `T`; a segment that cannot be read (bad
+/// percent-encoding, not UTF-8) is a 400 problem.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|e| Error::invalid(format!("the path is malformed: {}", e.body_text())))
+    }
+}
+
 /// Parses a JSON body (pure, for unit tests and non-axum callers).
 pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -67,22 +98,50 @@ pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
     })
 }
 
-/// Refuses deeply nested JSON before parsing it (serde_json's own limit of
-/// 128 protects the stack; this keeps stored documents reasonable).
+/// Smallest and largest magnitude DynamoDB stores in a number (it refuses
+/// the whole write otherwise, which would be a 5xx after the fact).
+pub const MIN_NUMBER_MAGNITUDE: f64 = 1e-130;
+pub const MAX_NUMBER_MAGNITUDE: f64 = 1e126;
+
+/// Checks what the body may hold before parsing it: nesting at most
+/// `MAX_JSON_DEPTH` deep (serde_json's own limit of 128 protects the stack;
+/// this keeps stored documents reasonable), and only what a stored document
+/// can hold: numbers that are 0 or from 1e-130 up to 1e126 in magnitude,
+/// and no empty object keys (DynamoDB refuses both, failing the write).
 fn check_depth(bytes: &[u8]) -> Result<(), Error> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
+    // Where the last string started, and whether nothing followed it yet.
+    let (mut string_start, mut after_string) = (0usize, false);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
                 (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
+                (false, b'"') => {
+                    in_string = false;
+                    after_string = true;
+                }
                 _ => {}
             }
             continue;
         }
+        if b.is_ascii_whitespace() {
+            continue;
+        }
+        if b == b':' && after_string && i - 1 > string_start && bytes[string_start + 1] == b'"' {
+            return Err(Error::invalid(
+                "the JSON body has an object with an empty key; keys must not be empty",
+            ));
+        }
+        after_string = false;
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                in_string = true;
+                string_start = i - 1;
+            }
             b'{' | b'[' => {
                 depth += 1;
                 if depth > MAX_JSON_DEPTH {
@@ -92,10 +151,37 @@ fn check_depth(bytes: &[u8]) -> Result<(), Error> {
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i - 1;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                check_number(&bytes[start..i])?;
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+fn check_number(token: &[u8]) -> Result<(), Error> {
+    // A malformed token is left to the parser, which names it.
+    let Some(value) = std::str::from_utf8(token)
+        .ok()
+        .and_then(|t| t.parse::<f64>().ok())
+    else {
+        return Ok(());
+    };
+    let magnitude = value.abs();
+    if magnitude == 0.0 || (MIN_NUMBER_MAGNITUDE..MAX_NUMBER_MAGNITUDE).contains(&magnitude) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "the number {} is out of range: numbers are 0 or between 1e-130 and 1e126 in magnitude",
+        String::from_utf8_lossy(token)
+    )))
 }
 
 /// The answer for paths no route matches, in the problem shape.
@@ -126,6 +212,38 @@ mod tests {
         let err = parse::<Body>(&Bytes::from_static(b"{\"identifier\": [")).unwrap_err();
         assert!(err.to_string().contains("not valid JSON"), "{err}");
         assert!(parse::<Body>(&Bytes::from_static(b"  ")).is_err());
+    }
+
+    #[test]
+    fn numbers_a_stored_document_cannot_hold_are_refused() {
+        for bad in [
+            "1e-200",
+            "-1e-131",
+            "1e126",
+            "-2.5e200",
+            "[1, {\"a\": 1e130}]",
+        ] {
+            assert!(check_depth(bad.as_bytes()).is_err(), "{bad}");
+        }
+        for good in [
+            "0",
+            "-0.0",
+            "1e-130",
+            "9.99e125",
+            "12345678901234567890",
+            "-3.5",
+            "[1e-5, 2]",
+        ] {
+            assert!(check_depth(good.as_bytes()).is_ok(), "{good}");
+        }
+        assert!(check_depth(br#"{"a": {"": 1}}"#).is_err());
+        assert!(check_depth(br#"{"a" : {"" : 1}}"#).is_err());
+        assert!(check_depth(br#"{"a": "", "b": [""]}"#).is_ok());
+        assert!(check_depth(br#"{"\"": 1}"#).is_ok());
+        // Digits inside strings are not numbers.
+        assert!(check_depth(b"{\"a\": \"1e-200\"}").is_ok());
+        // 1e-400 reads as 0 (as serde_json reads it), and 0 is storable.
+        assert!(check_depth(b"1e-400").is_ok());
     }
 
     #[test]

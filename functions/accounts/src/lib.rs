@@ -6,7 +6,7 @@
 mod dns;
 mod wire;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
@@ -14,6 +14,7 @@ use shared::auth::{organization_id, organization_project};
 use shared::auth::{Principal, SecretCaller, Session};
 use shared::domain::organization::validate_email;
 use shared::http::Json;
+use shared::http::{Path, Query};
 use shared::{AppState, Error};
 use uuid::Uuid;
 

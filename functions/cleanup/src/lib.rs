@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use shared::domain::cleanup::{
     OWN_SERVICE,
 };
 use shared::http::Json;
+use shared::http::{Path, Query};
 use shared::store::CleanupState;
 use shared::{AppState, Error};
 use uuid::Uuid;

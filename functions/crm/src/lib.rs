@@ -6,7 +6,7 @@
 
 mod wire;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +18,7 @@ use shared::domain::crm::{
     filter_time, normalize_phone, NoteFilter, NoteOrder, OrgFilter, OrgOrder, TimeBound,
 };
 use shared::http::Json;
+use shared::http::Path;
 use shared::{AppState, Error};
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@ mod logo;
 mod wire;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -20,6 +20,7 @@ use shared::domain::features::Context;
 use shared::domain::tenant::{TenantChange, TenantProfile};
 use shared::domain::Organization;
 use shared::http::Json;
+use shared::http::{Path, Query};
 use shared::{AppState, Error};
 use uuid::Uuid;
 

@@ -1,0 +1,31 @@
+"""Reads the JUnit reports of `make fuzz` and decides the run.
+
+A failed check (a 5xx, an undocumented status or content type, a body
+off its schema) is a finding, and so is a network error (a request that
+hung or broke the connection). An error inside schemathesis itself (its
+generator failing, as CPython 3.11 does on deep schemas) is reported but is
+not a finding about the service.
+"""
+
+import sys
+import xml.etree.ElementTree as ET
+
+SERVICE_ERRORS = ("Network Error", "timed out", "Connection")
+
+findings, tool_errors = [], []
+for path in sys.argv[1:]:
+    for case in ET.parse(path).iter("testcase"):
+        for outcome in case:
+            text = f"{outcome.get('message') or ''} {outcome.text or ''}".strip()
+            line = f"{path}: {case.get('name')}: {text.splitlines()[0] if text else outcome.tag}"
+            if outcome.tag == "failure" or (
+                outcome.tag == "error" and any(s in text for s in SERVICE_ERRORS)
+            ):
+                findings.append(line)
+            elif outcome.tag == "error":
+                tool_errors.append(line)
+for line in tool_errors:
+    print(f"schemathesis error (not a finding): {line}")
+for line in findings:
+    print(f"finding: {line}")
+sys.exit(1 if findings else 0)
