@@ -359,6 +359,13 @@ async fn served(router: axum::Router, path: &str) -> Value {
         StatusCode::OK,
         "{path} is served without a key"
     );
+    assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+    let post = integration_tests::call(&router, Method::POST, path, None, Some("{}")).await;
+    assert_eq!(
+        post.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "{path} is GET only"
+    );
     answer.body
 }
 

@@ -32,6 +32,9 @@ pub enum Error {
     /// DNS record that does not carry the token).
     #[error("{0}")]
     Unprocessable(String),
+    /// `If-Match` named another version than the stored one.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -56,6 +59,7 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +78,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Conflict(_) => "conflict",
             Error::Unprocessable(_) => "unprocessable",
+            Error::PreconditionFailed(_) => "precondition_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Storage(_) => "service_unavailable",

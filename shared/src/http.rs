@@ -73,6 +73,67 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
+/// A record's entity tag: its version, quoted (`"3"`).
+pub fn etag(version: u64) -> (axum::http::HeaderName, axum::http::HeaderValue) {
+    (
+        axum::http::header::ETAG,
+        axum::http::HeaderValue::from_str(&format!("\"{version}\""))
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("\"0\"")),
+    )
+}
+
+/// The `If-Match` precondition of an update: absent or `*` allows any
+/// version; otherwise the stored version must be one of the tags given
+/// (`"3"`, `W/"3"`, or a list of them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IfMatch(Option<Vec<String>>);
+
+impl IfMatch {
+    /// Refuses the change (412) unless the stored `version` is allowed.
+    pub fn check(&self, version: u64) -> Result<(), Error> {
+        let Some(tags) = &self.0 else {
+            return Ok(());
+        };
+        let current = version.to_string();
+        if tags.contains(&current) {
+            return Ok(());
+        }
+        Err(Error::PreconditionFailed(format!(
+            "If-Match does not name the current version (ETag \"{version}\"); read the record again"
+        )))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(axum::http::header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| Error::invalid("If-Match is not readable text"))?;
+        if value.trim() == "*" {
+            return Ok(IfMatch(None));
+        }
+        let tags = value
+            .split(',')
+            .map(|t| {
+                let t = t.trim();
+                let t = t.strip_prefix("W/").unwrap_or(t);
+                t.strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        Error::invalid(format!("If-Match holds {t:?}, not a quoted entity tag"))
+                    })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(IfMatch(Some(tags)))
+    }
+}
+
 /// Parses a JSON body (pure, for unit tests and non-axum callers).
 pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -203,6 +264,20 @@ mod tests {
     #[allow(dead_code)]
     struct Body {
         identifier: Vec<String>,
+    }
+
+    #[test]
+    fn if_match_allows_listed_versions_only() {
+        let tags = |v: &[&str]| IfMatch(Some(v.iter().map(|t| t.to_string()).collect()));
+        assert!(IfMatch::default().check(7).is_ok());
+        assert!(tags(&["7"]).check(7).is_ok());
+        assert!(tags(&["6", "7"]).check(7).is_ok());
+        let refused = tags(&["6"]).check(7).unwrap_err();
+        assert_eq!(
+            refused.status(),
+            axum::http::StatusCode::PRECONDITION_FAILED
+        );
+        assert!(tags(&["x"]).check(7).is_err());
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! document from its wire types (`utoipa`), so it cannot drift from them.
 
 use axum::http::{header, HeaderValue};
+use std::sync::{Arc, OnceLock};
+
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -84,9 +87,19 @@ fn add_problem_response(operation: &mut Operation) {
         });
 }
 
-/// Serves a document as JSON (built once per container).
-pub fn serve(doc: &'static std::sync::OnceLock<String>, build: fn() -> OpenApi) -> Response {
-    let text = doc.get_or_init(|| build().to_json().unwrap_or_else(|_| "{}".into()));
+/// The route that serves a family's document, built on first request and
+/// kept for the container's life; only `GET` is served.
+pub fn route<S: Clone + Send + Sync + 'static>(build: fn() -> OpenApi) -> MethodRouter<S> {
+    let document: Arc<OnceLock<String>> = Arc::default();
+    axum::routing::get(move || {
+        let document = document.clone();
+        async move { serve(&document, build) }
+    })
+    .fallback(crate::http::wrong_method)
+}
+
+fn serve(document: &OnceLock<String>, build: fn() -> OpenApi) -> Response {
+    let text = document.get_or_init(|| build().to_json().unwrap_or_else(|_| "{}".into()));
     (
         [(
             header::CONTENT_TYPE,

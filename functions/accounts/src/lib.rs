@@ -8,13 +8,14 @@ mod wire;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use shared::auth::{organization_id, organization_project};
 use shared::auth::{Principal, SecretCaller, Session};
 use shared::domain::organization::validate_email;
 use shared::http::Json;
-use shared::http::{Path, Query};
+use shared::http::{IfMatch, Path, Query};
 use shared::{AppState, Error};
 use uuid::Uuid;
 
@@ -89,11 +90,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
 }
 
-async fn serve_openapi() -> axum::response::Response {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    shared::openapi::serve(&DOCUMENT, openapi)
-}
-
 const DEFAULT_LIMIT: usize = 10;
 const TIMELINE_DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
@@ -148,10 +144,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/organizations/{organization_id}/domains/{domain_id}/verify",
             axum::routing::post(verify_domain).fallback(shared::http::wrong_method),
         )
-        .route(
-            "/v1/openapi.json",
-            get(serve_openapi).fallback(shared::http::wrong_method),
-        )
+        .route("/v1/openapi.json", shared::openapi::route(openapi))
         .fallback(shared::http::no_route)
         .with_state(state)
 }
@@ -234,12 +227,12 @@ async fn present_one(
 /// `GET /v1/organizations/{organization_id}`: one read.
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}", tag = "organizations",
     params(("organization_id" = String, Path, description = "The organization's id")),
-    responses((status = 200, description = "The organization", body = OrganizationResponse)))]
+    responses((status = 200, description = "The organization", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<axum::Json<OrganizationResponse>, Error> {
+) -> Result<Response, Error> {
     let org_id = organization_id(&id)?;
     let project = organization_project(&state.store, &principal, org_id, false).await?;
     let org = state
@@ -247,20 +240,25 @@ async fn read(
         .get_organization(project, org_id)
         .await?
         .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
-    Ok(axum::Json(present_one(&state, project, org).await?))
+    let tag = shared::http::etag(org.version);
+    Ok(([tag], axum::Json(present_one(&state, project, org).await?)).into_response())
 }
 
 /// `PATCH /v1/organizations/{organization_id}`: `name` and `billing_email`
-/// (`null` reverts the billing email to the oldest owner's).
+/// (`null` reverts the billing email to the oldest owner's); with
+/// `If-Match`, only while the record is at that version (else 412).
 #[utoipa::path(patch, path = "/v1/organizations/{organization_id}", tag = "organizations",
-    params(("organization_id" = String, Path, description = "The organization's id")), request_body = OrganizationUpdateParams,
-    responses((status = 200, description = "The organization, updated", body = OrganizationResponse)))]
+    params(("organization_id" = String, Path, description = "The organization's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change was made from")),
+    request_body = OrganizationUpdateParams,
+    responses((status = 200, description = "The organization, updated", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
+    if_match: IfMatch,
     Json(params): Json<OrganizationUpdateParams>,
-) -> Result<axum::Json<OrganizationResponse>, Error> {
+) -> Result<Response, Error> {
     let org_id = organization_id(&id)?;
     let project = organization_project(&state.store, &principal, org_id, true).await?;
     let name = match params.name {
@@ -278,6 +276,7 @@ async fn update(
     let org = state
         .store
         .modify_organization(project, org_id, |org| {
+            if_match.check(org.version)?;
             let before = org.clone();
             if let Some(name) = &name {
                 org.name = Some(name.clone());
@@ -295,7 +294,8 @@ async fn update(
             Ok(!unchanged)
         })
         .await?;
-    Ok(axum::Json(present_one(&state, project, org).await?))
+    let tag = shared::http::etag(org.version);
+    Ok(([tag], axum::Json(present_one(&state, project, org).await?)).into_response())
 }
 
 /// `DELETE /v1/organizations/{organization_id}`.

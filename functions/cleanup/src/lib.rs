@@ -48,11 +48,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
 }
 
-async fn serve_openapi() -> axum::response::Response {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    shared::openapi::serve(&DOCUMENT, openapi)
-}
-
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 /// Items read and deleted per round of a purge.
@@ -65,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         // A static segment: it takes precedence over `/cleanup/{org_id}`.
         .route(
             "/v2/organization/cleanup/openapi.json",
-            get(serve_openapi).fallback(shared::http::wrong_method),
+            shared::openapi::route(openapi),
         )
         .route(
             "/v2/organization/cleanup",

@@ -6,7 +6,7 @@ mod wire;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
 use shared::auth::Caller;
 use shared::domain::ProfileUpsert;
@@ -57,11 +57,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
 }
 
-async fn serve_openapi() -> axum::response::Response {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    shared::openapi::serve(&DOCUMENT, openapi)
-}
-
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -90,10 +85,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(delete_scheduled)
                 .fallback(shared::http::wrong_method),
         )
-        .route(
-            "/api/client/openapi.json",
-            get(serve_openapi).fallback(shared::http::wrong_method),
-        )
+        .route("/api/client/openapi.json", shared::openapi::route(openapi))
         .fallback(shared::http::no_route)
         .with_state(state)
 }

@@ -68,11 +68,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
 }
 
-async fn serve_openapi() -> Response {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    shared::openapi::serve(&DOCUMENT, openapi)
-}
-
 /// Page size when none is asked for, and the most a page holds (a larger
 /// `itemsPerPage` is lowered to it, as the CRM does).
 const DEFAULT_PAGE_SIZE: usize = 15;
@@ -83,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         // A static segment: it takes precedence over `/organizations/{id}`.
         .route(
             "/organizations/openapi.json",
-            get(serve_openapi).fallback(shared::http::wrong_method),
+            shared::openapi::route(openapi),
         )
         .route(
             "/organizations",

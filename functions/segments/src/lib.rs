@@ -35,11 +35,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
 }
 
-async fn serve_openapi() -> axum::response::Response {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    shared::openapi::serve(&DOCUMENT, openapi)
-}
-
 /// Users per page unless the request asks for another number.
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
@@ -56,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/admin/segments/openapi.json",
-            axum::routing::get(serve_openapi).fallback(shared::http::wrong_method),
+            shared::openapi::route(openapi),
         )
         .fallback(shared::http::no_route)
         .with_state(state)

@@ -20,7 +20,7 @@ use shared::domain::features::Context;
 use shared::domain::tenant::{TenantChange, TenantProfile};
 use shared::domain::Organization;
 use shared::http::Json;
-use shared::http::{Path, Query};
+use shared::http::{IfMatch, Path, Query};
 use shared::{AppState, Error};
 use uuid::Uuid;
 
@@ -73,11 +73,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
 }
 
-async fn serve_openapi() -> Response {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    shared::openapi::serve(&DOCUMENT, openapi)
-}
-
 /// How long clients may keep feature settings (they are evaluated per
 /// organization, so only the caller's own cache may hold them).
 const FEATURES_CACHE: &str = "private, max-age=300";
@@ -125,10 +120,7 @@ pub fn router(state: AppState) -> Router {
             "/v2/organization/{org_id}/data-points",
             get(data_points).fallback(shared::http::wrong_method),
         )
-        .route(
-            "/v2/openapi.json",
-            get(serve_openapi).fallback(shared::http::wrong_method),
-        )
+        .route("/v2/openapi.json", shared::openapi::route(openapi))
         .fallback(shared::http::no_route)
         .with_state(state)
 }
@@ -188,37 +180,46 @@ async fn current(
 /// `GET /v2/organization/{org_id}`: one read.
 #[utoipa::path(get, path = "/v2/organization/{org_id}", tag = "organization",
     params(("org_id" = String, Path, description = "The organization's id")),
-    responses((status = 200, description = "The organization", body = OrganizationResponse)))]
+    responses((status = 200, description = "The organization", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<axum::Json<OrganizationResponse>, Error> {
+) -> Result<Response, Error> {
     let org = org_id(&id)?;
     let project = organization_project(&state.store, &principal, org, false).await?;
     let found = fetch(&state, project, org).await?;
-    Ok(axum::Json(present(&state, found).await?))
+    let tag = shared::http::etag(found.version);
+    Ok(([tag], axum::Json(present(&state, found).await?)).into_response())
 }
 
-/// `PATCH /v2/organization/{org_id}`: only the fields given change.
+/// `PATCH /v2/organization/{org_id}`: only the fields given change; with
+/// `If-Match`, only while the record is at that version (else 412).
 #[utoipa::path(patch, path = "/v2/organization/{org_id}", tag = "organization",
-    params(("org_id" = String, Path, description = "The organization's id")), request_body(content = wire::OrganizationPatch, description = "Only the fields given change; null clears one"),
-    responses((status = 200, description = "The organization, updated", body = OrganizationResponse)))]
+    params(("org_id" = String, Path, description = "The organization's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change was made from")),
+    request_body(content = wire::OrganizationPatch, description = "Only the fields given change; null clears one"),
+    responses((status = 200, description = "The organization, updated", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
 async fn update(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
+    if_match: IfMatch,
     Json(body): Json<wire::OrganizationPatch>,
-) -> Result<axum::Json<OrganizationResponse>, Error> {
+) -> Result<Response, Error> {
     let org = org_id(&id)?;
     let change = TenantChange::from(body);
     change.validate()?;
     let project = organization_project(&state.store, &principal, org, true).await?;
     let updated = state
         .store
-        .modify_organization(project, org, |o| Ok(change.apply(o)))
+        .modify_organization(project, org, |o| {
+            if_match.check(o.version)?;
+            Ok(change.apply(o))
+        })
         .await?;
-    Ok(axum::Json(present(&state, updated).await?))
+    let tag = shared::http::etag(updated.version);
+    Ok(([tag], axum::Json(present(&state, updated).await?)).into_response())
 }
 
 /// `POST /v2/organization` (secret key): the organization and its owner,
