@@ -151,7 +151,7 @@ pub struct SecretCaller(pub Caller);
 
 /// The credential presented: `Authorization: Bearer <token>`, else an
 /// `X-API-KEY` header (the CRM dialect's way of sending a key).
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
     let authorization = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)

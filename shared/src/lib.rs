@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
 pub mod keys;
 pub mod openapi;

@@ -87,6 +87,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/client/openapi.json", shared::openapi::route(openapi))
         .fallback(shared::http::no_route)
+        // A retried POST with the same Idempotency-Key answers the first response.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shared::idempotency::layer,
+        ))
         .with_state(state)
 }
 

@@ -106,6 +106,11 @@ pub fn router(state: AppState) -> Router {
                 .fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
+        // A retried POST with the same Idempotency-Key answers the first response.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            shared::idempotency::layer,
+        ))
         .with_state(state)
 }
 
