@@ -286,3 +286,41 @@ async fn empty_object_keys_are_refused_and_odd_characters_are_kept() {
         assert_eq!(answer.body["identifier"][0]["external_id"], "\u{13}c\u{0}d");
     }
 }
+
+/// Idempotency keys the fuzzer draws outside the documented pattern (not
+/// visible ASCII, too long, empty) are 400 problems, and write nothing.
+#[tokio::test]
+async fn malformed_idempotency_keys_are_400_problems() {
+    let state = state().await;
+    let p = project(&state).await;
+    let router = client::router(state.clone());
+    let long = "k".repeat(256);
+    let keys: [&[u8]; 4] = [b"caf\xc3\xa9", b"a b", long.as_bytes(), b""];
+    for key in keys {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/api/client/organizations")
+            .header("authorization", format!("Bearer {}", p.secret_key))
+            .header("content-type", "application/json")
+            .header(
+                "idempotency-key",
+                axum::http::HeaderValue::from_bytes(key).expect("a header value"),
+            )
+            .body(Body::from(r#"{"identifier": [{"external_id": "k"}]}"#))
+            .unwrap();
+        let answer = send(&router, request).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{key:?}: {:?}",
+            answer.body
+        );
+        assert_eq!(
+            answer.content_type.as_deref(),
+            Some("application/problem+json")
+        );
+    }
+    assert!(integration_tests::project_items(&state, p.project_id)
+        .await
+        .is_empty());
+}

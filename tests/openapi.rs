@@ -372,6 +372,13 @@ async fn served(router: axum::Router, path: &str) -> Value {
 #[tokio::test]
 async fn client_document_is_served_complete_and_compatible() {
     let doc = check_document(&client::openapi(), client::ROUTES);
+    let parameters = &doc["paths"]["/api/client/organizations"]["post"]["parameters"];
+    assert!(
+        parameters.as_array().is_some_and(|p| p
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")),
+        "POSTs document Idempotency-Key: {parameters}"
+    );
     assert_compatible(&doc, "lunogram-client-organizations.openapi.json");
     let state = integration_tests::state().await;
     assert_eq!(
@@ -485,6 +492,10 @@ async fn crm_document_is_served_complete_and_compatible() {
 #[tokio::test]
 async fn segments_document_is_served_complete() {
     let doc = check_document(&segments::openapi(), segments::ROUTES);
+    assert!(
+        !doc.to_string().contains("Idempotency-Key"),
+        "segment evaluations write nothing: no idempotency layer"
+    );
     let rule = &doc["components"]["schemas"]["SegmentRule"];
     assert_eq!(
         rule["properties"]["children"]["items"]["$ref"], "#/components/schemas/SegmentRule",

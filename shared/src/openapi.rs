@@ -8,10 +8,12 @@ use std::sync::{Arc, OnceLock};
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
+use utoipa::openapi::Required;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
 /// The security schemes: every family takes its keys (and, where an
@@ -85,6 +87,35 @@ fn add_problem_response(operation: &mut Operation) {
                 .build()
                 .into()
         });
+}
+
+/// Documents the `Idempotency-Key` header on every POST of a family whose
+/// router has the idempotency layer.
+pub fn with_idempotency(mut doc: OpenApi) -> OpenApi {
+    for item in doc.paths.paths.values_mut() {
+        if let Some(operation) = item.post.as_mut() {
+            let parameter = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe: the same key and request answer the first response and write nothing (24 hours); another request with the key is 422",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(crate::idempotency::MAX_KEY_LEN))
+                        .pattern(Some("^[!-~]+$")),
+                ))
+                .build();
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(parameter);
+        }
+    }
+    doc
 }
 
 /// The route that serves a family's document, built on first request and

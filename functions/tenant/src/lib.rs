@@ -70,7 +70,9 @@ struct Document;
 
 /// The document as served at `/v2/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    shared::openapi::finish(<Document as utoipa::OpenApi>::openapi())
+    shared::openapi::with_idempotency(shared::openapi::finish(
+        <Document as utoipa::OpenApi>::openapi(),
+    ))
 }
 
 /// How long clients may keep feature settings (they are evaluated per
