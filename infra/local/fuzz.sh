@@ -51,6 +51,11 @@ for family in $families; do
   # From .local/fuzz: nothing schemathesis writes may land in the
   # workspace, where cargo lambda watch would rebuild on it.
   rm -f ".local/fuzz/$family.xml"
+  # The function may still be starting: wait until it serves its document.
+  for _ in $(seq 1 120); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$base${DOCUMENT[$family]}")" = 200 ] && break
+    sleep 1
+  done
   # Its exit status mixes findings with its own errors; the reports decide.
   (cd .local/fuzz && SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH="$ROOT/infra/local" \
       "$ST_VENV/bin/st" --no-color run "$base${DOCUMENT[$family]}" \
