@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::http::MAX_BODY_BYTES;
-use crate::store::{storage, Item};
+use crate::store::{s, storage, text, Item};
 use crate::{keys, AppState};
 
 pub const HEADER: &str = "idempotency-key";
@@ -46,16 +46,6 @@ fn project_of(credential: &str) -> Option<Uuid> {
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims["project_id"].as_str()?.parse().ok()
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn text<'a>(item: &'a Item, name: &str) -> &'a str {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map_or("", String::as_str)
 }
 
 /// The middleware: requests without the header, or other than POST, pass.
