@@ -22,7 +22,7 @@ pub const FUNCTIONS: &[&str] = &[
 ];
 
 /// Starts per function.
-const RUNS: usize = 15;
+pub const RUNS: usize = 15;
 
 pub struct Cold {
     pub function: &'static str,

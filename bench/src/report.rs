@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::coldstart::Cold;
 use crate::micro::Micro;
 use crate::scenarios::Throughput;
-use crate::Measured;
+use crate::{Measured, Percentiles};
 
 /// AWS list prices used (us-east-1, on-demand, as published in 2025).
 const READ_UNIT: f64 = 0.125 / 1e6;
@@ -201,7 +201,7 @@ pub fn render(
             c.function
         );
     }
-    let _ = writeln!(s);
+    let _ = writeln!(s, "\n{}", init_verdict(cold));
 
     let _ = writeln!(s, "## Micro-benchmarks (criterion)\n");
     if micro.is_empty() {
@@ -222,4 +222,87 @@ pub fn render(
         let _ = writeln!(s);
     }
     s
+}
+
+/// The init goal's verdict under the cold-start table: how many functions
+/// start within it at p50, and those whose slowest starts (p99 of
+/// [`crate::coldstart::RUNS`] starts is about the slowest one) exceed it.
+fn init_verdict(cold: &[Cold]) -> String {
+    let measured: Vec<(&str, Percentiles)> = cold
+        .iter()
+        .filter_map(|c| c.init.map(|i| (c.function, i)))
+        .collect();
+    let within = measured.iter().filter(|(_, i)| i.p50 < INIT_GOAL).count();
+    let mut text = format!(
+        "Init goal (under {} ms at p50): {within} of {} functions.",
+        INIT_GOAL.as_millis(),
+        measured.len()
+    );
+    let unmeasured: Vec<&str> = cold
+        .iter()
+        .filter(|c| c.init.is_none())
+        .map(|c| c.function)
+        .collect();
+    if !unmeasured.is_empty() {
+        let _ = write!(
+            text,
+            " Not measured (no host binary): {}.",
+            unmeasured.join(", ")
+        );
+    }
+    let slow: Vec<String> = measured
+        .iter()
+        .filter(|(_, i)| i.p99 >= INIT_GOAL)
+        .map(|(f, i)| format!("{f} {} ms", ms(i.p99)))
+        .collect();
+    if !slow.is_empty() {
+        let _ = write!(
+            text,
+            " At p99 (of {} starts, about the slowest one) above it: {}.",
+            crate::coldstart::RUNS,
+            slow.join(", ")
+        );
+    }
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cold(function: &'static str, p50: u64, p99: u64) -> Cold {
+        Cold {
+            function,
+            package: None,
+            init: Some(Percentiles {
+                p50: Duration::from_millis(p50),
+                p99: Duration::from_millis(p99),
+            }),
+        }
+    }
+
+    #[test]
+    fn init_verdict_counts_p50_and_names_slow_tails_and_gaps() {
+        let mut all = vec![
+            cold("client", 12, 20),
+            cold("crm", 31, 40),
+            cold("scheduler", 15, 41),
+        ];
+        all.push(Cold {
+            function: "tenant",
+            package: None,
+            init: None,
+        });
+        assert_eq!(
+            init_verdict(&all),
+            "Init goal (under 30 ms at p50): 2 of 3 functions. Not measured (no host binary): \
+             tenant. At p99 (of 15 starts, about the slowest one) above it: crm 40.00 ms, \
+             scheduler 41.00 ms.\n"
+        );
+        assert_eq!(
+            init_verdict(&[cold("client", 12, 20)]),
+            "Init goal (under 30 ms at p50): 1 of 1 functions.\n"
+        );
+    }
 }
