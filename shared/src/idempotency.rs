@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::http::MAX_BODY_BYTES;
-use crate::store::{s, storage, text, Item};
+use crate::store::{key, n, s, storage, text, Item};
 use crate::{keys, AppState};
 
 pub const HEADER: &str = "idempotency-key";
@@ -98,11 +98,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         hex::encode(hash.finalize())
     };
     let scope = hex::encode(&Sha256::digest(credential.as_bytes())[..16]);
-    let pk = format!(
-        "{}#IDEM#{scope}#{}",
-        keys::project_pk(project),
-        keys::component(&key)
-    );
+    let pk = keys::idempotency_pk(project, &scope, &key);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
 
     let claim = state
@@ -110,24 +106,17 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         .client()
         .put_item()
         .table_name(state.store.table())
-        .item(keys::PK, s(&pk))
-        .item(keys::SK, s("IDEM"))
+        .set_item(Some(item_key(&pk)))
         .item("fingerprint", s(&fingerprint))
         .item("state", s("pending"))
-        .item(
-            "lease_until",
-            AttributeValue::N((now + LEASE_SECS).to_string()),
-        )
-        .item(
-            keys::TTL,
-            AttributeValue::N((now + RETENTION_SECS).to_string()),
-        )
+        .item("lease_until", n(now + LEASE_SECS))
+        .item(keys::TTL, n(now + RETENTION_SECS))
         .condition_expression(
             "attribute_not_exists(PK) OR (#state = :pending AND lease_until < :now)",
         )
         .expression_attribute_names("#state", "state")
         .expression_attribute_values(":pending", s("pending"))
-        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+        .expression_attribute_values(":now", n(now))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .send()
         .await;
@@ -149,8 +138,7 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             .client()
             .delete_item()
             .table_name(state.store.table())
-            .key(keys::PK, s(&pk))
-            .key(keys::SK, s("IDEM"))
+            .set_key(Some(item_key(&pk)))
             .send()
             .await;
     };
@@ -181,18 +169,14 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             .client()
             .update_item()
             .table_name(state.store.table())
-            .key(keys::PK, s(&pk))
-            .key(keys::SK, s("IDEM"))
+            .set_key(Some(item_key(&pk)))
             .update_expression(
                 "SET #state = :done, #status = :status, content_type = :ct, body = :body",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":done", s("done"))
-            .expression_attribute_values(
-                ":status",
-                AttributeValue::N(parts.status.as_u16().to_string()),
-            )
+            .expression_attribute_values(":status", n(parts.status.as_u16()))
             .expression_attribute_values(":ct", s(content_type))
             .expression_attribute_values(
                 ":body",
@@ -211,6 +195,11 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         );
     }
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// The claim item's primary key.
+fn item_key(pk: &str) -> Item {
+    key(pk, keys::IDEMPOTENCY_SK)
 }
 
 /// The answer to a key seen before.

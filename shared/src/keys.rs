@@ -243,6 +243,14 @@ pub fn counter_sk(event_name: &str, day: &str) -> String {
     format!("CNT#{}#{day}", component(event_name))
 }
 
+/// A claimed `Idempotency-Key`, scoped by the project and by `scope` (a
+/// hash of the credential), so keys never cross callers.
+pub fn idempotency_pk(project: Uuid, scope: &str, key: &str) -> String {
+    format!("{}#IDEM#{scope}#{}", project_pk(project), component(key))
+}
+
+pub const IDEMPOTENCY_SK: &str = "IDEM";
+
 /// Checks that a key taken from outside (a cursor) belongs to the project.
 pub fn belongs_to(project: Uuid, key: &str) -> bool {
     let prefix = project_pk(project);
