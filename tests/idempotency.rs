@@ -5,10 +5,8 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use integration_tests::{project, project_items, state};
 use serde_json::Value;
-use tower::ServiceExt;
 
 struct Answer {
     status: StatusCode,
@@ -25,14 +23,11 @@ async fn post(router: &axum::Router, path: &str, key: &str, idem: &str, body: &s
         .header("idempotency-key", idem)
         .body(Body::from(body.to_owned()))
         .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let replayed = response.headers().contains_key("idempotent-replayed");
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let answer = integration_tests::send(router, request).await;
     Answer {
-        status,
-        replayed,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        status: answer.status,
+        replayed: answer.headers.contains_key("idempotent-replayed"),
+        body: answer.body,
     }
 }
 

@@ -5,10 +5,8 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use integration_tests::{project, state};
 use serde_json::Value;
-use tower::ServiceExt;
 
 struct Answer {
     status: StatusCode,
@@ -40,16 +38,17 @@ async fn request(
                 .unwrap_or_else(Body::empty),
         )
         .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let etag = response
-        .headers()
+    let answer = integration_tests::send(router, request).await;
+    let etag = answer
+        .headers
         .get("etag")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer { status, etag, body }
+    Answer {
+        status: answer.status,
+        etag,
+        body: answer.body,
+    }
 }
 
 /// The update path and a body for each family, and the field it sets.

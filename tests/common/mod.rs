@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -46,6 +46,7 @@ pub async fn project(state: &AppState) -> CreatedProject {
 pub struct Exchange {
     pub status: StatusCode,
     pub content_type: Option<String>,
+    pub headers: HeaderMap,
     pub body: Value,
 }
 
@@ -85,12 +86,8 @@ pub async fn send(router: &Router, request: Request<Body>) -> Exchange {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("a body").to_bytes();
     let body = if bytes.is_empty() {
         Value::Null
     } else {
@@ -100,6 +97,7 @@ pub async fn send(router: &Router, request: Request<Body>) -> Exchange {
     Exchange {
         status,
         content_type,
+        headers: parts.headers,
         body,
     }
 }
