@@ -141,7 +141,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Error> {
             "the request body is empty; JSON is required".into(),
         ));
     }
-    check_depth(bytes)?;
+    check_storable(bytes)?;
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -169,7 +169,7 @@ pub const MAX_NUMBER_MAGNITUDE: f64 = 1e126;
 /// this keeps stored documents reasonable), and only what a stored document
 /// can hold: numbers that are 0 or from 1e-130 up to 1e126 in magnitude,
 /// and no empty object keys (DynamoDB refuses both, failing the write).
-fn check_depth(bytes: &[u8]) -> Result<(), Error> {
+fn check_storable(bytes: &[u8]) -> Result<(), Error> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     // Where the last string started, and whether nothing followed it yet.
     let (mut string_start, mut after_string) = (0usize, false);
@@ -298,7 +298,7 @@ mod tests {
             "-2.5e200",
             "[1, {\"a\": 1e130}]",
         ] {
-            assert!(check_depth(bad.as_bytes()).is_err(), "{bad}");
+            assert!(check_storable(bad.as_bytes()).is_err(), "{bad}");
         }
         for good in [
             "0",
@@ -309,23 +309,23 @@ mod tests {
             "-3.5",
             "[1e-5, 2]",
         ] {
-            assert!(check_depth(good.as_bytes()).is_ok(), "{good}");
+            assert!(check_storable(good.as_bytes()).is_ok(), "{good}");
         }
-        assert!(check_depth(br#"{"a": {"": 1}}"#).is_err());
-        assert!(check_depth(br#"{"a" : {"" : 1}}"#).is_err());
-        assert!(check_depth(br#"{"a": "", "b": [""]}"#).is_ok());
-        assert!(check_depth(br#"{"\"": 1}"#).is_ok());
+        assert!(check_storable(br#"{"a": {"": 1}}"#).is_err());
+        assert!(check_storable(br#"{"a" : {"" : 1}}"#).is_err());
+        assert!(check_storable(br#"{"a": "", "b": [""]}"#).is_ok());
+        assert!(check_storable(br#"{"\"": 1}"#).is_ok());
         // Digits inside strings are not numbers.
-        assert!(check_depth(b"{\"a\": \"1e-200\"}").is_ok());
+        assert!(check_storable(b"{\"a\": \"1e-200\"}").is_ok());
         // 1e-400 reads as 0 (as serde_json reads it), and 0 is storable.
-        assert!(check_depth(b"1e-400").is_ok());
+        assert!(check_storable(b"1e-400").is_ok());
     }
 
     #[test]
     fn deep_nesting_is_refused_but_brackets_in_strings_are_not_counted() {
         let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
-        assert!(check_depth(deep.as_bytes()).is_err());
+        assert!(check_storable(deep.as_bytes()).is_err());
         let quoted = format!("\"{}\"", "[".repeat(40));
-        assert!(check_depth(quoted.as_bytes()).is_ok());
+        assert!(check_storable(quoted.as_bytes()).is_ok());
     }
 }
