@@ -386,8 +386,8 @@ async fn memberships_made_by_the_client_show_here_and_the_last_owner_cannot_leav
     assert_eq!(listed.body["items"][0]["role"], "owner");
 
     let client_org = ident.body["id"].as_str().unwrap().to_owned();
-    let added = call(&client, Method::POST, "/api/client/organizations/users", Some(&p.publishable_key), Some(r#"{
-        "organization": {"identifier": [{"external_id": "acme"}]}, "user": {"identifier": [{"external_id": "bob"}]}, "data": {"role": "admin"}
+    let added = call(&client, Method::POST, "/api/client/organizations/users", Some(&p.secret_key), Some(r#"{
+        "organization": {"identifier": [{"external_id": "acme"}]}, "user": {"identifier": [{"source": "session", "external_id": "bob"}]}, "data": {"role": "admin"}
     }"#)).await;
     assert_eq!(added.status, StatusCode::OK);
     let listed = call(
@@ -476,7 +476,7 @@ async fn memberships_made_by_the_client_show_here_and_the_last_owner_cannot_leav
         )
         .await
         .status,
-        StatusCode::UNAUTHORIZED
+        StatusCode::FORBIDDEN
     );
     assert_eq!(
         call(
@@ -706,7 +706,7 @@ async fn a_session_reaches_only_its_users_organizations() {
     )
     .await;
     let shared_org = call(&client, Method::POST, "/api/client/organizations/users", Some(&p.secret_key), Some(
-        r#"{"organization": {"identifier": [{"external_id": "shared"}]}, "user": {"identifier": [{"external_id": "ann"}]}}"#,
+        r#"{"organization": {"identifier": [{"external_id": "shared"}]}, "user": {"identifier": [{"source": "session", "external_id": "ann"}]}}"#,
     )).await;
     let shared_id = shared_org.body["organization_id"]
         .as_str()
@@ -1057,7 +1057,7 @@ async fn an_unset_billing_email_shows_the_oldest_owners() {
         Method::POST,
         "/api/client/users",
         Some(&p.secret_key),
-        Some(r#"{"identifier": [{"external_id": "ann"}], "data": {"email": "ann@acme.test"}}"#),
+        Some(r#"{"identifier": [{"source": "session", "external_id": "ann"}], "data": {"email": "ann@acme.test"}}"#),
     )
     .await;
     assert_eq!(user.status, StatusCode::OK, "{:?}", user.body);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::domain::Scope;
 use crate::error::Error;
 use crate::store::Store;
 
@@ -143,6 +144,9 @@ pub trait AuthState {
 pub struct Caller {
     pub project_id: Uuid,
     pub kind: KeyKind,
+    /// The first bytes of the key's SHA-256: tells keys of one project
+    /// apart (idempotency records are scoped by it) without holding the key.
+    pub key_digest: [u8; 16],
 }
 
 /// A request authenticated with a secret key.
@@ -184,18 +188,156 @@ impl Caller {
         if record.revoked_at.is_some() {
             return Err(Error::Unauthorized("the API key has been revoked".into()));
         }
+        let mut key_digest = [0u8; 16];
+        key_digest.copy_from_slice(&Sha256::digest(key.expose().as_bytes())[..16]);
         Ok(Caller {
             project_id: key.project_id(),
             kind: record.kind,
+            key_digest,
         })
     }
 }
 
+impl Caller {
+    /// How far the key reaches in its project.
+    pub fn scope(&self) -> Scope {
+        match self.kind {
+            KeyKind::Secret => Scope::Project,
+            KeyKind::Publishable => Scope::Unclaimed,
+        }
+    }
+}
+
+/// A request's verified credential: the one way in. [`layer`] verifies it
+/// once, before anything else runs (idempotent replays included), and the
+/// extractors below read it from the request's extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    Key(Caller),
+    Session(Session),
+}
+
+/// What [`layer`] leaves in the extensions: `None` when no credential was sent.
+#[derive(Clone, Debug)]
+struct Verified(Option<Credential>);
+
+impl Credential {
+    pub fn project_id(&self) -> Uuid {
+        match self {
+            Credential::Key(caller) => caller.project_id,
+            Credential::Session(session) => session.project_id,
+        }
+    }
+
+    /// Verifies what the request presents: `None` when it presents nothing.
+    pub async fn authenticate<S: AuthState + Sync>(
+        state: &S,
+        parts: &Parts,
+    ) -> Result<Option<Self>, Error> {
+        let Some(token) = bearer(parts) else {
+            return Ok(None);
+        };
+        if token.starts_with("pk_") || token.starts_with("sk_") {
+            let caller = Caller::authenticate(state.store(), Some(token)).await?;
+            return Ok(Some(Credential::Key(caller)));
+        }
+        Ok(Some(Credential::Session(
+            Session::authenticate(state, parts).await?,
+        )))
+    }
+
+    /// The credential [`layer`] verified, or (for a router without the
+    /// layer) verified now; 401 when none was sent.
+    async fn of<S: AuthState + Sync>(parts: &Parts, state: &S) -> Result<Self, Error> {
+        let verified = match parts.extensions.get::<Verified>() {
+            Some(Verified(verified)) => verified.clone(),
+            None => Credential::authenticate(state, parts).await?,
+        };
+        verified.ok_or_else(|| {
+            Error::Unauthorized(
+                "a credential is required: send `Authorization: Bearer <key or session token>`"
+                    .into(),
+            )
+        })
+    }
+
+    /// The credential a request carries after [`layer`] ran.
+    pub fn verified(extensions: &axum::http::Extensions) -> Option<&Credential> {
+        extensions.get::<Verified>()?.0.as_ref()
+    }
+}
+
+/// The middleware every HTTP family runs outermost: a presented credential
+/// is verified first, and a bad one is a 401 before anything else runs.
+pub async fn layer(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = request.into_parts();
+    match Credential::authenticate(&state, &parts).await {
+        Ok(verified) => {
+            parts.extensions.insert(Verified(verified));
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Whether a family remembers `Idempotency-Key`s (see [`crate::idempotency`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    OnPost,
+    Off,
+}
+
+/// A family's routes behind the one way in: the credential is verified
+/// first ([`layer`]), then a POST's `Idempotency-Key` is honoured, scoped by
+/// that verified credential.
+pub fn front_door(
+    routes: axum::Router<crate::AppState>,
+    state: crate::AppState,
+    idempotency: Idempotency,
+) -> axum::Router {
+    let routes = match idempotency {
+        Idempotency::OnPost => routes.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::layer,
+        )),
+        Idempotency::Off => routes,
+    };
+    routes
+        .layer(axum::middleware::from_fn_with_state(state.clone(), layer))
+        .with_state(state)
+}
+
+fn needs_secret_key() -> Error {
+    Error::Forbidden(
+        "this operation needs a secret key (sk_…); publishable keys are for the client API".into(),
+    )
+}
+
+impl<S: AuthState + Send + Sync> FromRequestParts<S> for Credential {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Credential::of(parts, state).await
+    }
+}
+
+/// The client family takes API keys only.
 impl<S: AuthState + Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Caller::authenticate(state.store(), bearer(parts)).await
+        match Credential::of(parts, state).await? {
+            Credential::Key(caller) => Ok(caller),
+            Credential::Session(_) => Err(Error::Unauthorized(
+                "this API takes API keys: send `Authorization: Bearer <pk_… or sk_…>`".into(),
+            )),
+        }
     }
 }
 
@@ -203,13 +345,9 @@ impl<S: AuthState + Send + Sync> FromRequestParts<S> for SecretCaller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        match caller.kind {
-            KeyKind::Secret => Ok(SecretCaller(caller)),
-            KeyKind::Publishable => Err(Error::Forbidden(
-                "this operation needs a secret key (sk_…); publishable keys are for the client API"
-                    .into(),
-            )),
+        match Credential::of(parts, state).await? {
+            Credential::Key(caller) if caller.kind == KeyKind::Secret => Ok(SecretCaller(caller)),
+            _ => Err(needs_secret_key()),
         }
     }
 }
@@ -230,19 +368,18 @@ impl Principal {
     }
 }
 
+/// Every family but client: a secret key or a user session.
 impl<S: AuthState + Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts);
-        if token.is_some_and(|t| t.starts_with("pk_") || t.starts_with("sk_")) {
-            return SecretCaller::from_request_parts(parts, state)
-                .await
-                .map(|s| Principal::Secret(s.0));
+        match Credential::of(parts, state).await? {
+            Credential::Key(caller) if caller.kind == KeyKind::Secret => {
+                Ok(Principal::Secret(caller))
+            }
+            Credential::Key(_) => Err(needs_secret_key()),
+            Credential::Session(session) => Ok(Principal::Session(session)),
         }
-        Session::from_request_parts(parts, state)
-            .await
-            .map(Principal::Session)
     }
 }
 
@@ -431,14 +568,29 @@ fn gateway_claims(parts: &Parts) -> Option<&std::collections::HashMap<String, St
     }
 }
 
-impl<S: AuthState + Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+impl Session {
+    /// Verifies the session token a request presents.
+    pub async fn authenticate<S: AuthState + Sync>(
+        state: &S,
+        parts: &Parts,
+    ) -> Result<Self, Error> {
         if let Some(claims) = gateway_claims(parts) {
             return Session::from_gateway_claims(claims);
         }
         Session::verify_local(state.store(), bearer(parts)).await
+    }
+}
+
+impl<S: AuthState + Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Credential::of(parts, state).await? {
+            Credential::Session(session) => Ok(session),
+            Credential::Key(_) => Err(Error::Forbidden(
+                "this operation acts as a user: send the user's session token".into(),
+            )),
+        }
     }
 }
 

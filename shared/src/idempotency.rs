@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::auth::Credential;
 use crate::error::Error;
 use crate::http::MAX_BODY_BYTES;
 use crate::store::{key, n, s, storage, text, Item};
@@ -35,17 +36,17 @@ pub const MAX_KEY_LEN: usize = 255;
 /// Largest response kept for replay (DynamoDB items hold 400 KB).
 const MAX_STORED_BODY: usize = 300 * 1024;
 
-/// The project a credential belongs to, read without verifying it (the
-/// handler verifies it; here it only places the record).
-fn project_of(credential: &str) -> Option<Uuid> {
-    if let Some(key) = crate::auth::ApiKey::parse(credential) {
-        return Some(key.project_id());
-    }
-    let payload = credential.split('.').nth(1)?;
-    let bytes =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims["project_id"].as_str()?.parse().ok()
+/// What a key's records are scoped by: the verified credential — an API
+/// key, or a session's user (not its token, which is refreshed).
+fn scope_of(credential: &Credential) -> (Uuid, String) {
+    let subject = match credential {
+        Credential::Key(caller) => format!("key:{}", hex::encode(caller.key_digest)),
+        Credential::Session(session) => format!("session:{}", session.user),
+    };
+    (
+        credential.project_id(),
+        hex::encode(&Sha256::digest(subject.as_bytes())[..16]),
+    )
 }
 
 /// The middleware: requests without the header, or other than POST, pass.
@@ -75,14 +76,12 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
             ))
         })?
         .to_owned();
+    // Runs inside `auth::layer`: the credential is verified (a revoked key
+    // never reaches a replay). Unauthenticated requests get the handler's 401.
+    let Some((project, scope)) = Credential::verified(request.extensions()).map(scope_of) else {
+        return Ok(next.run(request).await);
+    };
     let (parts, body) = request.into_parts();
-    let Some(credential) = crate::auth::bearer(&parts).map(str::to_owned) else {
-        // Unauthenticated: the handler answers 401; nothing to remember.
-        return Ok(next.run(Request::from_parts(parts, body)).await);
-    };
-    let Some(project) = project_of(&credential) else {
-        return Ok(next.run(Request::from_parts(parts, body)).await);
-    };
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -97,7 +96,6 @@ async fn handle(state: &AppState, request: Request, next: Next) -> Result<Respon
         hash.update(&bytes);
         hex::encode(hash.finalize())
     };
-    let scope = hex::encode(&Sha256::digest(credential.as_bytes())[..16]);
     let pk = keys::idempotency_pk(project, &scope, &key);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
 

@@ -97,7 +97,7 @@ const TIMELINE_DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/v1/organizations",
             get(list).post(create).fallback(shared::http::wrong_method),
@@ -147,13 +147,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(verify_domain).fallback(shared::http::wrong_method),
         )
         .route("/v1/openapi.json", shared::openapi::route(openapi))
-        .fallback(shared::http::no_route)
-        // A retried POST with the same Idempotency-Key answers the first response.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            shared::idempotency::layer,
-        ))
-        .with_state(state)
+        .fallback(shared::http::no_route);
+    shared::auth::front_door(routes, state, shared::auth::Idempotency::OnPost)
 }
 
 fn limit(raw: Option<&str>, default: usize) -> Result<usize, Error> {

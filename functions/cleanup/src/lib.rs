@@ -56,7 +56,7 @@ pub const PURGE_PAGE: usize = 100;
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(3);
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         // A static segment: it takes precedence over `/cleanup/{org_id}`.
         .route(
             "/v2/organization/cleanup/openapi.json",
@@ -74,8 +74,8 @@ pub fn router(state: AppState) -> Router {
             "/v2/organization/cleanup/{org_id}/{service_name}",
             put(report).fallback(shared::http::wrong_method),
         )
-        .fallback(shared::http::no_route)
-        .with_state(state)
+        .fallback(shared::http::no_route);
+    shared::auth::front_door(routes, state, shared::auth::Idempotency::Off)
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

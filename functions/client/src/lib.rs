@@ -60,7 +60,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/api/client/organizations",
             post(upsert_organization)
@@ -88,13 +88,8 @@ pub fn router(state: AppState) -> Router {
                 .fallback(shared::http::wrong_method),
         )
         .route("/api/client/openapi.json", shared::openapi::route(openapi))
-        .fallback(shared::http::no_route)
-        // A retried POST with the same Idempotency-Key answers the first response.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            shared::idempotency::layer,
-        ))
-        .with_state(state)
+        .fallback(shared::http::no_route);
+    shared::auth::front_door(routes, state, shared::auth::Idempotency::OnPost)
 }
 
 /// `POST /api/client/organizations`: create or update by identifier.
@@ -109,7 +104,7 @@ async fn upsert_organization(
     let upsert = ProfileUpsert::new(request.identifier_specs()?, request.name, request.data)?;
     let upserted = state
         .store
-        .upsert_organization(caller.project_id, &upsert)
+        .upsert_organization(caller.project_id, &upsert, caller.scope())
         .await?;
     Ok(axum::Json(upserted.record.into()))
 }
@@ -134,6 +129,7 @@ async fn delete_organization(
                 shared::auth::KeyKind::Publishable => "client:publishable-key",
                 shared::auth::KeyKind::Secret => "client:secret-key",
             },
+            caller.scope(),
         )
         .await?;
     shared::events::announce_deletion(
@@ -159,7 +155,13 @@ async fn add_member(
     let user = request.user.identifier_specs()?;
     let membership = state
         .store
-        .add_member(caller.project_id, &org, &user, request.data.as_ref())
+        .add_member(
+            caller.project_id,
+            &org,
+            &user,
+            request.data.as_ref(),
+            caller.scope(),
+        )
         .await?;
     Ok(axum::Json(membership.record.into()))
 }
@@ -177,7 +179,7 @@ async fn remove_member(
     let user = request.user.identifier_keys()?;
     state
         .store
-        .remove_member(caller.project_id, &org, &user)
+        .remove_member(caller.project_id, &org, &user, caller.scope())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -193,7 +195,10 @@ async fn upsert_user(
 ) -> Result<axum::Json<UserResponse>, Error> {
     let specs = wire::specs(request.identifier)?;
     let upsert = ProfileUpsert::new(specs, None, request.data)?;
-    let upserted = state.store.upsert_user(caller.project_id, &upsert).await?;
+    let upserted = state
+        .store
+        .upsert_user(caller.project_id, &upsert, caller.scope())
+        .await?;
     Ok(axum::Json(upserted.record.into()))
 }
 
@@ -239,6 +244,36 @@ async fn post_events(
         .store
         .resolve_organizations(caller.project_id, &named)
         .await?;
+    caller.scope().check_identifiers(named.iter().flatten())?;
+    if caller.scope().is_unclaimed() {
+        // A publishable key's events reach only organizations without an
+        // owner: events feed what decides segments and feature settings.
+        if let Some(i) = posted
+            .iter()
+            .position(|e| matches!(e.target, Target::Match(_)))
+        {
+            return Err(at_index(
+                i,
+                Error::Forbidden(
+                    "events that match organizations by their data need a secret key".into(),
+                ),
+            ));
+        }
+        let named_orgs: Vec<uuid::Uuid> = resolved.iter().flatten().copied().collect();
+        if let Some(position) = state
+            .store
+            .first_out_of_scope(caller.project_id, &named_orgs, caller.scope())
+            .await?
+        {
+            let i = resolved
+                .iter()
+                .enumerate()
+                .filter(|(_, org)| org.is_some())
+                .nth(position)
+                .map_or(0, |(i, _)| i);
+            return Err(at_index(i, shared::domain::scope::owned_organization()));
+        }
+    }
     let now = shared::ids::now();
     let mut queued = Vec::with_capacity(posted.len());
     for (i, (event, org)) in posted.into_iter().zip(resolved).enumerate() {
@@ -292,6 +327,7 @@ fn at_index(index: usize, err: Error) -> Error {
         Error::Invalid(detail) => Error::Invalid(format!("event {index}: {detail}")),
         Error::NotFound(detail) => Error::NotFound(format!("event {index}: {detail}")),
         Error::Conflict(detail) => Error::Conflict(format!("event {index}: {detail}")),
+        Error::Forbidden(detail) => Error::Forbidden(format!("event {index}: {detail}")),
         other => other,
     }
 }
@@ -319,7 +355,7 @@ async fn upsert_scheduled(
     )?;
     let stored = state
         .store
-        .upsert_schedule(caller.project_id, &org, &schedule)
+        .upsert_schedule(caller.project_id, &org, &schedule, caller.scope())
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -350,7 +386,7 @@ async fn delete_scheduled(
         .collect::<Vec<_>>();
     state
         .store
-        .delete_schedule(caller.project_id, &org, &request.name)
+        .delete_schedule(caller.project_id, &org, &request.name, caller.scope())
         .await?;
     Ok(axum::Json(wire::ScheduledDeleted {
         name: request.name,

@@ -76,7 +76,7 @@ const DEFAULT_PAGE_SIZE: usize = 15;
 const MAX_PAGE_SIZE: usize = 30;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         // A static segment: it takes precedence over `/organizations/{id}`.
         .route(
             "/organizations/openapi.json",
@@ -107,13 +107,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(delete_note)
                 .fallback(shared::http::wrong_method),
         )
-        .fallback(shared::http::no_route)
-        // A retried POST with the same Idempotency-Key answers the first response.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            shared::idempotency::layer,
-        ))
-        .with_state(state)
+        .fallback(shared::http::no_route);
+    shared::auth::front_door(routes, state, shared::auth::Idempotency::OnPost)
 }
 
 /// A JSON-LD answer.
@@ -131,15 +126,26 @@ fn note_id(org: Uuid, raw: &str) -> Result<Uuid, Error> {
         .map_err(|_| Error::not_found(format!("organization {org} has no note {raw}")))
 }
 
+/// What a route does with the organization: members read, owners change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Read,
+    Own,
+}
+
 /// Who may reach one organization: a secret key anywhere in its project, a
-/// session only as a member (else 404, as if it did not exist). Answers
-/// the project and, for a session, its user's id.
+/// session only as a member (else 404, as if it did not exist) and, to
+/// change it or its notes, as an owner (else 403). Returns the project and,
+/// for a session, its user's id.
 async fn access(
     state: &AppState,
     principal: &Principal,
     org: Uuid,
+    needs: Needs,
 ) -> Result<(Uuid, Option<String>), Error> {
-    let access = shared::auth::organization_access(&state.store, principal, org, false).await?;
+    let access =
+        shared::auth::organization_access(&state.store, principal, org, needs == Needs::Own)
+            .await?;
     Ok((access.project_id, access.user.map(|u| u.to_string())))
 }
 
@@ -415,7 +421,7 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
     let org = org_id(&id)?;
-    let (project, _) = access(&state, &principal, org).await?;
+    let (project, _) = access(&state, &principal, org, Needs::Read).await?;
     let found = state
         .store
         .get_organization(project, org)
@@ -434,7 +440,7 @@ async fn write(
     let org = org_id(&id)?;
     let change = body.into_change(replace)?;
     change.validate()?;
-    let (project, _) = access(&state, &principal, org).await?;
+    let (project, _) = access(&state, &principal, org, Needs::Own).await?;
     let owner = match &change.owner {
         shared::domain::address::Change::Set(owner) => Some(owner.as_str()),
         _ => None,
@@ -492,6 +498,20 @@ fn visible_to(viewer: Option<String>) -> impl Fn(&shared::domain::crm::Note) -> 
     }
 }
 
+/// A session changes only the notes it wrote (another author's note is
+/// 403, or 404 when it is private and so invisible to the session).
+fn authored_by(viewer: Option<String>) -> impl Fn(&shared::domain::crm::Note) -> Result<(), Error> {
+    move |note| {
+        visible_to(viewer.clone())(note)?;
+        match &viewer {
+            Some(viewer) if note.author.as_ref() != Some(viewer) => {
+                Err(Error::Forbidden("only the note's author changes it".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// `GET /organizations/{organizationId}/notes`: one Query (the notes and
 /// the organization), filtered, ordered and paged.
 #[utoipa::path(get, path = "/organizations/{organizationId}/notes", tag = "notes",
@@ -506,7 +526,7 @@ async fn list_notes(
     let org = org_id(&id)?;
     let params = Params::parse(raw)?;
     let (page, size) = params.paging()?;
-    let (project, viewer) = access(&state, &principal, org).await?;
+    let (project, viewer) = access(&state, &principal, org, Needs::Read).await?;
     let notes = state
         .store
         .notes(project, org)
@@ -582,7 +602,8 @@ async fn create_note(
     let org = org_id(&id)?;
     check_organization_id(&body, org)?;
     let mut change = body.into_change(false)?;
-    let (project, viewer) = access(&state, &principal, org).await?;
+    let (project, viewer) = access(&state, &principal, org, Needs::Own).await?;
+    // A session's note is always its own.
     if let Some(user) = viewer {
         change.author = shared::domain::address::Change::Set(user);
     }
@@ -601,7 +622,7 @@ async fn read_note(
 ) -> Result<Response, Error> {
     let org = org_id(&id)?;
     let note = note_id(org, &note)?;
-    let (project, viewer) = access(&state, &principal, org).await?;
+    let (project, viewer) = access(&state, &principal, org, Needs::Read).await?;
     let found = state.store.note(project, org, note).await?;
     visible_to(viewer)(&found)?;
     Ok(ld(StatusCode::OK, &NoteResource::from(found)))
@@ -619,7 +640,7 @@ async fn write_note(
     let note = note_id(org, &note)?;
     check_organization_id(&body, org)?;
     let mut change = body.into_change(replace)?;
-    let (project, viewer) = access(&state, &principal, org).await?;
+    let (project, viewer) = access(&state, &principal, org, Needs::Own).await?;
     if let Some(user) = &viewer {
         // A session cannot hand its note to someone else.
         if !matches!(change.author, shared::domain::address::Change::Keep) {
@@ -628,7 +649,7 @@ async fn write_note(
     }
     let updated = state
         .store
-        .change_note(project, org, note, &change, visible_to(viewer))
+        .change_note(project, org, note, &change, authored_by(viewer))
         .await?;
     Ok(ld(StatusCode::OK, &NoteResource::from(updated)))
 }
@@ -671,7 +692,13 @@ async fn delete_note(
 ) -> Result<StatusCode, Error> {
     let org = org_id(&id)?;
     let note = note_id(org, &note)?;
-    let (project, viewer) = access(&state, &principal, org).await?;
+    let (project, viewer) = access(&state, &principal, org, Needs::Own).await?;
+    if viewer.is_some() {
+        // The read is on the refusal's side only: the delete below is
+        // conditioned on the author again.
+        let found = state.store.note(project, org, note).await?;
+        authored_by(viewer.clone())(&found)?;
+    }
     state
         .store
         .delete_note(project, org, note, viewer.as_deref())

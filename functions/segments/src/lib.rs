@@ -40,7 +40,7 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/api/admin/segments/match",
             axum::routing::post(matches).fallback(shared::http::wrong_method),
@@ -53,8 +53,8 @@ pub fn router(state: AppState) -> Router {
             "/api/admin/segments/openapi.json",
             shared::openapi::route(openapi),
         )
-        .fallback(shared::http::no_route)
-        .with_state(state)
+        .fallback(shared::http::no_route);
+    shared::auth::front_door(routes, state, shared::auth::Idempotency::Off)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -80,7 +80,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 const FEATURES_CACHE: &str = "private, max-age=300";
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/v2/organization",
             axum::routing::post(create).fallback(shared::http::wrong_method),
@@ -123,13 +123,8 @@ pub fn router(state: AppState) -> Router {
             get(data_points).fallback(shared::http::wrong_method),
         )
         .route("/v2/openapi.json", shared::openapi::route(openapi))
-        .fallback(shared::http::no_route)
-        // A retried POST with the same Idempotency-Key answers the first response.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            shared::idempotency::layer,
-        ))
-        .with_state(state)
+        .fallback(shared::http::no_route);
+    shared::auth::front_door(routes, state, shared::auth::Idempotency::OnPost)
 }
 
 /// The organization as the dialect shows it (an uploaded logo's URLs).
@@ -218,6 +213,13 @@ async fn update(
     let change = TenantChange::from(body);
     change.validate()?;
     let project = organization_project(&state.store, &principal, org, true).await?;
+    let entitlements = change.entitlement_fields();
+    if matches!(principal, Principal::Session(_)) && !entitlements.is_empty() {
+        return Err(Error::Forbidden(format!(
+            "{} decide price or entitlement: only a secret key changes them",
+            entitlements.join(", ")
+        )));
+    }
     let updated = state
         .store
         .modify_organization(project, org, |o| {

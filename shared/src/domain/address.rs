@@ -46,6 +46,12 @@ pub enum Change<T = String> {
     Set(T),
 }
 
+impl<T> Change<T> {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Change::Keep)
+    }
+}
+
 /// Every field of an address change.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AddressChange {

@@ -8,6 +8,9 @@ use super::data::Data;
 use crate::error::Error;
 
 pub const DEFAULT_SOURCE: &str = "default";
+/// A session's user is the user with (`session`, the token's `sub`); only
+/// sessions and secret keys write this source.
+pub const SESSION_SOURCE: &str = "session";
 pub const MAX_IDENTIFIER_LEN: usize = 255;
 pub const MAX_IDENTIFIERS_PER_REQUEST: usize = 20;
 
@@ -19,6 +22,15 @@ pub struct IdentifierKey {
 }
 
 impl IdentifierKey {
+    /// The identifier of a session's user.
+    pub fn session(subject: &str) -> Result<Self, Error> {
+        Self::parse(Some(SESSION_SOURCE), subject)
+    }
+
+    pub fn is_session(&self) -> bool {
+        self.source == SESSION_SOURCE
+    }
+
     /// Validates one identifier as a client sent it; `source` defaults to
     /// `"default"`.
     pub fn parse(source: Option<&str>, external_id: &str) -> Result<Self, Error> {

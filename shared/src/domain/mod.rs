@@ -12,6 +12,7 @@ pub mod membership;
 pub mod organization;
 pub mod profile;
 pub mod schedule;
+pub mod scope;
 pub mod segment;
 pub mod tenant;
 pub mod user;
@@ -23,6 +24,7 @@ pub use identifier::{Identifier, IdentifierKey, IdentifierSpec};
 pub use membership::Membership;
 pub use organization::Organization;
 pub use profile::ProfileUpsert;
+pub use scope::Scope;
 pub use user::User;
 
 /// An event the service itself emits, written in the same transaction as

@@ -97,6 +97,13 @@ pub fn validate_email(what: &str, email: &str) -> Result<(), Error> {
 }
 
 impl Organization {
+    /// Whether a session owns the organization. Owners are made only when a
+    /// session creates the organization and can only leave afterwards, so
+    /// an organization read without owners never gains one.
+    pub fn is_claimed(&self) -> bool {
+        !self.owners.is_empty()
+    }
+
     /// The owner who has been one longest, if any.
     pub fn oldest_owner(&self) -> Option<Uuid> {
         self.owners

@@ -139,7 +139,44 @@ fn apply<T: Clone>(field: &mut Option<T>, change: &Change<T>) {
     }
 }
 
+/// Whether `value` is an absolute http(s) URL: what a browser may load or
+/// link to (`javascript:` and `data:` URLs run or carry code).
+fn http_url(field: &str, value: &str) -> Result<(), Error> {
+    let lower = value.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    let clean = !value.chars().any(|c| c.is_control() || c.is_whitespace());
+    match host {
+        Some(host) if !host.is_empty() && clean => Ok(()),
+        _ => Err(Error::invalid(format!(
+            "{field} must be an http:// or https:// URL"
+        ))),
+    }
+}
+
 impl TenantChange {
+    /// The fields this change sets that decide price or entitlement: only
+    /// a secret key changes them.
+    pub fn entitlement_fields(&self) -> Vec<&'static str> {
+        [
+            ("type", self.kind.is_keep()),
+            ("pricing_tier", self.pricing_tier.is_keep()),
+            ("free_user_limit", self.free_user_limit.is_keep()),
+            ("is_unlicensed_org", self.is_unlicensed_org.is_keep()),
+            ("organization_use", self.organization_use.is_keep()),
+            (
+                "parent_production_org_id",
+                self.parent_production_org_id.is_keep(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, keep)| !keep)
+        .map(|(field, _)| field)
+        .collect()
+    }
+
     pub fn validate(&self) -> Result<(), Error> {
         match &self.name {
             Change::Clear => return Err(Error::invalid("name cannot be null")),
@@ -163,6 +200,15 @@ impl TenantChange {
         ] {
             if let Change::Set(v) = value {
                 too_long(field, v, MAX_SHORT)?;
+            }
+        }
+        for (field, value) in [
+            ("website", &self.website),
+            ("logo_url", &self.logo_url),
+            ("logo_thumbnail_url", &self.logo_thumbnail_url),
+        ] {
+            if let Change::Set(url) = value {
+                http_url(field, url)?;
             }
         }
         if let Change::Set(s) = &self.signature {
@@ -290,6 +336,44 @@ pub fn setting_enabled(value: Option<&Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_urls_are_http_or_https() {
+        for good in [
+            "https://acme.example/logo.png",
+            "http://acme.example",
+            "HTTPS://A.B?x#y",
+        ] {
+            assert!(http_url("logo_url", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<script>",
+            "https://",
+            "//acme.example",
+            "acme.example",
+            "https://acme.example/a b",
+            "https://acme.example/\n",
+            "ftp://acme.example",
+        ] {
+            assert!(http_url("logo_url", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn entitlement_fields_are_named() {
+        let change = TenantChange {
+            pricing_tier: Change::Set("enterprise".into()),
+            free_user_limit: Change::Clear,
+            name: Change::Set("x".into()),
+            ..TenantChange::default()
+        };
+        assert_eq!(
+            change.entitlement_fields(),
+            vec!["pricing_tier", "free_user_limit"]
+        );
+        assert!(TenantChange::default().entitlement_fields().is_empty());
+    }
     use crate::domain::organization::AccountsProfile;
     use serde_json::json;
     use uuid::Uuid;

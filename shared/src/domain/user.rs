@@ -22,6 +22,14 @@ pub struct User {
 }
 
 impl User {
+    /// Whether a session signs in as this user (an identifier of source
+    /// `session`): then only secret keys and that session change it.
+    pub fn has_session_identity(&self) -> bool {
+        self.identifiers
+            .iter()
+            .any(|i| i.source == super::identifier::SESSION_SOURCE)
+    }
+
     /// The user's email: `data.email` when it is a string, else the
     /// external id of an identifier whose source is `email`.
     pub fn email(&self) -> Option<&str> {

@@ -389,11 +389,9 @@ impl Store {
             .set_key(Some(note_key(project, org, id)));
         delete = match viewer {
             None => delete.condition_expression("attribute_exists(PK)"),
+            // Only the note's author (a session's own notes).
             Some(viewer) => delete
-                .condition_expression(
-                    "attribute_exists(PK) AND (is_private <> :private OR author = :viewer)",
-                )
-                .expression_attribute_values(":private", AttributeValue::Bool(true))
+                .condition_expression("attribute_exists(PK) AND author = :viewer")
                 .expression_attribute_values(":viewer", s(viewer)),
         };
         match delete.send().await {

@@ -11,7 +11,8 @@ use super::profiles::{marker_keys, not_found, put_new, record_item, Fetched, MAX
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, to_item, Item, Store, TxOutcome};
 use crate::domain::{
-    Data, IdentifierKey, IdentifierSpec, Membership, Organization, ProfileUpsert, SystemEvent, User,
+    Data, IdentifierKey, IdentifierSpec, Membership, Organization, ProfileUpsert, Scope,
+    SystemEvent, User,
 };
 use crate::error::Error;
 use crate::keys;
@@ -103,10 +104,12 @@ impl Store {
         org_ids: &[IdentifierKey],
         user_ids: &[IdentifierSpec],
         data: Option<&Data>,
+        scope: Scope,
     ) -> Result<Upserted<Membership>, Error> {
         if let Some(data) = data {
             crate::domain::data::check_limits("data", data)?;
         }
+        scope.check_identifiers(org_ids.iter().chain(user_ids.iter().map(|s| &s.key)))?;
         let org_refs: Vec<&IdentifierKey> = org_ids.iter().collect();
         let user_refs: Vec<&IdentifierKey> = user_ids.iter().map(|s| &s.key).collect();
         for attempt in 0..MAX_ATTEMPTS {
@@ -115,13 +118,18 @@ impl Store {
             }
             let now = crate::ids::now();
             let sides = self.resolve_sides(project, &org_refs, &user_refs).await?;
-            let mut items = vec![self.org_exists(project, sides.org)?];
+            let mut items = vec![self.org_in_scope(project, sides.org, scope)?];
             let (user, existing) = match sides.user {
-                Some(user) => (
-                    user,
-                    self.membership(&sides.fetched, project, sides.org, user)
-                        .await?,
-                ),
+                Some(user) => {
+                    if scope.is_unclaimed() {
+                        items.push(self.user_in_scope(project, user)?);
+                    }
+                    (
+                        user,
+                        self.membership(&sides.fetched, project, sides.org, user)
+                            .await?,
+                    )
+                }
                 None => {
                     let upsert = ProfileUpsert::new(user_ids.to_vec(), None, None)?;
                     let user = User::create(project, crate::ids::new_id(), &upsert, &now);
@@ -168,9 +176,17 @@ impl Store {
                     });
                 }
                 outcome if outcome.condition_failed_at(0) => {
-                    // The organization was deleted between the read and the write.
-                    self.learn::<Organization>(project, &org_refs, None);
-                    return Err(not_found::<Organization>(org_ids));
+                    // The organization was deleted between the read and the
+                    // write, or has an owner (publishable key).
+                    let gone = not_found::<Organization>(org_ids);
+                    let err = self.org_out_of_scope(project, sides.org, scope, gone).await;
+                    if matches!(err, Error::NotFound(_)) {
+                        self.learn::<Organization>(project, &org_refs, None);
+                    }
+                    return Err(err);
+                }
+                outcome if scope.is_unclaimed() && outcome.condition_failed_at(1) => {
+                    return Err(crate::domain::scope::session_user());
                 }
                 TxOutcome::Cancelled(reasons) => {
                     tracing::debug!(?reasons, attempt, "membership change lost a race; retrying");
@@ -189,7 +205,9 @@ impl Store {
         project: Uuid,
         org_ids: &[IdentifierKey],
         user_ids: &[IdentifierKey],
+        scope: Scope,
     ) -> Result<(), Error> {
+        scope.check_identifiers(org_ids.iter().chain(user_ids))?;
         let org_refs: Vec<&IdentifierKey> = org_ids.iter().collect();
         let user_refs: Vec<&IdentifierKey> = user_ids.iter().collect();
         for attempt in 0..MAX_ATTEMPTS {
@@ -206,6 +224,9 @@ impl Store {
                     "the user is not a member of the organization",
                 ));
             };
+            if scope.is_unclaimed() && membership.is_owner() {
+                return Err(crate::domain::scope::owned_organization());
+            }
             let now = crate::ids::now();
             let removed = SystemEvent::new(
                 "organization.user.removed",
@@ -234,6 +255,12 @@ impl Store {
             if membership.is_owner() {
                 items.push(drop_owner(&self.table, project, sides.org, user)?);
             }
+            // A publishable key's reach, checked by the same transaction.
+            let checks = items.len();
+            if scope.is_unclaimed() {
+                items.push(self.org_in_scope(project, sides.org, scope)?);
+                items.push(self.user_in_scope(project, user)?);
+            }
             items.extend(self.org_event(project, sides.org, removed, &now)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
@@ -241,6 +268,13 @@ impl Store {
                     return Err(Error::not_found(
                         "the user is not a member of the organization",
                     ));
+                }
+                outcome if scope.is_unclaimed() && outcome.condition_failed_at(checks) => {
+                    let gone = not_found::<Organization>(org_ids);
+                    return Err(self.org_out_of_scope(project, sides.org, scope, gone).await);
+                }
+                outcome if scope.is_unclaimed() && outcome.condition_failed_at(checks + 1) => {
+                    return Err(crate::domain::scope::session_user());
                 }
                 TxOutcome::Cancelled(reasons) => {
                     tracing::debug!(
@@ -528,7 +562,7 @@ impl Store {
 }
 
 impl Store {
-    /// The id of the user a session names (external id, source `default`),
+    /// The id of the user a session names (source `session`, its `sub`),
     /// if the service knows it: one `BatchGetItem` of its marker, which also
     /// reads `also(user)` when this container remembers the user.
     async fn session_user_id(
@@ -549,7 +583,7 @@ impl Store {
         always: Vec<Item>,
         also: impl FnOnce(Uuid) -> Vec<Item>,
     ) -> Result<(Option<Uuid>, Fetched), Error> {
-        let user_key = IdentifierKey::parse(None, external_id)?;
+        let user_key = IdentifierKey::session(external_id)?;
         let refs = [&user_key];
         let mut keys_to_read = marker_keys::<User>(project, &refs);
         keys_to_read.extend(always);
@@ -595,8 +629,8 @@ impl Store {
             .collect())
     }
 
-    /// The membership of the user a session names (external id, source
-    /// `default`) in an organization: one `BatchGetItem` when this
+    /// The membership of the user a session names (source `session`, its
+    /// `sub`) in an organization: one `BatchGetItem` when this
     /// container knows the user, else one more read.
     pub async fn session_membership(
         &self,

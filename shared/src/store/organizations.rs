@@ -12,7 +12,7 @@ use super::timeline::{record_event, TimelineEvent};
 use super::{
     backoff, build, from_item, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
 };
-use crate::domain::{Identifier, IdentifierKey, Organization, ProfileUpsert, SystemEvent};
+use crate::domain::{Identifier, IdentifierKey, Organization, ProfileUpsert, Scope, SystemEvent};
 use crate::error::Error;
 use crate::keys;
 
@@ -122,6 +122,10 @@ impl Profile for Organization {
         Ok(attributes)
     }
 
+    fn check_scope(&self, scope: Scope) -> Result<(), Error> {
+        scope.check_organization(self)
+    }
+
     fn creation_writes(&self, table: &str, now: &str) -> Result<Vec<TransactWriteItem>, Error> {
         let mut writes = super::schedules::anniversary_writes(table, self, now)?;
         writes.push(count_organizations(table, self.project_id, 1)?);
@@ -156,8 +160,11 @@ impl Store {
         &self,
         project: Uuid,
         upsert: &ProfileUpsert,
+        scope: Scope,
     ) -> Result<Upserted<Organization>, Error> {
-        let (record, created) = self.upsert_record::<Organization>(project, upsert).await?;
+        let (record, created) = self
+            .upsert_record::<Organization>(project, upsert, scope)
+            .await?;
         Ok(Upserted { record, created })
     }
 
@@ -199,9 +206,12 @@ impl Store {
         project: Uuid,
         ids: &[IdentifierKey],
         deleted_by: &str,
+        scope: Scope,
     ) -> Result<crate::domain::cleanup::Deletion, Error> {
+        scope.check_identifiers(ids)?;
         let id = self.resolve_organization_id(project, ids).await?;
-        self.delete_organization_id(project, id, deleted_by).await
+        self.delete_organization_in(project, id, deleted_by, scope)
+            .await
     }
 
     /// Deletes an organization with its identifier markers and its live
@@ -216,6 +226,17 @@ impl Store {
         id: Uuid,
         deleted_by: &str,
     ) -> Result<crate::domain::cleanup::Deletion, Error> {
+        self.delete_organization_in(project, id, deleted_by, Scope::Project)
+            .await
+    }
+
+    async fn delete_organization_in(
+        &self,
+        project: Uuid,
+        id: Uuid,
+        deleted_by: &str,
+        scope: Scope,
+    ) -> Result<crate::domain::cleanup::Deletion, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -224,6 +245,7 @@ impl Store {
             let Some(org) = org else {
                 return Err(Error::not_found(format!("no organization has the id {id}")));
             };
+            scope.check_organization(&org)?;
             let now = crate::ids::now();
             let mut items = Vec::with_capacity(org.identifiers.len() + 4);
             items.push(
@@ -561,11 +583,65 @@ impl Store {
 
     /// A transaction item that holds only while the organization exists.
     pub(crate) fn org_exists(&self, project: Uuid, org: Uuid) -> Result<TransactWriteItem, Error> {
+        self.org_in_scope(project, org, Scope::Project)
+    }
+
+    /// The organization still exists and, under a publishable key, has no
+    /// owner (see [`Organization::is_claimed`]).
+    pub(crate) fn org_in_scope(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        scope: Scope,
+    ) -> Result<TransactWriteItem, Error> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(record_key::<Organization>(project, org)));
+        let check = match scope {
+            Scope::Project => check.condition_expression("attribute_exists(PK)"),
+            Scope::Unclaimed => check
+                .condition_expression(
+                    "attribute_exists(PK) AND (attribute_not_exists(#owners) OR size(#owners) = :none)",
+                )
+                .expression_attribute_names("#owners", "owners")
+                .expression_attribute_values(":none", n(0)),
+        };
+        Ok(TransactWriteItem::builder()
+            .condition_check(build(check.build())?)
+            .build())
+    }
+
+    /// Why [`Store::org_in_scope`]'s check failed: the organization is gone
+    /// (404) or, under a publishable key, has an owner (403).
+    pub(crate) async fn org_out_of_scope(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        scope: Scope,
+        gone: Error,
+    ) -> Error {
+        if scope.is_unclaimed() {
+            if let Ok(Some(_)) = self.get_organization(project, org).await {
+                return crate::domain::scope::owned_organization();
+            }
+        }
+        gone
+    }
+
+    /// Under a publishable key, the user must not sign in with sessions
+    /// (the flag [`super::users::SESSION_IDENTITY`] on its record).
+    pub(crate) fn user_in_scope(
+        &self,
+        project: Uuid,
+        user: Uuid,
+    ) -> Result<TransactWriteItem, Error> {
         let check = build(
             ConditionCheck::builder()
                 .table_name(&self.table)
-                .set_key(Some(record_key::<Organization>(project, org)))
-                .condition_expression("attribute_exists(PK)")
+                .set_key(Some(record_key::<crate::domain::User>(project, user)))
+                .condition_expression("attribute_not_exists(#session) OR #session = :no")
+                .expression_attribute_names("#session", super::users::SESSION_IDENTITY)
+                .expression_attribute_values(":no", AttributeValue::Bool(false))
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
@@ -639,6 +715,36 @@ impl Store {
             .iter()
             .map(|ids| fetched.resolve::<Organization>(project, &ids.iter().collect::<Vec<_>>()))
             .collect()
+    }
+
+    /// Under a publishable key, the position of the first organization that
+    /// has an owner (one read of the records); `None` when all are in scope.
+    pub async fn first_out_of_scope(
+        &self,
+        project: Uuid,
+        orgs: &[Uuid],
+        scope: Scope,
+    ) -> Result<Option<usize>, Error> {
+        if !scope.is_unclaimed() || orgs.is_empty() {
+            return Ok(None);
+        }
+        let unique: std::collections::BTreeSet<Uuid> = orgs.iter().copied().collect();
+        let fetched = self
+            .fetch(
+                unique
+                    .iter()
+                    .map(|org| record_key::<Organization>(project, *org))
+                    .collect(),
+            )
+            .await?;
+        for (position, org) in orgs.iter().enumerate() {
+            if let Some(record) = fetched.record::<Organization>(project, *org)? {
+                if record.is_claimed() {
+                    return Ok(Some(position));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The ids of the project's organizations whose `data` holds every

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, storage, to_item, Item, Store, TxOutcome};
 use crate::domain::identifier::missing_keys;
-use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, SystemEvent};
+use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, Scope, SystemEvent};
 use crate::error::Error;
 use crate::keys;
 
@@ -56,6 +56,8 @@ pub(crate) trait Profile: Clone + Serialize + DeserializeOwned + Send + Sync {
     /// The attributes an update rewrites (everything this kind's upsert can
     /// change); attributes of other dialects on the same item are kept.
     fn updated_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error>;
+    /// Refuses a change the credential's scope does not reach.
+    fn check_scope(&self, scope: Scope) -> Result<(), Error>;
     /// Further writes that belong to the creating transaction.
     fn creation_writes(&self, _table: &str, _now: &str) -> Result<Vec<TransactWriteItem>, Error> {
         Ok(Vec::new())
@@ -290,8 +292,10 @@ impl Store {
         &self,
         project: Uuid,
         upsert: &ProfileUpsert,
+        scope: Scope,
     ) -> Result<(P, bool), Error> {
         let ids: Vec<&IdentifierKey> = upsert.identifiers().iter().map(|i| &i.key).collect();
+        scope.check_identifiers(ids.iter().copied())?;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -318,6 +322,9 @@ impl Store {
                     else {
                         continue;
                     };
+                    // Race-free: the update is conditioned on this version,
+                    // and what decides the scope changes the version.
+                    record.check_scope(scope)?;
                     let expected = record.version();
                     let new_keys: Vec<IdentifierKey> =
                         missing_keys(record.identifiers(), upsert.identifiers())

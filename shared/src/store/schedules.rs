@@ -14,7 +14,7 @@ use super::profiles::not_found;
 use super::timeline::{record_event, TimelineEvent};
 use super::{build, from_item, key, s, storage, to_item, Item, Store, TxOutcome};
 use crate::domain::schedule::{Schedule, ScheduleRequest};
-use crate::domain::{IdentifierKey, Organization};
+use crate::domain::{IdentifierKey, Organization, Scope};
 use crate::error::Error;
 use crate::ids::{parse_timestamp, timestamp};
 use crate::keys;
@@ -77,7 +77,9 @@ impl Store {
         project: Uuid,
         org_ids: &[IdentifierKey],
         request: &ScheduleRequest,
+        scope: Scope,
     ) -> Result<Schedule, Error> {
+        scope.check_identifiers(org_ids)?;
         let org = self.resolve_organization_id(project, org_ids).await?;
         let schedule = request.schedule(project, org, OffsetDateTime::now_utc());
         let put = build(
@@ -87,12 +89,15 @@ impl Store {
                 .build(),
         )?;
         let items = vec![
-            self.org_exists(project, org)?,
+            self.org_in_scope(project, org, scope)?,
             TransactWriteItem::builder().put(put).build(),
         ];
         match self.transact(items).await? {
             TxOutcome::Committed => Ok(schedule),
-            outcome if outcome.condition_failed_at(0) => Err(not_found::<Organization>(org_ids)),
+            outcome if outcome.condition_failed_at(0) => {
+                let gone = not_found::<Organization>(org_ids);
+                Err(self.org_out_of_scope(project, org, scope, gone).await)
+            }
             TxOutcome::Cancelled(reasons) => Err(Error::conflict(format!(
                 "the schedule is being changed concurrently; retry the request ({reasons:?})"
             ))),
@@ -105,8 +110,19 @@ impl Store {
         project: Uuid,
         org_ids: &[IdentifierKey],
         name: &str,
+        scope: Scope,
     ) -> Result<(), Error> {
+        scope.check_identifiers(org_ids)?;
         let org = self.resolve_organization_id(project, org_ids).await?;
+        // Owners never join an organization after its creation, so a read
+        // without owners stays true for the delete that follows.
+        if self
+            .first_out_of_scope(project, &[org], scope)
+            .await?
+            .is_some()
+        {
+            return Err(crate::domain::scope::owned_organization());
+        }
         let deleted = self
             .db
             .delete_item()

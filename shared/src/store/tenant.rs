@@ -13,7 +13,9 @@ use super::{build, from_item, key, s, Store, TxOutcome};
 use crate::domain::features::FeatureDocument;
 use crate::domain::organization::AccountsProfile;
 use crate::domain::tenant::{validate_setting_key, validate_setting_value, TenantProfile};
-use crate::domain::{IdentifierKey, IdentifierSpec, Organization, ProfileUpsert, SystemEvent};
+use crate::domain::{
+    IdentifierKey, IdentifierSpec, Organization, ProfileUpsert, Scope, SystemEvent,
+};
 use crate::error::Error;
 use crate::keys;
 
@@ -254,7 +256,12 @@ impl Store {
                     metadata: None,
                 };
                 let upsert = ProfileUpsert::new(vec![spec], None, Some(data))?;
-                Some(self.upsert_user(project, &upsert).await?.record.id)
+                Some(
+                    self.upsert_user(project, &upsert, Scope::Project)
+                        .await?
+                        .record
+                        .id,
+                )
             }
             None => None,
         };

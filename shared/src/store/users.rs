@@ -6,9 +6,12 @@ use uuid::Uuid;
 use super::organizations::Upserted;
 use super::profiles::{to_value, Applied, Profile};
 use super::{s, Store};
-use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, SystemEvent, User};
+use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, Scope, SystemEvent, User};
 use crate::error::Error;
 use crate::keys;
+
+/// The user record's flag: a session signs in as this user.
+pub(crate) const SESSION_IDENTITY: &str = "session_identity";
 
 impl Profile for User {
     const NOUN: &'static str = "user";
@@ -27,6 +30,11 @@ impl Profile for User {
         Ok(vec![
             (keys::GSI1PK, s(keys::user_list_pk(self.project_id))),
             (keys::GSI1SK, s(keys::user_list_sk(self.id))),
+            // What a publishable key's writes are conditioned on.
+            (
+                SESSION_IDENTITY,
+                AttributeValue::Bool(self.has_session_identity()),
+            ),
         ])
     }
 
@@ -68,7 +76,15 @@ impl Profile for User {
             ("data", to_value(&self.data)?),
             ("identifiers", to_value(&self.identifiers)?),
             ("updated_at", s(&self.updated_at)),
+            (
+                SESSION_IDENTITY,
+                AttributeValue::Bool(self.has_session_identity()),
+            ),
         ])
+    }
+
+    fn check_scope(&self, scope: Scope) -> Result<(), Error> {
+        scope.check_user(self)
     }
 }
 
@@ -79,20 +95,25 @@ impl Store {
         &self,
         project: Uuid,
         upsert: &ProfileUpsert,
+        scope: Scope,
     ) -> Result<Upserted<User>, Error> {
-        let (record, created) = self.upsert_record::<User>(project, upsert).await?;
+        let (record, created) = self.upsert_record::<User>(project, upsert, scope).await?;
         Ok(Upserted { record, created })
     }
 
-    /// The id of the user a session names (external id, source
-    /// `default`), creating the user if the service does not know it yet.
+    /// The id of the user a session names (source `session`, its `sub`),
+    /// creating the user if the service does not know it yet.
     pub async fn session_user(&self, project: Uuid, external_id: &str) -> Result<Uuid, Error> {
         let spec = crate::domain::IdentifierSpec {
-            key: IdentifierKey::parse(None, external_id)?,
+            key: IdentifierKey::session(external_id)?,
             metadata: None,
         };
         let upsert = ProfileUpsert::new(vec![spec], None, None)?;
-        Ok(self.upsert_record::<User>(project, &upsert).await?.0.id)
+        Ok(self
+            .upsert_record::<User>(project, &upsert, Scope::Project)
+            .await?
+            .0
+            .id)
     }
 
     pub async fn find_user(&self, project: Uuid, ids: &[IdentifierKey]) -> Result<User, Error> {
