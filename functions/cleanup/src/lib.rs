@@ -75,6 +75,8 @@ pub fn router(state: AppState) -> Router {
             put(report).fallback(shared::http::wrong_method),
         )
         .fallback(shared::http::no_route)
+        // Every refusal, axum's own included, is a problem document.
+        .layer(axum::middleware::from_fn(shared::http::problem_responses))
         .with_state(state)
 }
 

@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router {
             shared::openapi::route(openapi),
         )
         .fallback(shared::http::no_route)
+        // Every refusal, axum's own included, is a problem document.
+        .layer(axum::middleware::from_fn(shared::http::problem_responses))
         .with_state(state)
 }
 

@@ -129,6 +129,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             shared::idempotency::layer,
         ))
+        // Every refusal, axum's own included, is a problem document.
+        .layer(axum::middleware::from_fn(shared::http::problem_responses))
         .with_state(state)
 }
 
