@@ -129,3 +129,101 @@ fn the_crm_index_projects_what_the_code_reads() {
         .collect();
     assert_eq!(projected, shared::keys::CRM_INDEX_ATTRIBUTES);
 }
+
+/// Every string a YAML value holds, looking through CloudFormation's tags
+/// (`!Sub "${Table.Arn}/index/GSI1"`, `!GetAtt Table.Arn`).
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(text) => vec![text.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        Value::Mapping(map) => map.values().flat_map(strings).collect(),
+        Value::Tagged(tagged) => strings(&tagged.value),
+        _ => Vec::new(),
+    }
+}
+
+/// Least privilege, checked where a slip is cheap to catch: each function
+/// names its actions (no `dynamodb:*`, no `*`) and its resources (no `*`),
+/// never scans the table, and queries only indexes the table has.
+#[test]
+fn function_policies_name_their_actions_and_resources() {
+    let template = template();
+    let indexes: BTreeSet<String> = template["Resources"]["Table"]["Properties"]
+        ["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("GlobalSecondaryIndexes")
+        .iter()
+        .filter_map(|i| i["IndexName"].as_str().map(str::to_owned))
+        .collect();
+    let mut statements = 0;
+    for (name, resource) in function_resources(&template) {
+        let policies = resource["Properties"]["Policies"]
+            .as_sequence()
+            .expect("Policies");
+        for policy in policies {
+            let policy_statements = policy["Statement"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{name}: an inline policy, not a managed one"));
+            for statement in policy_statements {
+                statements += 1;
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{name}");
+                let actions = strings(&statement["Action"]);
+                assert!(!actions.is_empty(), "{name}: a statement without actions");
+                for action in &actions {
+                    assert!(!action.contains('*'), "{name}: {action} is a wildcard");
+                    assert_ne!(action, "dynamodb:Scan", "{name}: no request path scans");
+                }
+                let resources = strings(&statement["Resource"]);
+                assert!(
+                    !resources.is_empty(),
+                    "{name}: a statement without resources"
+                );
+                for arn in &resources {
+                    assert_ne!(arn, "*", "{name}: {actions:?} on every resource");
+                    if let Some(index) = arn.split("/index/").nth(1) {
+                        assert!(
+                            indexes.contains(index),
+                            "{name}: {index} is not an index of the table"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(statements > 0, "the template has policy statements");
+}
+
+/// Each policy statement carries a comment saying what in the code uses
+/// it, so a statement whose user is gone is seen and removed.
+#[test]
+fn every_policy_statement_says_what_uses_it() {
+    let text =
+        std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    let (mut in_policies, mut statements, mut previous) = (false, 0, "");
+    let mut uncommented = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if trimmed == "Policies:" {
+            in_policies = true;
+        } else if in_policies && indent <= 6 {
+            in_policies = false;
+        }
+        if in_policies && trimmed.starts_with("- Effect:") {
+            statements += 1;
+            if !previous.starts_with('#') {
+                uncommented.push(format!("line {}", number + 1));
+            }
+        }
+        previous = trimmed;
+    }
+    assert!(statements > 0, "the template has policy statements");
+    assert!(
+        uncommented.is_empty(),
+        "policy statements without a comment on what uses them: {}",
+        uncommented.join(", ")
+    );
+}

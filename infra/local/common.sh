@@ -4,7 +4,24 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOLS="$ROOT/.tools"
+# .local holds keys (stack.json, project.json): its owner's alone.
 mkdir -p "$ROOT/.local"
+chmod 700 "$ROOT/.local"
+
+# write_private FILE: stdin into FILE, readable by its owner only from the
+# first byte: a temporary file created 0600 next to it, renamed over FILE
+# when complete (a reader sees the old file or the whole new one, and an
+# older FILE's wider mode goes with it). Empty input (the writer failed)
+# leaves FILE as it was.
+write_private() {
+  local file="$1" tmp
+  tmp="$(umask 077 && mktemp "$(dirname "$file")/.$(basename "$file").XXXXXX")" || return 1
+  if ! cat >"$tmp" || ! [ -s "$tmp" ] || ! chmod 600 "$tmp"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  mv -f "$tmp" "$file"
+}
 
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"

@@ -34,19 +34,19 @@ export TABLE_NAME="organizations"
 export LOGO_BUCKET="organizations-logos"
 
 echo "==> building the functions and orgctl"
-cargo build --workspace --bins --quiet
+cargo build --workspace --bins --exclude integration-tests --quiet
 TARGET_DIR="$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 ORGCTL="$TARGET_DIR/debug/orgctl"
 
 echo "==> orgctl init"
-"$ORGCTL" init > .local/init.json
+"$ORGCTL" init | write_private .local/init.json
 export EVENTS_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["events_queue_url"])')"
 export CLEANUP_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["cleanup_queue_url"])')"
 
 echo "==> demo project"
-"$ORGCTL" project create demo --json > .local/project.json
+"$ORGCTL" project create demo --json | write_private .local/project.json
 
-cat > .local/functions.env <<ENV
+write_private .local/functions.env <<ENV
 TABLE_NAME=$TABLE_NAME
 EVENTS_QUEUE_URL=$EVENTS_QUEUE_URL
 CLEANUP_QUEUE_URL=$CLEANUP_QUEUE_URL
@@ -79,7 +79,8 @@ echo "==> bridge: SQS -> processor, cleanup"
   > .local/bridge.log 2>&1 &
 PIDS+=("$!")
 
-python3 - "$BASE" <<'PY'
+# The keys go to a file only its owner can read (write_private).
+python3 - "$BASE" <<'PY' | write_private .local/stack.json
 import json, os, sys
 base = sys.argv[1]
 project = json.load(open(".local/project.json"))
@@ -99,8 +100,8 @@ stack = {
     "cleanup_queue_url": os.environ["CLEANUP_QUEUE_URL"],
     "bucket": os.environ["LOGO_BUCKET"],
 }
-json.dump(stack, open(".local/stack.json", "w"), indent=2)
 print(json.dumps(stack, indent=2))
 PY
+cat .local/stack.json
 echo "==> ready: .local/stack.json written; Ctrl-C stops everything"
 wait

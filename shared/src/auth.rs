@@ -310,6 +310,8 @@ pub fn front_door(
     };
     routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), layer))
+        // Every refusal, axum's own included, is a problem document.
+        .layer(axum::middleware::from_fn(crate::http::problem_responses))
         .with_state(state)
 }
 

@@ -3,11 +3,17 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use crate::error::Error;
+use crate::error::{Error, Problem};
+
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// Largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -253,6 +259,90 @@ pub async fn no_route(uri: axum::http::Uri) -> Error {
 /// The answer for a known path with an unsupported method.
 pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Error {
     Error::MethodNotAllowed(format!("{method} is not supported on {}", uri.path()))
+}
+
+/// The outermost layer of every router: an error answer that is not a
+/// problem document yet — a refusal written by axum or a tower layer (a body
+/// over a `DefaultBodyLimit`, an extractor's rejection, the router's own 404
+/// or 405) — becomes one, with the same status, its stable `code`, and the
+/// original headers (`Allow`, `Retry-After`) kept.
+pub async fn problem_responses(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_CONTENT_TYPE));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // What the refusal said, when it is short text (axum's rejections are).
+    let said = axum::body::to_bytes(body, 1024)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty());
+    let detail = |fallback: &str| said.clone().unwrap_or_else(|| fallback.to_owned());
+    let error = match status {
+        StatusCode::NOT_FOUND => Error::not_found(format!("no operation at {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            Error::MethodNotAllowed(format!("{method} is not supported on {path}"))
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::PayloadTooLarge(format!("the body is larger than {method} {path} accepts"))
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            Error::UnsupportedMediaType(detail("the body's Content-Type is not accepted here"))
+        }
+        StatusCode::UNAUTHORIZED => Error::Unauthorized(detail("credentials are required")),
+        StatusCode::FORBIDDEN => Error::Forbidden(detail("this operation is not allowed")),
+        StatusCode::CONFLICT => Error::conflict(detail("the request conflicts with the record")),
+        StatusCode::PRECONDITION_FAILED => {
+            Error::PreconditionFailed(detail("a precondition failed"))
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            Error::Unprocessable(detail("the body does not match the operation"))
+        }
+        StatusCode::SERVICE_UNAVAILABLE => Error::Storage(detail("unavailable")),
+        status if status.is_server_error() => Error::Internal(detail("no detail")),
+        // Any other refusal keeps its status; 400 is the nearest code.
+        _ => Error::invalid(detail("the request is not valid")),
+    };
+    let mut problem = Problem::from(&error);
+    if problem.status != status.as_u16() {
+        problem.status = status.as_u16();
+        problem.title = status.canonical_reason().unwrap_or("Error").into();
+    }
+    if status.is_server_error() {
+        tracing::error!(error = %error, code = problem.code, "request failed");
+    } else {
+        tracing::debug!(error = %error, code = problem.code, "request rejected");
+    }
+    let body = if method == Method::HEAD {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&problem).unwrap_or_default()
+    };
+    let mut answer = (status, body).into_response();
+    answer
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(CONTENT_LENGTH);
+    for name in parts.headers.keys() {
+        if answer.headers().contains_key(name) {
+            continue;
+        }
+        for value in parts.headers.get_all(name) {
+            answer.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod provision;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 
 pub use config::{Aws, Config};
 pub use error::{Error, Result};

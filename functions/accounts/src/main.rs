@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    shared::telemetry::init();
     let state = shared::AppState::from_env().await?;
     lambda_http::run(accounts::router(state)).await
 }

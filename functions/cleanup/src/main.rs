@@ -58,7 +58,7 @@ async fn http(router: axum::Router, payload: Value) -> Result<Value, lambda_runt
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::telemetry::init();
     let state = shared::AppState::from_env().await?;
     let router = cleanup::router(state.clone());
     let state = &state;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::telemetry::init();
     let state = shared::AppState::from_env().await?;
     let state = &state;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
