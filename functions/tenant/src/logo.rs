@@ -101,12 +101,17 @@ pub fn prepare(declared: Option<&str>, bytes: &[u8]) -> Result<Prepared, Error> 
     if bytes.len() > MAX_LOGO_BYTES {
         return Err(too_large());
     }
-    let not_image = || Error::UnsupportedMediaType("the body is not a PNG, JPEG or WebP image".into());
+    let not_image =
+        || Error::UnsupportedMediaType("the body is not a PNG, JPEG or WebP image".into());
     let format = image::guess_format(bytes).map_err(|_| not_image())?;
     let (content_type, extension) = kind(format).ok_or_else(|| {
         Error::UnsupportedMediaType(format!(
             "the body is a {} image; logos are PNG, JPEG or WebP",
-            format.extensions_str().first().unwrap_or(&"other").to_ascii_uppercase()
+            format
+                .extensions_str()
+                .first()
+                .unwrap_or(&"other")
+                .to_ascii_uppercase()
         ))
     })?;
     if let Some(declared) = declared {
@@ -340,13 +345,19 @@ mod tests {
             let err = prepare(Some("image/png"), &png_header(width, height, 8)).unwrap_err();
             assert_eq!(err.status().as_u16(), 422, "{err}");
             assert_eq!(err.code(), "image_too_large");
-            assert!(err.to_string().contains(&format!("{width} × {height}")), "{err}");
+            assert!(
+                err.to_string().contains(&format!("{width} × {height}")),
+                "{err}"
+            );
         }
         // 4096 × 4096 at 16 bits a channel is 128 MiB decoded: over the
         // decoder's budget, refused before the pixels are read.
         let err = prepare(None, &png_header(4096, 4096, 16)).unwrap_err();
         assert_eq!(err.code(), "image_too_large", "{err}");
-        assert!(prepare(None, &png(4096, 1)).is_ok(), "the limit itself is fine");
+        assert!(
+            prepare(None, &png(4096, 1)).is_ok(),
+            "the limit itself is fine"
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub fn strip(format: ImageFormat, bytes: &[u8]) -> Result<Stripped, Error> {
         ImageFormat::Png => png(bytes),
         ImageFormat::Jpeg => jpeg(bytes),
         ImageFormat::WebP => webp(bytes),
-        other => Err(Error::Internal(format!("no metadata stripping for {other:?}"))),
+        other => Err(Error::Internal(format!(
+            "no metadata stripping for {other:?}"
+        ))),
     }
 }
 
@@ -76,7 +78,9 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
 
 fn png(bytes: &[u8]) -> Result<Stripped, Error> {
     let bad = |what| malformed("PNG", what);
-    let mut rest = bytes.strip_prefix(PNG_SIGNATURE).ok_or(bad("no signature"))?;
+    let mut rest = bytes
+        .strip_prefix(PNG_SIGNATURE)
+        .ok_or(bad("no signature"))?;
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(PNG_SIGNATURE);
     let mut orientation = Orientation::NoTransforms;
@@ -140,7 +144,9 @@ fn jpeg(bytes: &[u8]) -> Result<Stripped, Error> {
         while bytes.get(at) == Some(&0xFF) {
             at += 1;
         }
-        let marker = *bytes.get(at).ok_or(bad("it ends before the end of image"))?;
+        let marker = *bytes
+            .get(at)
+            .ok_or(bad("it ends before the end of image"))?;
         at += 1;
         match marker {
             0xD9 => {
@@ -218,7 +224,9 @@ fn jpeg(bytes: &[u8]) -> Result<Stripped, Error> {
 
 /// WebP chunks kept: the header (VP8X, its EXIF/XMP flags cleared), the
 /// bitstreams and alpha, animation, and the ICC profile.
-const WEBP_KEPT: &[&[u8; 4]] = &[b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF", b"ICCP"];
+const WEBP_KEPT: &[&[u8; 4]] = &[
+    b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF", b"ICCP",
+];
 const VP8X_EXIF: u8 = 0x08;
 const VP8X_XMP: u8 = 0x04;
 
@@ -457,12 +465,18 @@ mod tests {
         jpeg_segment(&mut sent, 0xFE, b"shot at home by SecretCam");
         sent.extend_from_slice(&encoded[2..]);
         let markers: Vec<u8> = jpeg_segments(&sent).iter().map(|s| s.0).collect();
-        assert!(markers.iter().filter(|m| **m == 0xE1).count() == 2, "{markers:x?}");
+        assert!(
+            markers.iter().filter(|m| **m == 0xE1).count() == 2,
+            "{markers:x?}"
+        );
 
         let stripped = strip(ImageFormat::Jpeg, &sent).unwrap();
         let segments = jpeg_segments(&stripped.bytes);
         let markers: Vec<u8> = segments.iter().map(|s| s.0).collect();
-        assert!(!markers.contains(&0xE1) && !markers.contains(&0xFE), "{markers:x?}");
+        assert!(
+            !markers.contains(&0xE1) && !markers.contains(&0xFE),
+            "{markers:x?}"
+        );
         let app0: Vec<_> = segments.iter().filter(|s| s.0 == 0xE0).collect();
         assert!(app0.iter().all(|s| s.1.len() == 14 && s.1[12..] == [0, 0]));
         assert!(
@@ -475,7 +489,11 @@ mod tests {
         assert!(!contains(&stripped.bytes, b"xmpmeta"));
         assert!(!contains(&stripped.bytes, b"Exif\0\0"));
         assert!(stripped.bytes.ends_with(&[0xFF, 0xD9]));
-        assert_eq!(pixels(&stripped.bytes), pixels(&encoded), "no pixel recompressed");
+        assert_eq!(
+            pixels(&stripped.bytes),
+            pixels(&encoded),
+            "no pixel recompressed"
+        );
     }
 
     #[test]
@@ -493,8 +511,15 @@ mod tests {
         let stripped = strip(ImageFormat::WebP, &sent).unwrap();
         let chunks = webp_chunks(&stripped.bytes);
         let kinds: Vec<_> = chunks.iter().map(|c| c.0).collect();
-        assert!(!kinds.contains(b"EXIF") && !kinds.contains(b"XMP "), "{kinds:?}");
-        assert_eq!(chunks[0].1[0] & (VP8X_EXIF | VP8X_XMP), 0, "the flags say so");
+        assert!(
+            !kinds.contains(b"EXIF") && !kinds.contains(b"XMP "),
+            "{kinds:?}"
+        );
+        assert_eq!(
+            chunks[0].1[0] & (VP8X_EXIF | VP8X_XMP),
+            0,
+            "the flags say so"
+        );
         assert_eq!(
             u32::from_le_bytes(stripped.bytes[4..8].try_into().unwrap()) as usize,
             stripped.bytes.len() - 8
@@ -543,7 +568,10 @@ mod tests {
         let mut huge_chunk = encode(ImageFormat::Png, Vec::new());
         huge_chunk[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
-            strip(ImageFormat::Png, &huge_chunk).unwrap_err().status().as_u16(),
+            strip(ImageFormat::Png, &huge_chunk)
+                .unwrap_err()
+                .status()
+                .as_u16(),
             400
         );
     }
