@@ -490,6 +490,7 @@ async fn put_logo(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let prepared = logo::prepare(declared, &bytes)?;
+    // What is stored is the stripped copy: one copy of the body in memory.
     drop(bytes);
     let stored = logo::store(&state, project, org, prepared).await?;
     let previous = std::sync::Mutex::new(None);

@@ -27,9 +27,11 @@ pub const THUMBNAIL_MAX: u32 = 128;
 /// Largest width or height accepted, read from the header before decoding:
 /// a few hundred KB of PNG can declare 10,000 × 10,000 px (381 MiB decoded).
 pub const MAX_LOGO_SIDE: u32 = 4096;
-/// The decoder's memory budget, well under the function's 256 MB: a
-/// 4096 × 4096 RGBA image of 8 bits a channel (64 MiB) fits, the same at
-/// 16 bits (128 MiB) does not.
+/// The decoder's memory budget for the pixels, well under the function's
+/// 256 MB: a 4096 × 4096 RGBA image of 8 bits a channel (64 MiB) fits, the
+/// same at 16 bits (128 MiB) does not. (A progressive JPEG's coefficients,
+/// which zune-jpeg keeps outside this budget, add at most 2 bytes a sample:
+/// 96 MiB at 4096 × 4096 in colour, 48 MiB of pixels besides; still under.)
 const MAX_DECODE_BYTES: u64 = 96 * 1024 * 1024;
 /// How long a presigned logo URL stays valid (SigV4's maximum is 7 days).
 const URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600 - 3600);
