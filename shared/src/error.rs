@@ -39,6 +39,9 @@ pub enum Error {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// An image whose pixels exceed what is decoded (its bytes may be few).
+    #[error("{0}")]
+    ImageTooLarge(String),
     /// Misconfiguration of the deployment (a missing variable).
     #[error("configuration: {0}")]
     Config(String),
@@ -62,6 +65,9 @@ impl Error {
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // Not 413: that is about the body's bytes, and a client that
+            // compresses harder or sends fewer bytes would not be helped.
+            Error::ImageTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -81,6 +87,7 @@ impl Error {
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::ImageTooLarge(_) => "image_too_large",
             Error::Storage(_) => "service_unavailable",
             Error::Config(_) | Error::Internal(_) => "internal_error",
         }

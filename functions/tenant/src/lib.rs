@@ -7,8 +7,8 @@
 mod logo;
 mod wire;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -24,7 +24,7 @@ use shared::http::{IfMatch, Path, Query};
 use shared::{AppState, Error};
 use uuid::Uuid;
 
-pub use logo::{MAX_LOGO_BYTES, THUMBNAIL_MAX};
+pub use logo::{MAX_LOGO_BYTES, MAX_LOGO_SIDE, THUMBNAIL_MAX};
 pub use wire::{DataPoint, FeatureSettings, OrganizationResponse};
 
 /// Every route of the family.
@@ -115,8 +115,7 @@ pub fn router(state: AppState) -> Router {
             "/v2/organization/{org_id}/logo",
             put(put_logo)
                 .delete(delete_logo)
-                .fallback(shared::http::wrong_method)
-                .layer(DefaultBodyLimit::max(MAX_LOGO_BYTES + 1)),
+                .fallback(shared::http::wrong_method),
         )
         .route(
             "/v2/organization/{org_id}/data-points",
@@ -466,28 +465,36 @@ async fn organization_context(
 }
 
 /// `PUT /v2/organization/{org_id}/logo`: the image as the body; stored
-/// with its thumbnail, replacing the previous logo.
+/// without its metadata, with its thumbnail, replacing the previous logo.
 #[utoipa::path(put, path = "/v2/organization/{org_id}/logo", tag = "organization",
     params(("org_id" = String, Path, description = "The organization's id")),
-    request_body(content = Vec<u8>, description = "PNG, JPEG, GIF or WebP, at most 5 MiB and 10,000 px a side", content_type = "image/*"),
-    responses((status = 200, description = "The organization, with its logo's URLs", body = OrganizationResponse)))]
+    request_body(content = Vec<u8>, description = "PNG, JPEG or WebP (judged by its bytes; a Content-Type, if given, must agree), at most 5 MiB and 4096 × 4096 px. Stored without metadata (EXIF, XMP, text chunks, comments); an EXIF orientation is kept.", content_type = "image/*"),
+    responses((status = 200, description = "The organization, with its logo's URLs", body = OrganizationResponse),
+        (status = 413, description = "The body is larger than 5 MiB (`payload_too_large`)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a PNG, JPEG or WebP image, or labelled as another type (`unsupported_media_type`)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than 4096 px wide or high, or too large to decode (`image_too_large`)", body = shared::error::Problem, content_type = "application/problem+json")))]
 async fn put_logo(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
     let org = org_id(&id)?;
+    // The right to change the organization, and that it exists, come before
+    // a byte of the body is read: reading and decoding it is the costliest
+    // work this function does.
+    let project = organization_project(&state.store, &principal, org, true).await?;
+    // The update starts from this read.
+    let read = fetch(&state, project, org).await?;
+    let bytes = logo::read(&headers, body).await?;
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let prepared = logo::prepare(declared, &body)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
-    // Read before uploading, so a missing organization stores nothing;
-    // the update starts from this read.
-    let read = fetch(&state, project, org).await?;
-    let stored = logo::store(&state, project, org, &prepared, body.to_vec()).await?;
+    let prepared = logo::prepare(declared, &bytes)?;
+    // What is stored is the stripped copy: one copy of the body in memory.
+    drop(bytes);
+    let stored = logo::store(&state, project, org, prepared).await?;
     let previous = std::sync::Mutex::new(None);
     let updated = state
         .store
