@@ -8,6 +8,9 @@ use super::data::Data;
 use crate::error::Error;
 
 pub const DEFAULT_SOURCE: &str = "default";
+/// `{"source": "id", "external_id": "<record id>"}` names a record by its
+/// own id: matching only, never stored.
+pub const ID_SOURCE: &str = "id";
 /// A session's user is the user with (`session`, the token's `sub`); only
 /// sessions and secret keys write this source.
 pub const SESSION_SOURCE: &str = "session";
@@ -29,6 +32,13 @@ impl IdentifierKey {
 
     pub fn is_session(&self) -> bool {
         self.source == SESSION_SOURCE
+    }
+
+    /// The record this identifier names by its id (source `id`), if it does.
+    pub fn record_id(&self) -> Option<Uuid> {
+        (self.source == ID_SOURCE)
+            .then(|| Uuid::parse_str(&self.external_id).ok())
+            .flatten()
     }
 
     /// Validates one identifier as a client sent it; `source` defaults to
@@ -127,9 +137,16 @@ pub fn validate_identifiers(specs: Vec<IdentifierSpec>) -> Result<Vec<Identifier
     Ok(unique)
 }
 
+/// Whether a requested identifier is kept on its record: source `id` only
+/// matches.
+fn stored(spec: &IdentifierSpec) -> bool {
+    spec.key.source != ID_SOURCE
+}
+
 pub(crate) fn new_identifiers(specs: &[IdentifierSpec], now: &str) -> Vec<Identifier> {
     specs
         .iter()
+        .filter(|spec| stored(spec))
         .map(|spec| Identifier::new(spec, now))
         .collect()
 }
@@ -150,7 +167,7 @@ pub(crate) fn attach_identifiers(
     now: &str,
 ) -> Attached {
     let mut attached = Attached::default();
-    for spec in specs {
+    for spec in specs.iter().filter(|spec| stored(spec)) {
         match identifiers.iter_mut().find(|i| i.key() == spec.key) {
             Some(known) => {
                 if spec.metadata.is_some() && known.metadata != spec.metadata {
@@ -178,6 +195,7 @@ pub fn missing_keys<'a>(
 ) -> Vec<&'a IdentifierKey> {
     specs
         .iter()
+        .filter(|spec| stored(spec))
         .map(|s| &s.key)
         .filter(|k| !identifiers.iter().any(|i| &i.key() == *k))
         .collect()

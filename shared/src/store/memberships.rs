@@ -10,6 +10,7 @@ use super::organizations::Upserted;
 use super::profiles::{marker_keys, not_found, put_new, record_item, Fetched, MAX_ATTEMPTS};
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, to_item, Item, Store, TxOutcome};
+use crate::domain::identifier::ID_SOURCE;
 use crate::domain::{
     Data, IdentifierKey, IdentifierSpec, Membership, Organization, ProfileUpsert, Scope,
     SystemEvent, User,
@@ -129,6 +130,12 @@ impl Store {
                         self.membership(&sides.fetched, project, sides.org, user)
                             .await?,
                     )
+                }
+                // An id names an existing user only.
+                None if user_refs.iter().any(|k| k.source == ID_SOURCE) => {
+                    return Err(not_found::<User>(
+                        &user_refs.iter().map(|k| (*k).clone()).collect::<Vec<_>>(),
+                    ));
                 }
                 None => {
                     let upsert = ProfileUpsert::new(user_ids.to_vec(), None, None)?;

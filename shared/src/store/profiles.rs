@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, storage, to_item, Item, Store, TxOutcome};
-use crate::domain::identifier::missing_keys;
+use crate::domain::identifier::{missing_keys, ID_SOURCE};
 use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, Scope, SystemEvent};
 use crate::error::Error;
 use crate::keys;
@@ -64,8 +64,13 @@ pub(crate) trait Profile: Clone + Serialize + DeserializeOwned + Send + Sync {
     }
 }
 
+/// The item that tells which record an identifier names: its marker, or,
+/// for source `id`, the record itself.
 pub(crate) fn marker_key<P: Profile>(project: Uuid, id: &IdentifierKey) -> Item {
-    key(P::marker_pk(project, id), P::MARKER_SK)
+    match id.record_id() {
+        Some(record) => record_key::<P>(project, record),
+        None => key(P::marker_pk(project, id), P::MARKER_SK),
+    }
 }
 
 pub(crate) fn marker_keys<P: Profile>(project: Uuid, ids: &[&IdentifierKey]) -> Vec<Item> {
@@ -118,9 +123,18 @@ impl Fetched {
     ) -> Result<Option<Uuid>, Error> {
         let mut owners = HashSet::new();
         for id in ids {
-            if let Some(item) = self.get(&marker_key::<P>(project, id)) {
-                let marker: MarkerItem = from_item(item.clone())?;
-                owners.insert(marker.owner_id);
+            match id.record_id() {
+                Some(record) => {
+                    if self.get(&record_key::<P>(project, record)).is_some() {
+                        owners.insert(record);
+                    }
+                }
+                None => {
+                    if let Some(item) = self.get(&marker_key::<P>(project, id)) {
+                        let marker: MarkerItem = from_item(item.clone())?;
+                        owners.insert(marker.owner_id);
+                    }
+                }
             }
         }
         match owners.len() {
@@ -149,7 +163,18 @@ impl Store {
     /// One strongly consistent `BatchGetItem` (repeated only for keys
     /// DynamoDB leaves unprocessed).
     pub(crate) async fn fetch(&self, keys: Vec<Item>) -> Result<Fetched, Error> {
-        let mut pending = keys;
+        // DynamoDB refuses a batch that names a key twice (a record named
+        // by its id and prefetched as well).
+        let mut seen = HashSet::new();
+        let mut pending: Vec<Item> = keys
+            .into_iter()
+            .filter(|k| {
+                seen.insert((
+                    super::text(k, keys::PK).to_owned(),
+                    super::text(k, keys::SK).to_owned(),
+                ))
+            })
+            .collect();
         let mut found = HashMap::new();
         let mut retries = 0;
         while !pending.is_empty() {
@@ -306,6 +331,12 @@ impl Store {
             let owner = fetched.resolve::<P>(project, &ids)?;
             self.learn::<P>(project, &ids, owner);
             let (record, created, outcome) = match owner {
+                // An id names an existing record only.
+                None if ids.iter().any(|id| id.source == ID_SOURCE) => {
+                    return Err(not_found::<P>(
+                        &ids.iter().map(|id| (*id).clone()).collect::<Vec<_>>(),
+                    ));
+                }
                 None => {
                     let (record, event) = P::create(project, crate::ids::new_id(), upsert, &now);
                     let mut items = vec![put_new(&self.table, record_item(&record)?)?];
@@ -416,6 +447,7 @@ impl Store {
         ids: &[&IdentifierKey],
     ) -> Result<Vec<TransactWriteItem>, Error> {
         ids.iter()
+            .filter(|id| id.record_id().is_none() && id.source != ID_SOURCE)
             .map(|id| {
                 let marker = MarkerItem {
                     pk: P::marker_pk(record.project_id(), id),
