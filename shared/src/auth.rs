@@ -431,6 +431,67 @@ pub async fn organization_access(
     }
 }
 
+/// What a route needs of the organization its path names.
+pub trait Needs: Send + Sync {
+    /// Whether only its owners (and secret keys) may act.
+    const OWNER: bool;
+}
+
+/// Members (and secret keys) read.
+pub struct Read;
+/// Owners (and secret keys) change.
+pub struct Own;
+
+impl Needs for Read {
+    const OWNER: bool = false;
+}
+
+impl Needs for Own {
+    const OWNER: bool = true;
+}
+
+/// The organization a route acts on (the path's `organization_id`,
+/// `org_id`, `organizationId` or, failing those, `id`) and the caller's
+/// right to it, declared per route: `OrgAccess<Read>` or `OrgAccess<Own>`.
+/// A session that is no member gets 404, as if the organization did not
+/// exist; a member without the right gets 403.
+pub struct OrgAccess<N: Needs> {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    /// The session's user (`None` for a secret key).
+    pub user: Option<Uuid>,
+    pub principal: Principal,
+    needs: std::marker::PhantomData<N>,
+}
+
+/// Path parameters that name the organization, most specific first.
+const ORGANIZATION_PARAMS: [&str; 4] = ["organization_id", "org_id", "organizationId", "id"];
+
+impl<S: AuthState + Send + Sync, N: Needs> FromRequestParts<S> for OrgAccess<N> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::not_found("no organization is named by this path"))?;
+        let raw = ORGANIZATION_PARAMS
+            .iter()
+            .find_map(|name| params.iter().find(|(key, _)| key == name))
+            .map(|(_, value)| value.to_owned())
+            .ok_or_else(|| Error::not_found("no organization is named by this path"))?;
+        let id = organization_id(&raw)?;
+        let access = organization_access(state.store(), &principal, id, N::OWNER).await?;
+        Ok(OrgAccess {
+            id,
+            project_id: access.project_id,
+            user: access.user,
+            principal,
+            needs: std::marker::PhantomData,
+        })
+    }
+}
+
 /// [`organization_access`], when only the project matters.
 pub async fn organization_project(
     store: &Store,

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use shared::auth::{organization_id, organization_project};
+use shared::auth::{OrgAccess, Own, Read};
 use shared::auth::{Principal, SecretCaller, Session};
 use shared::domain::organization::validate_email;
 use shared::http::Json;
@@ -230,18 +231,13 @@ async fn present_one(
 #[utoipa::path(get, path = "/v1/organizations/{organization_id}", tag = "organizations",
     params(("organization_id" = String, Path, description = "The organization's id")),
     responses((status = 200, description = "The organization", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
-async fn read(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> Result<Response, Error> {
-    let org_id = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org_id, false).await?;
+async fn read(State(state): State<AppState>, access: OrgAccess<Read>) -> Result<Response, Error> {
+    let (org_id, project) = (access.id, access.project_id);
     let org = state
         .store
         .get_organization(project, org_id)
         .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org_id}")))?;
     let tag = shared::http::etag(org.version);
     Ok(([tag], axum::Json(present_one(&state, project, org).await?)).into_response())
 }
@@ -256,13 +252,11 @@ async fn read(
     responses((status = 200, description = "The organization, updated", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
 async fn update(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     if_match: IfMatch,
     Json(params): Json<OrganizationUpdateParams>,
 ) -> Result<Response, Error> {
-    let org_id = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org_id, true).await?;
+    let (org_id, project) = (access.id, access.project_id);
     let name = match params.name {
         Patch::Keep => None,
         Patch::Clear => return Err(Error::invalid("name cannot be null")),
@@ -370,12 +364,10 @@ async fn list(
     responses((status = 200, description = "The organization's timeline, oldest first", body = wire::TimelineResponse)))]
 async fn timeline(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Read>,
     Query(query): Query<wire::ListQuery>,
 ) -> Result<axum::Json<wire::TimelineResponse>, Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, false).await?;
+    let (org, project) = (access.id, access.project_id);
     let limit = limit(query.limit.as_deref(), TIMELINE_DEFAULT_LIMIT)?;
     let page = state
         .store
@@ -387,7 +379,7 @@ async fn timeline(
             query.cursor.as_deref(),
         )
         .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
     Ok(axum::Json(wire::TimelineResponse {
         items: page
             .events
@@ -411,18 +403,16 @@ async fn timeline(
     responses((status = 200, description = "A page of the organization's memberships", body = wire::MembershipList)))]
 async fn memberships(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Read>,
     Query(query): Query<wire::ListQuery>,
 ) -> Result<axum::Json<wire::MembershipList>, Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, false).await?;
+    let (org, project) = (access.id, access.project_id);
     let limit = limit(query.limit.as_deref(), DEFAULT_LIMIT)?;
     let page = state
         .store
         .list_memberships(project, org, limit, query.cursor.as_deref())
         .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
     Ok(axum::Json(wire::MembershipList {
         items: page.memberships.into_iter().map(Into::into).collect(),
         pagination: wire::Pagination {
@@ -483,11 +473,9 @@ async fn leave(
     responses((status = 200, description = "The organization's address", body = wire::AddressResponse)))]
 async fn read_address(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Read>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, false).await?;
+    let (org, project) = (access.id, access.project_id);
     let address = state
         .store
         .get_address(project, org)
@@ -503,12 +491,10 @@ async fn read_address(
     responses((status = 200, description = "The address, set as a whole", body = wire::AddressResponse)))]
 async fn create_address(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     Json(params): Json<wire::AddressCreateParams>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
+    let (org, project) = (access.id, access.project_id);
     let change = params.into();
     let address = state
         .store
@@ -523,12 +509,10 @@ async fn create_address(
     responses((status = 200, description = "The address, updated", body = wire::AddressResponse)))]
 async fn update_address(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     Json(params): Json<wire::AddressUpdateParams>,
 ) -> Result<axum::Json<wire::AddressResponse>, Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
+    let (org, project) = (access.id, access.project_id);
     let change = params.into();
     let address = state.store.set_address(project, org, &change, true).await?;
     Ok(axum::Json(address.into()))
@@ -541,12 +525,10 @@ async fn update_address(
     responses((status = 201, description = "The domain, claimed and unverified, with the TXT record that proves it", body = wire::DomainResponse)))]
 async fn add_domain(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     Json(params): Json<wire::DomainCreateParams>,
 ) -> Result<(StatusCode, axum::Json<wire::DomainResponse>), Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
+    let (org, project) = (access.id, access.project_id);
     let domain = state.store.add_domain(project, org, &params.domain).await?;
     Ok((
         StatusCode::CREATED,

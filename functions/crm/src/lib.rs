@@ -12,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
-use shared::auth::organization_id as org_id;
-use shared::auth::Principal;
+use shared::auth::{OrgAccess, Own, Principal, Read};
 use shared::domain::crm::{
     filter_time, normalize_phone, NoteFilter, NoteOrder, OrgFilter, OrgOrder, TimeBound,
 };
@@ -126,27 +125,9 @@ fn note_id(org: Uuid, raw: &str) -> Result<Uuid, Error> {
         .map_err(|_| Error::not_found(format!("organization {org} has no note {raw}")))
 }
 
-/// What a route does with the organization: members read, owners change.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Needs {
-    Read,
-    Own,
-}
-
-/// Who may reach one organization: a secret key anywhere in its project, a
-/// session only as a member (else 404, as if it did not exist) and, to
-/// change it or its notes, as an owner (else 403). Returns the project and,
-/// for a session, its user's id.
-async fn access(
-    state: &AppState,
-    principal: &Principal,
-    org: Uuid,
-    needs: Needs,
-) -> Result<(Uuid, Option<String>), Error> {
-    let access =
-        shared::auth::organization_access(&state.store, principal, org, needs == Needs::Own)
-            .await?;
-    Ok((access.project_id, access.user.map(|u| u.to_string())))
+/// A session's user id as the CRM names authors (`/users/{id}`).
+fn viewer<N: shared::auth::Needs>(access: &OrgAccess<N>) -> Option<String> {
+    access.user.map(|u| u.to_string())
 }
 
 /// The query string as the CRM sends it: repeated keys (`tags.id[]=1&
@@ -415,32 +396,25 @@ async fn create(
 #[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
     params(("id" = String, Path, description = "The organization's id")),
     responses((status = 200, description = "The organization", body = OrganizationResource, content_type = "application/ld+json")))]
-async fn read(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> Result<Response, Error> {
-    let org = org_id(&id)?;
-    let (project, _) = access(&state, &principal, org, Needs::Read).await?;
+async fn read(State(state): State<AppState>, access: OrgAccess<Read>) -> Result<Response, Error> {
+    let (org, project) = (access.id, access.project_id);
     let found = state
         .store
         .get_organization(project, org)
         .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
     Ok(ld(StatusCode::OK, &OrganizationResource::from(found)))
 }
 
 async fn write(
     state: AppState,
-    principal: Principal,
-    id: String,
+    access: OrgAccess<Own>,
     body: wire::OrganizationWrite,
     replace: bool,
 ) -> Result<Response, Error> {
-    let org = org_id(&id)?;
+    let (org, project) = (access.id, access.project_id);
     let change = body.into_change(replace)?;
     change.validate()?;
-    let (project, _) = access(&state, &principal, org, Needs::Own).await?;
     let owner = match &change.owner {
         shared::domain::address::Change::Set(owner) => Some(owner.as_str()),
         _ => None,
@@ -460,11 +434,10 @@ async fn write(
     responses((status = 200, description = "The organization, replaced", body = OrganizationResource, content_type = "application/ld+json")))]
 async fn replace(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     Json(body): Json<wire::OrganizationWrite>,
 ) -> Result<Response, Error> {
-    write(state, principal, id, body, true).await
+    write(state, access, body, true).await
 }
 
 /// `PATCH /organizations/{id}` (merge patch): only the fields given.
@@ -473,11 +446,10 @@ async fn replace(
     responses((status = 200, description = "The organization, updated", body = OrganizationResource, content_type = "application/ld+json")))]
 async fn patch(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     Json(body): Json<wire::OrganizationWrite>,
 ) -> Result<Response, Error> {
-    write(state, principal, id, body, false).await
+    write(state, access, body, false).await
 }
 
 /// Hides another author's private note from a session (404, as if absent).
@@ -519,19 +491,17 @@ fn authored_by(viewer: Option<String>) -> impl Fn(&shared::domain::crm::Note) ->
     responses((status = 200, description = "A page of the organization's notes (private ones only for their author)", body = Collection<NoteResource>, content_type = "application/ld+json")))]
 async fn list_notes(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Read>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, Error> {
-    let org = org_id(&id)?;
+    let (org, project, viewer) = (access.id, access.project_id, viewer(&access));
     let params = Params::parse(raw)?;
     let (page, size) = params.paging()?;
-    let (project, viewer) = access(&state, &principal, org, Needs::Read).await?;
     let notes = state
         .store
         .notes(project, org)
         .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
     let filter = NoteFilter {
         text: params
             .one("q")
@@ -595,14 +565,12 @@ fn check_organization_id(body: &wire::NoteWrite, org: Uuid) -> Result<(), Error>
     responses((status = 201, description = "The note", body = NoteResource, content_type = "application/ld+json")))]
 async fn create_note(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     Json(body): Json<wire::NoteWrite>,
 ) -> Result<Response, Error> {
-    let org = org_id(&id)?;
+    let (org, project, viewer) = (access.id, access.project_id, viewer(&access));
     check_organization_id(&body, org)?;
     let mut change = body.into_change(false)?;
-    let (project, viewer) = access(&state, &principal, org, Needs::Own).await?;
     // A session's note is always its own.
     if let Some(user) = viewer {
         change.author = shared::domain::address::Change::Set(user);
@@ -617,12 +585,11 @@ async fn create_note(
     responses((status = 200, description = "The note", body = NoteResource, content_type = "application/ld+json")))]
 async fn read_note(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, note)): Path<(String, String)>,
+    access: OrgAccess<Read>,
+    Path((_, note)): Path<(String, String)>,
 ) -> Result<Response, Error> {
-    let org = org_id(&id)?;
+    let (org, project, viewer) = (access.id, access.project_id, viewer(&access));
     let note = note_id(org, &note)?;
-    let (project, viewer) = access(&state, &principal, org, Needs::Read).await?;
     let found = state.store.note(project, org, note).await?;
     visible_to(viewer)(&found)?;
     Ok(ld(StatusCode::OK, &NoteResource::from(found)))
@@ -630,17 +597,15 @@ async fn read_note(
 
 async fn write_note(
     state: AppState,
-    principal: Principal,
-    id: String,
+    access: OrgAccess<Own>,
     note: String,
     body: wire::NoteWrite,
     replace: bool,
 ) -> Result<Response, Error> {
-    let org = org_id(&id)?;
+    let (org, project, viewer) = (access.id, access.project_id, viewer(&access));
     let note = note_id(org, &note)?;
     check_organization_id(&body, org)?;
     let mut change = body.into_change(replace)?;
-    let (project, viewer) = access(&state, &principal, org, Needs::Own).await?;
     if let Some(user) = &viewer {
         // A session cannot hand its note to someone else.
         if !matches!(change.author, shared::domain::address::Change::Keep) {
@@ -661,11 +626,11 @@ async fn write_note(
     responses((status = 200, description = "The note, replaced", body = NoteResource, content_type = "application/ld+json")))]
 async fn replace_note(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, note)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, note)): Path<(String, String)>,
     Json(body): Json<wire::NoteWrite>,
 ) -> Result<Response, Error> {
-    write_note(state, principal, id, note, body, true).await
+    write_note(state, access, note, body, true).await
 }
 
 /// `PATCH /organizations/{organizationId}/notes/{id}`.
@@ -674,11 +639,11 @@ async fn replace_note(
     responses((status = 200, description = "The note, updated", body = NoteResource, content_type = "application/ld+json")))]
 async fn patch_note(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, note)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, note)): Path<(String, String)>,
     Json(body): Json<wire::NoteWrite>,
 ) -> Result<Response, Error> {
-    write_note(state, principal, id, note, body, false).await
+    write_note(state, access, note, body, false).await
 }
 
 /// `DELETE /organizations/{organizationId}/notes/{id}`: 204.
@@ -687,12 +652,11 @@ async fn patch_note(
     responses((status = 204, description = "The note is deleted")))]
 async fn delete_note(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, note)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, note)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
-    let org = org_id(&id)?;
+    let (org, project, viewer) = (access.id, access.project_id, viewer(&access));
     let note = note_id(org, &note)?;
-    let (project, viewer) = access(&state, &principal, org, Needs::Own).await?;
     if viewer.is_some() {
         // The read is on the refusal's side only: the delete below is
         // conditioned on the author again.

@@ -15,6 +15,7 @@ use axum::routing::{get, put};
 use axum::Router;
 use serde_json::{Map, Value};
 use shared::auth::{organization_id as org_id, organization_project};
+use shared::auth::{OrgAccess, Own, Read};
 use shared::auth::{Principal, SecretCaller};
 use shared::domain::features::Context;
 use shared::domain::tenant::{TenantChange, TenantProfile};
@@ -182,13 +183,8 @@ async fn current(
 #[utoipa::path(get, path = "/v2/organization/{org_id}", tag = "organization",
     params(("org_id" = String, Path, description = "The organization's id")),
     responses((status = 200, description = "The organization", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
-async fn read(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> Result<Response, Error> {
-    let org = org_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, false).await?;
+async fn read(State(state): State<AppState>, access: OrgAccess<Read>) -> Result<Response, Error> {
+    let (org, project) = (access.id, access.project_id);
     let found = fetch(&state, project, org).await?;
     let tag = shared::http::etag(found.version);
     Ok(([tag], axum::Json(present(&state, found).await?)).into_response())
@@ -292,16 +288,14 @@ async fn create(
     responses((status = 200, description = "Every setting of the organization", body = Object)))]
 async fn settings(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Read>,
 ) -> Result<axum::Json<Map<String, Value>>, Error> {
-    let org = org_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, false).await?;
+    let (org, project) = (access.id, access.project_id);
     let found = state
         .store
         .organization_with_settings(project, org)
         .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
     Ok(axum::Json(found.settings))
 }
 
@@ -526,11 +520,9 @@ async fn put_logo(
     responses((status = 204, description = "The logo and its thumbnail are removed")))]
 async fn delete_logo(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
 ) -> Result<StatusCode, Error> {
-    let org = org_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
+    let (org, project) = (access.id, access.project_id);
     let removed = std::sync::Mutex::new(None);
     state
         .store
@@ -559,16 +551,14 @@ async fn delete_logo(
     responses((status = 200, description = "Members counted against `free_user_limit`", body = DataPoint)))]
 async fn data_points(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Read>,
 ) -> Result<axum::Json<DataPoint>, Error> {
-    let org = org_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, false).await?;
+    let (org, project) = (access.id, access.project_id);
     let (found, members) = state
         .store
         .organization_with_members(project, org)
         .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
     Ok(axum::Json(DataPoint {
         max_customer: found.tenant.and_then(|t| t.free_user_limit),
         actual_customer: members,
