@@ -37,6 +37,10 @@ pub enum Error {
     PreconditionFailed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A published limit (`shared::limits`) would be exceeded: the request
+    /// is fine, but the organization or record already holds the most it may.
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// Misconfiguration of the deployment (a missing variable).
@@ -61,6 +65,7 @@ impl Error {
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::LimitExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -80,6 +85,7 @@ impl Error {
             Error::Unprocessable(_) => "unprocessable",
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::LimitExceeded(_) => "limit_exceeded",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Storage(_) => "service_unavailable",
             Error::Config(_) | Error::Internal(_) => "internal_error",

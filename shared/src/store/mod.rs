@@ -13,6 +13,7 @@ mod profiles;
 mod projects;
 mod schedules;
 mod segments;
+mod size;
 mod tenant;
 pub mod timeline;
 mod users;
@@ -114,7 +115,10 @@ impl Store {
 
     /// Runs one transaction. A cancelled transaction is not an error here:
     /// the caller decides what each item's cancellation reason means.
+    /// Every write path goes through here, so this is where each item is
+    /// measured against DynamoDB's size limits before anything is sent.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<TxOutcome, Error> {
+        size::check_transaction(&items)?;
         match self
             .db
             .transact_write_items()
