@@ -33,6 +33,7 @@ pub use domains::find_domain;
 pub use memberships::MembershipPage;
 pub use organizations::{OrganizationPage, Upserted};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
+pub use schedules::{minute_of, next_minute, Backlog, DuePage, DueRead, SchedulerState};
 pub use segments::{SegmentPage, Selected, MAX_EXAMINED};
 pub use tenant::{NewOwner, WithSettings};
 
