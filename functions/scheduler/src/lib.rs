@@ -45,6 +45,11 @@ const BACKLOG_PART: usize = 2;
 /// Backlogs one tick looks at.
 const MAX_BACKLOGS: usize = 200;
 
+/// Minutes of one project's backlog one tick walks at most, so that one
+/// long, sparse backlog cannot take the reads the other backlogs need (its
+/// start moves on by as much each tick).
+const BACKLOG_MINUTES: usize = 30;
+
 /// What one tick may do.
 #[derive(Clone, Debug)]
 pub struct Budget {
@@ -212,7 +217,7 @@ impl Tick<'_> {
         let project = backlog.project_id;
         let mut minute = minute_of(backlog.from);
         let mut walked = 0;
-        'minutes: while minute < end && walked < self.budget.minutes {
+        'minutes: while minute < end && walked < self.budget.minutes.min(BACKLOG_MINUTES) {
             for shard in 0..shared::keys::DUE_SHARDS {
                 let mut after = None;
                 loop {
