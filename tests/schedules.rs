@@ -262,3 +262,262 @@ async fn bad_schedules_are_4xx_and_a_new_organization_has_its_anniversary() {
     let in_a_year = OffsetDateTime::now_utc() + Duration::days(365);
     assert!((next - in_a_year).abs() < Duration::days(2), "{next}");
 }
+
+/// Every `scheduled.*` event of the project, counted by (organization
+/// partition, event name).
+async fn firings(
+    state: &shared::AppState,
+    project: uuid::Uuid,
+) -> std::collections::HashMap<(String, String), usize> {
+    let mut counts = std::collections::HashMap::new();
+    for item in project_items(state, project).await {
+        let is_event = item["SK"].as_s().is_ok_and(|sk| sk.starts_with("EVT#"));
+        let name = item.get("name").and_then(|n| n.as_s().ok());
+        if let (true, Some(name)) = (is_event, name) {
+            if name.starts_with("scheduled.") {
+                let pk = item["PK"].as_s().unwrap().clone();
+                *counts.entry((pk, name.clone())).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+async fn organization(router: &axum::Router, key: &str, external_id: &str) {
+    let body = json!({"identifier": [{"external_id": external_id}]}).to_string();
+    let created = call(router, Method::POST, ORGS, Some(key), Some(&body)).await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+}
+
+#[tokio::test]
+async fn an_organization_holds_at_most_100_schedules_and_a_recurring_interval_is_a_minute_or_more()
+{
+    let (state, p, router) = setup().await;
+    let limit = shared::limits::MAX_SCHEDULES_PER_ORGANIZATION as usize;
+    let at = "2030-01-01T00:00:00Z";
+    let body = |name: &str| json!({"name": name, "identifier": [{"external_id": "acme"}], "scheduled_at": at});
+    // The anniversary holds the first slot.
+    for i in 1..limit {
+        let created = schedule(&router, &p.secret_key, body(&format!("s{i}"))).await;
+        assert_eq!(
+            created.status,
+            StatusCode::ACCEPTED,
+            "{i}: {:?}",
+            created.body
+        );
+    }
+    let before = project_items(&state, p.project_id).await;
+    let refused = schedule(&router, &p.secret_key, body("one-too-many")).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(refused.body["code"], "limit_exceeded");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&limit.to_string()),
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(
+        project_items(&state, p.project_id).await.len(),
+        before.len(),
+        "nothing written"
+    );
+
+    // Replacing a schedule keeps its slot; deleting one frees it.
+    let replaced = schedule(
+        &router,
+        &p.secret_key,
+        json!({"name": "s1", "identifier": [{"external_id": "acme"}], "interval": "1 minute"}),
+    )
+    .await;
+    assert_eq!(replaced.status, StatusCode::ACCEPTED, "{:?}", replaced.body);
+    let body_of_delete = json!({"name": "s2", "identifier": [{"external_id": "acme"}]}).to_string();
+    let deleted = call(
+        &router,
+        Method::DELETE,
+        SCHEDULED,
+        Some(&p.secret_key),
+        Some(&body_of_delete),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        schedule(&router, &p.secret_key, body("one-too-many"))
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        schedule(&router, &p.secret_key, body("and-another"))
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // A recurring interval is at least a minute.
+    for interval in ["59s", "30 seconds", "0m"] {
+        let short = schedule(
+            &router,
+            &p.secret_key,
+            json!({"name": "s3", "identifier": [{"external_id": "acme"}], "interval": interval}),
+        )
+        .await;
+        assert_eq!(short.status, StatusCode::BAD_REQUEST, "{interval}");
+    }
+    let org: uuid::Uuid = project_items(&state, p.project_id)
+        .await
+        .iter()
+        .find(|i| i["SK"].as_s().is_ok_and(|sk| sk == "ORG"))
+        .map(|i| i["id"].as_s().unwrap().parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        state.store.schedule_count(p.project_id, org).await.unwrap(),
+        limit as i64
+    );
+}
+
+#[tokio::test]
+async fn a_fired_single_schedule_gives_its_slot_back() {
+    let (state, p, router) = setup().await;
+    let now = OffsetDateTime::now_utc();
+    let once = json!({"name": "once", "identifier": [{"external_id": "acme"}], "scheduled_at": ts(now - Duration::seconds(1))});
+    assert_eq!(
+        schedule(&router, &p.secret_key, once).await.status,
+        StatusCode::ACCEPTED
+    );
+    let org: uuid::Uuid = project_items(&state, p.project_id)
+        .await
+        .iter()
+        .find(|i| i["SK"].as_s().is_ok_and(|sk| sk == "ORG"))
+        .map(|i| i["id"].as_s().unwrap().parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        state.store.schedule_count(p.project_id, org).await.unwrap(),
+        2
+    );
+    assert_eq!(scheduler::tick_at(&state, now).await.unwrap()["fired"], 1);
+    assert_eq!(
+        state.store.schedule_count(p.project_id, org).await.unwrap(),
+        1
+    );
+    assert!(state
+        .store
+        .get_schedule(p.project_id, org, "once")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Attack 6: one project's minute schedules delayed every other project's.
+#[tokio::test]
+async fn one_projects_backlog_does_not_delay_another_projects_firings() {
+    let state = state().await;
+    let router = client::router(state.clone());
+    let share = shared::limits::SCHEDULER_PROJECT_SHARE;
+    let (a, b) = (project(&state).await, project(&state).await);
+    // A: more due schedules than one tick's share, over two organizations
+    // (each holds at most 100).
+    let per_org = share / 2 + 5;
+    let now = OffsetDateTime::now_utc();
+    for org in ["a1", "a2"] {
+        organization(&router, &a.secret_key, org).await;
+        for i in 0..per_org {
+            let due = json!({"name": format!("s{i}"), "identifier": [{"external_id": org}], "scheduled_at": ts(now - Duration::seconds(30))});
+            let created = schedule(&router, &a.secret_key, due).await;
+            assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+        }
+    }
+    // B: one schedule, due as late as any of A's.
+    organization(&router, &b.secret_key, "b1").await;
+    let due =
+        json!({"name": "renewal", "identifier": [{"external_id": "b1"}], "scheduled_at": ts(now)});
+    assert_eq!(
+        schedule(&router, &b.secret_key, due).await.status,
+        StatusCode::ACCEPTED
+    );
+    let total_a = 2 * per_org;
+
+    // Ticks some minutes later, so A's leftovers fall behind the cursor
+    // and are carried as A's backlog.
+    let first = scheduler::tick_at(&state, now + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        firings(&state, b.project_id).await.values().sum::<usize>(),
+        1,
+        "B fires in the first tick: {first}"
+    );
+    assert_eq!(
+        firings(&state, a.project_id).await.values().sum::<usize>(),
+        share,
+        "A gets its share of the first tick: {first}"
+    );
+    assert_eq!(first["deferred"], 1, "A's rest waits: {first}");
+
+    let second = scheduler::tick_at(&state, now + Duration::minutes(11))
+        .await
+        .unwrap();
+    assert_eq!(
+        second["fired"],
+        total_a - share,
+        "the backlog drains: {second}"
+    );
+    let third = scheduler::tick_at(&state, now + Duration::minutes(12))
+        .await
+        .unwrap();
+    assert_eq!(third["fired"], 0, "{third}");
+    assert_eq!(third["backlogs"], 0, "the drained backlog is gone: {third}");
+
+    let a_firings = firings(&state, a.project_id).await;
+    assert_eq!(a_firings.len(), total_a, "every one of A's schedules fired");
+    assert!(
+        a_firings.values().all(|&count| count == 1),
+        "none twice: {a_firings:?}"
+    );
+    assert_eq!(firings(&state, b.project_id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_tick_does_bounded_work_and_the_next_continues() {
+    let (state, p, router) = setup().await;
+    let now = OffsetDateTime::now_utc();
+    for i in 0..5 {
+        let due = json!({"name": format!("s{i}"), "identifier": [{"external_id": "acme"}], "scheduled_at": ts(now - Duration::seconds(1))});
+        schedule(&router, &p.secret_key, due).await;
+    }
+    let small = || scheduler::Budget {
+        firings: 3,
+        ..scheduler::Budget::default()
+    };
+    let first = scheduler::tick_with(&state, now, small()).await.unwrap();
+    assert_eq!(first["fired"], 3, "{first}");
+    let second = scheduler::tick_with(&state, now + Duration::minutes(1), small())
+        .await
+        .unwrap();
+    assert_eq!(second["fired"], 2, "{second}");
+    // A tick out of time starts nothing.
+    let late = scheduler::Budget {
+        deadline: std::time::Instant::now(),
+        ..scheduler::Budget::default()
+    };
+    let due =
+        json!({"name": "late", "identifier": [{"external_id": "acme"}], "scheduled_at": ts(now)});
+    schedule(&router, &p.secret_key, due).await;
+    let idle = scheduler::tick_with(&state, now + Duration::minutes(2), late)
+        .await
+        .unwrap();
+    assert_eq!(idle["fired"], 0, "{idle}");
+    let after = scheduler::tick_at(&state, now + Duration::minutes(3))
+        .await
+        .unwrap();
+    assert_eq!(after["fired"], 1, "{after}");
+    let all = firings(&state, p.project_id).await;
+    assert_eq!(all.len(), 6);
+    assert!(all.values().all(|&count| count == 1));
+}

@@ -37,6 +37,10 @@ pub enum Error {
     PreconditionFailed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A published limit (`shared::limits`) would be exceeded: the request
+    /// is fine, but the organization or record already holds the most it may.
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// An image whose pixels exceed what is decoded (its bytes may be few).
@@ -64,6 +68,7 @@ impl Error {
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::LimitExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             // Not 413: that is about the body's bytes, and a client that
             // compresses harder or sends fewer bytes would not be helped.
@@ -86,6 +91,7 @@ impl Error {
             Error::Unprocessable(_) => "unprocessable",
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::LimitExceeded(_) => "limit_exceeded",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::ImageTooLarge(_) => "image_too_large",
             Error::Storage(_) => "service_unavailable",

@@ -14,7 +14,11 @@
 //! | user                 | `P#<pid>#USER#<uid>`            | `USER`                | `P#<pid>#USERS` / `USER#<uid>`   |
 //! | user identifier      | `P#<pid>#USERID#<src>#<ext>`    | `USERID`              |                                  |
 //! | membership           | `P#<pid>#ORG#<oid>`             | `MEM#<uid>`           | `P#<pid>#USER#<uid>#ORGS` / `ORG#<oid>` |
-//! | schedule             | `P#<pid>#ORG#<oid>`             | `SCHED#<name>`        | GSI2: `DUE#<shard>` / `<next_at>#<pid>#<oid>#<name>` |
+//! | schedule             | `P#<pid>#ORG#<oid>`             | `SCHED#<name>`        | GSI2: `DUE#<minute>#<shard>` / `<pid>#<next_at>#<oid>#<name>` |
+//! | schedule count       | `P#<pid>#ORG#<oid>`             | `SCHEDCOUNT`          |                                  |
+//! | settings count       | `P#<pid>#ORG#<oid>`             | `ORGSETCOUNT`         |                                  |
+//! | scheduler cursor     | `SCHEDULER`                     | `CURSOR`              |                                  |
+//! | scheduler backlog    | `SCHEDULER`                     | `BACKLOG#<pid>`       |                                  |
 //! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      |                                  |
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //!
@@ -214,21 +218,60 @@ pub fn schedule_sk(name: &str) -> String {
     format!("SCHED#{}", component(name))
 }
 
-/// The due-schedule index (GSI2) is spread over this many partitions.
+/// An organization's schedule count (sorts among its live state, so it
+/// goes with the organization).
+pub const SCHEDULE_COUNT_SK: &str = "SCHEDCOUNT";
+
+/// An organization's settings count and bytes (outside the settings range,
+/// so a read of the settings does not return it).
+pub const SETTING_COUNT_SK: &str = "ORGSETCOUNT";
+
+/// Each minute of the due index (GSI2) is spread over this many partitions,
+/// by organization, so that no partition holds a busy minute alone.
 pub const DUE_SHARDS: u128 = 4;
 
-/// The scheduler's view, across projects: due schedules by time. Only the
-/// scheduler reads it; request paths never do.
-pub fn due_pk(shard: u128) -> String {
-    format!("DUE#{shard}")
+/// The due index (GSI2), across projects: a schedule's entry sits in the
+/// partition of the minute it fires in (`minute`: `YYYY-MM-DDTHH:MM`, UTC)
+/// and its organization's shard, sorted by project and then by time, so the
+/// scheduler can take a bounded share of each project and skip the rest.
+/// Only the scheduler reads it; request paths never do.
+pub fn due_pk(minute: &str, shard: u128) -> String {
+    format!("DUE#{minute}#{shard}")
 }
 
 pub fn due_shard(org: Uuid) -> u128 {
     org.as_u128() % DUE_SHARDS
 }
 
-pub fn due_sk(next_at: &str, project: Uuid, org: Uuid, name: &str) -> String {
-    format!("{next_at}#{project}#{org}#{}", component(name))
+pub fn due_sk(project: Uuid, next_at: &str, org: Uuid, name: &str) -> String {
+    format!(
+        "{}{next_at}#{org}#{}",
+        due_project_prefix(project),
+        component(name)
+    )
+}
+
+/// Every due entry of the project within one due partition starts with this.
+pub fn due_project_prefix(project: Uuid) -> String {
+    format!("{project}#")
+}
+
+/// Sorts after every due entry of the project (and before the next
+/// project's): where a read skips the rest of a project.
+pub fn due_project_end(project: Uuid) -> String {
+    format!("{project}#~")
+}
+
+/// The scheduler's own state, across projects (read and written only by
+/// the scheduler): how far it has read the due index, and the projects
+/// whose backlog it carries over to later ticks.
+/// (Outside any project: no request reads or writes it.)
+pub const SCHEDULER_PK: &str = "SCHEDULER";
+pub const DUE_CURSOR_SK: &str = "CURSOR";
+pub const BACKLOG_PREFIX: &str = "BACKLOG#";
+
+pub fn backlog_sk(project: Uuid) -> String {
+    format!("{BACKLOG_PREFIX}{project}")
 }
 
 pub const EVENT_PREFIX: &str = "EVT#";
@@ -282,10 +325,24 @@ mod tests {
         assert!(membership_sk(id).as_str() >= ORG_STATE_FROM);
         assert!(schedule_sk("anniversary").as_str() >= ORG_STATE_FROM);
         assert!(MEMBER_COUNT_SK >= ORG_STATE_FROM);
+        assert!(SCHEDULE_COUNT_SK >= ORG_STATE_FROM);
+        assert!(SETTING_COUNT_SK >= ORG_STATE_FROM && SETTING_COUNT_SK > SETTINGS_END);
         assert!(ADDRESS_SK >= ORG_STATE_FROM);
         assert!(note_sk(id).as_str() >= ORG_STATE_FROM);
         assert!(setting_sk("a").as_str() > ORG_SK && setting_sk("zz").as_str() < SETTINGS_END);
         assert!(ORG_SK >= ORG_STATE_FROM);
+    }
+
+    #[test]
+    fn a_projects_due_entries_sort_together_and_in_time_order() {
+        let (a, b, org) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let early = due_sk(a, "2026-01-01T00:00:00.000Z", org, "x");
+        let late = due_sk(a, "2026-01-01T00:00:59.999Z", org, "a");
+        assert!(early < late);
+        assert!(early.starts_with(&due_project_prefix(a)));
+        assert!(late < due_project_end(a));
+        let other = due_sk(b, "2026-01-01T00:00:00.000Z", org, "x");
+        assert!((other < due_project_prefix(a)) || (other > due_project_end(a)));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod keys;
+pub mod limits;
 pub mod openapi;
 pub mod provision;
 pub mod state;

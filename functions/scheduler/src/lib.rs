@@ -1,31 +1,352 @@
-//! The scheduler: once a minute, fire every due organization schedule —
+//! The scheduler: once a minute, fire the due organization schedules —
 //! each firing exactly once, even when two runs overlap (the store's firing
-//! transaction is conditioned on the firing time it found).
+//! transaction is conditioned on the firing time it found) — fairly and in
+//! bounded work. Each project gets at most [`SCHEDULER_PROJECT_SHARE`]
+//! firings per tick; what it has beyond waits, recorded as the project's
+//! backlog, for the next ticks, so one project's backlog delays no other
+//! project's firings. A tick reads a bounded number of due partitions and
+//! fires a bounded number of schedules, and stops starting work before the
+//! function's timeout; what it leaves, the next tick continues.
+//!
+//! The due index has a partition per minute and shard (see
+//! `shared::keys::due_pk`). The scheduler's cursor is the first minute it
+//! has not read through; each tick reads from the cursor to the present,
+//! after first draining the recorded backlogs (minutes behind the cursor).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration as Elapsed, Instant};
 
 use serde_json::{json, Value};
-use shared::{AppState, Error};
+use shared::domain::schedule::Schedule;
+use shared::limits::{
+    SCHEDULER_FIRINGS_PER_TICK, SCHEDULER_MINUTES_PER_TICK, SCHEDULER_PROJECT_SHARE,
+    SCHEDULER_QUERIES_PER_TICK, SCHEDULER_TICK_SECS,
+};
+use shared::store::{minute_of, next_minute, Backlog, DueRead};
+use shared::{AppState, Error, Store};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
 
-/// One tick: finds due schedules through the due index and fires them.
-/// Answers how many were due and how many this run fired.
-pub async fn tick(state: &AppState) -> Result<Value, Error> {
-    tick_at(state, time::OffsetDateTime::now_utc()).await
+/// How far behind the present the cursor stays: a schedule is written into
+/// its write minute or later, and by two minutes on the index (eventually
+/// consistent) holds it, so no entry lands behind the cursor.
+const CURSOR_LAG: Duration = Duration::minutes(2);
+
+/// Where a scheduler that never ran starts reading.
+const FIRST_LOOKBACK: Duration = Duration::minutes(10);
+
+/// Entries one read of a due partition returns at most.
+const PAGE: usize = 100;
+
+/// The backlog pass may use at most this fraction (1/n) of a tick's
+/// firings and reads, so the present always gets the rest.
+const BACKLOG_PART: usize = 2;
+
+/// Backlogs one tick looks at.
+const MAX_BACKLOGS: usize = 200;
+
+/// Minutes of one project's backlog one tick walks at most, so that one
+/// long, sparse backlog cannot take the reads the other backlogs need (its
+/// start moves on by as much each tick).
+const BACKLOG_MINUTES: usize = 30;
+
+/// What one tick may do.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    pub firings: usize,
+    pub queries: usize,
+    pub project_share: usize,
+    pub minutes: usize,
+    /// No new work starts after this.
+    pub deadline: Instant,
 }
 
-/// A tick as if it were `now`.
-pub async fn tick_at(state: &AppState, now: time::OffsetDateTime) -> Result<Value, Error> {
-    let due = state.store.due_schedules(now).await?;
-    let mut fired = 0;
-    let mut failed = 0;
-    for schedule in &due {
-        match state.store.fire_schedule(schedule, now).await {
-            Ok(true) => fired += 1,
-            Ok(false) => {}
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            firings: SCHEDULER_FIRINGS_PER_TICK,
+            queries: SCHEDULER_QUERIES_PER_TICK,
+            project_share: SCHEDULER_PROJECT_SHARE,
+            minutes: SCHEDULER_MINUTES_PER_TICK,
+            deadline: Instant::now() + Elapsed::from_secs(SCHEDULER_TICK_SECS),
+        }
+    }
+}
+
+/// One tick. Returns what it did: due entries found, fired, failed (left
+/// due for a later tick), projects deferred past their share, and the
+/// backlogs it found.
+pub async fn tick(state: &AppState) -> Result<Value, Error> {
+    tick_at(state, OffsetDateTime::now_utc()).await
+}
+
+/// A tick as if the present were `now`.
+pub async fn tick_at(state: &AppState, now: OffsetDateTime) -> Result<Value, Error> {
+    tick_with(state, now, Budget::default()).await
+}
+
+/// A tick as if it were `now`, within `budget`.
+pub async fn tick_with(
+    state: &AppState,
+    now: OffsetDateTime,
+    budget: Budget,
+) -> Result<Value, Error> {
+    let store = &state.store;
+    let scheduler = store.scheduler_state(MAX_BACKLOGS).await?;
+    let mut tick = Tick {
+        store,
+        now,
+        stamp: shared::ids::timestamp(now),
+        budget,
+        firings: 0,
+        queries: 1,
+        used: HashMap::new(),
+        noted: HashSet::new(),
+        due: 0,
+        fired: 0,
+        failed: 0,
+    };
+    let start = scheduler
+        .cursor
+        .unwrap_or_else(|| minute_of(now) - FIRST_LOOKBACK);
+    for backlog in &scheduler.backlogs {
+        if tick.backlog_budget_spent() {
+            break;
+        }
+        tick.drain_backlog(backlog, start).await;
+    }
+    let reached = tick.read_present(start).await;
+    // The present minute is not read through until it is over, and the
+    // cursor stays behind the present by the lag.
+    let cursor = reached.min(minute_of(now) - CURSOR_LAG);
+    if scheduler.cursor.is_none_or(|c| cursor > c) {
+        store.advance_due_cursor(cursor).await?;
+    }
+    Ok(json!({
+        "due": tick.due,
+        "fired": tick.fired,
+        "failed": tick.failed,
+        "deferred": tick.noted.len(),
+        "backlogs": scheduler.backlogs.len(),
+    }))
+}
+
+struct Tick<'a> {
+    store: &'a Store,
+    now: OffsetDateTime,
+    /// `now` as stored timestamps read (they compare as text).
+    stamp: String,
+    budget: Budget,
+    firings: usize,
+    queries: usize,
+    /// Firings per project in this tick.
+    used: HashMap<Uuid, usize>,
+    /// Projects whose backlog this tick has recorded.
+    noted: HashSet<Uuid>,
+    due: usize,
+    fired: usize,
+    failed: usize,
+}
+
+impl Tick<'_> {
+    fn spent(&self) -> bool {
+        self.firings >= self.budget.firings
+            || self.queries >= self.budget.queries
+            || Instant::now() >= self.budget.deadline
+    }
+
+    fn backlog_budget_spent(&self) -> bool {
+        self.spent()
+            || self.firings >= self.budget.firings / BACKLOG_PART
+            || self.queries >= self.budget.queries / BACKLOG_PART
+    }
+
+    fn share_left(&self, project: Uuid) -> usize {
+        self.budget
+            .project_share
+            .saturating_sub(self.used.get(&project).copied().unwrap_or(0))
+    }
+
+    fn is_due(&self, schedule: &Schedule) -> bool {
+        schedule
+            .next_at
+            .as_deref()
+            .is_some_and(|at| at <= self.stamp.as_str())
+    }
+
+    /// Fires one schedule; `false` when it failed (it stays due).
+    async fn fire(&mut self, schedule: &Schedule) -> bool {
+        self.firings += 1;
+        *self.used.entry(schedule.project_id).or_default() += 1;
+        match self.store.fire_schedule(schedule, self.now).await {
+            Ok(fired) => {
+                self.fired += usize::from(fired);
+                true
+            }
             Err(err) => {
-                // Left due: the next tick tries again.
-                failed += 1;
+                self.failed += 1;
                 tracing::error!(schedule = %schedule.id, error = %err, "firing failed");
+                false
             }
         }
     }
-    Ok(json!({"due": due.len(), "fired": fired, "failed": failed}))
+
+    /// Records that `project` has due entries left at `minute` (once per
+    /// tick: the first time is the earliest minute). `false` when that
+    /// could not be recorded (then the cursor must not pass `minute`).
+    async fn defer(&mut self, project: Uuid, minute: OffsetDateTime) -> bool {
+        if self.noted.contains(&project) {
+            return true;
+        }
+        match self.store.note_backlog(project, minute).await {
+            Ok(()) => {
+                self.noted.insert(project);
+                true
+            }
+            Err(err) => {
+                tracing::error!(project = %project, error = %err, "recording a backlog failed");
+                false
+            }
+        }
+    }
+
+    /// Fires the project's entries from its backlog's start up to `end`
+    /// (the cursor: later minutes are the present's), within its share,
+    /// then records how far it got.
+    async fn drain_backlog(&mut self, backlog: &Backlog, end: OffsetDateTime) {
+        let project = backlog.project_id;
+        let mut minute = minute_of(backlog.from);
+        let mut walked = 0;
+        'minutes: while minute < end && walked < self.budget.minutes.min(BACKLOG_MINUTES) {
+            for shard in 0..shared::keys::DUE_SHARDS {
+                let mut after = None;
+                loop {
+                    if self.share_left(project) == 0 || self.backlog_budget_spent() {
+                        break 'minutes;
+                    }
+                    self.queries += 1;
+                    let read = DueRead::Project { project, after };
+                    let page = match self
+                        .store
+                        .due_page(minute, shard, &read, self.share_left(project))
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(err) => {
+                            tracing::error!(error = %err, "reading a backlog failed");
+                            break 'minutes;
+                        }
+                    };
+                    for schedule in &page.schedules {
+                        if self.share_left(project) == 0 {
+                            break 'minutes;
+                        }
+                        if !self.is_due(schedule) {
+                            break 'minutes;
+                        }
+                        self.due += 1;
+                        if !self.fire(schedule).await {
+                            // Left in this minute: the backlog stays here.
+                            break 'minutes;
+                        }
+                    }
+                    match page.more_after {
+                        Some(last) => after = Some(last),
+                        None => break,
+                    }
+                }
+            }
+            minute = next_minute(minute);
+            walked += 1;
+        }
+        let settled = if minute >= end {
+            self.store.settle_backlog(backlog, None).await
+        } else if minute > minute_of(backlog.from) {
+            self.store.settle_backlog(backlog, Some(minute)).await
+        } else {
+            Ok(())
+        };
+        if let Err(err) = settled {
+            tracing::error!(project = %project, error = %err, "settling a backlog failed");
+        }
+    }
+
+    /// Reads the due index from `start` to the present; returns the first
+    /// minute it did not read through.
+    async fn read_present(&mut self, start: OffsetDateTime) -> OffsetDateTime {
+        let last = minute_of(self.now);
+        let mut minute = minute_of(start);
+        let mut walked = 0;
+        while minute <= last && walked < self.budget.minutes {
+            for shard in 0..shared::keys::DUE_SHARDS {
+                if !self.read_partition(minute, shard).await {
+                    return minute;
+                }
+            }
+            minute = next_minute(minute);
+            walked += 1;
+        }
+        minute
+    }
+
+    /// Fires what is due in one partition, each project within its share;
+    /// `false` when the tick's budget ran out before the partition's end
+    /// (or a leftover could not be recorded).
+    async fn read_partition(&mut self, minute: OffsetDateTime, shard: u128) -> bool {
+        let mut after = None;
+        // The project whose remaining entries here are skipped (not due
+        // yet, or past its share).
+        let mut skipping: Option<Uuid> = None;
+        loop {
+            if self.spent() {
+                return false;
+            }
+            self.queries += 1;
+            let read = DueRead::All {
+                after: after.clone(),
+            };
+            let page = match self.store.due_page(minute, shard, &read, PAGE).await {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::error!(error = %err, "reading the due index failed");
+                    return false;
+                }
+            };
+            for schedule in &page.schedules {
+                let project = schedule.project_id;
+                if skipping == Some(project) {
+                    continue;
+                }
+                if !self.is_due(schedule) {
+                    // The project's later entries here are later still.
+                    skipping = Some(project);
+                    continue;
+                }
+                self.due += 1;
+                if self.share_left(project) == 0 {
+                    skipping = Some(project);
+                    if !self.defer(project, minute).await {
+                        return false;
+                    }
+                    continue;
+                }
+                if self.firings >= self.budget.firings {
+                    return false;
+                }
+                if !self.fire(schedule).await && !self.defer(project, minute).await {
+                    return false;
+                }
+            }
+            let Some(last) = page.more_after else {
+                return true;
+            };
+            // Past a skipped project's entries in one jump.
+            after = Some(match skipping {
+                Some(project) if last.starts_with(&shared::keys::due_project_prefix(project)) => {
+                    shared::keys::due_project_end(project)
+                }
+                _ => last,
+            });
+        }
+    }
 }

@@ -11,8 +11,7 @@ use crate::error::Error;
 /// touches the domain's own TXT records.
 pub const VERIFICATION_LABEL: &str = "_organizations-verification";
 
-/// How many domains one organization can hold (keeps its record small).
-pub const MAX_DOMAINS: usize = 50;
+pub use crate::limits::MAX_DOMAINS;
 
 /// Mail providers whose addresses belong to the public, not to one
 /// organization: claiming one would hand its users to whoever asked first.

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::data::Data;
 use crate::error::Error;
+use crate::limits::MAX_IDENTIFIERS_PER_RECORD;
 
 pub const DEFAULT_SOURCE: &str = "default";
 /// `{"source": "id", "external_id": "<record id>"}` names a record by its
@@ -161,11 +162,19 @@ pub(crate) struct Attached {
 }
 
 /// Adds identifiers the record lacks and updates known ones' metadata.
+/// Refused, changing nothing, when the record would hold more than
+/// [`MAX_IDENTIFIERS_PER_RECORD`] identifiers in all.
 pub(crate) fn attach_identifiers(
     identifiers: &mut Vec<Identifier>,
     specs: &[IdentifierSpec],
     now: &str,
-) -> Attached {
+) -> Result<Attached, Error> {
+    let total = identifiers.len() + missing_keys(identifiers, specs).len();
+    if total > MAX_IDENTIFIERS_PER_RECORD {
+        return Err(Error::LimitExceeded(format!(
+            "the record would hold {total} identifiers; at most {MAX_IDENTIFIERS_PER_RECORD} are allowed on one organization or user"
+        )));
+    }
     let mut attached = Attached::default();
     for spec in specs.iter().filter(|spec| stored(spec)) {
         match identifiers.iter_mut().find(|i| i.key() == spec.key) {
@@ -184,7 +193,7 @@ pub(crate) fn attach_identifiers(
             }
         }
     }
-    attached
+    Ok(attached)
 }
 
 /// The requested identifiers a record does not have yet (they need new
@@ -244,11 +253,28 @@ mod tests {
         let mut with_meta = spec("a");
         with_meta.metadata = serde_json::json!({"k": 1}).as_object().cloned();
         assert_eq!(missing_keys(&ids, &[spec("a"), spec("b")]).len(), 1);
-        let attached = attach_identifiers(&mut ids, &[with_meta, spec("b")], now);
+        let attached = attach_identifiers(&mut ids, &[with_meta, spec("b")], now).unwrap();
         assert_eq!(attached.added.len(), 1);
         assert!(attached.metadata_changed);
         assert_eq!(ids.len(), 2);
-        let again = attach_identifiers(&mut ids, &[spec("a"), spec("b")], now);
+        let again = attach_identifiers(&mut ids, &[spec("a"), spec("b")], now).unwrap();
         assert!(again.added.is_empty() && !again.metadata_changed);
+    }
+
+    #[test]
+    fn a_record_holds_at_most_the_limit_of_identifiers_in_all() {
+        let now = "2026-01-01T00:00:00.000Z";
+        let specs: Vec<IdentifierSpec> = (0..MAX_IDENTIFIERS_PER_RECORD - 1)
+            .map(|i| spec(&i.to_string()))
+            .collect();
+        let mut ids = new_identifiers(&specs, now);
+        let full = attach_identifiers(&mut ids, &[spec("0"), spec("last")], now).unwrap();
+        assert_eq!(full.added.len(), 1);
+        assert_eq!(ids.len(), MAX_IDENTIFIERS_PER_RECORD);
+        // Known identifiers still update; a new one is refused whole.
+        assert!(attach_identifiers(&mut ids, &[spec("1")], now).is_ok());
+        let refused = attach_identifiers(&mut ids, &[spec("2"), spec("one more")], now);
+        assert!(matches!(refused, Err(Error::LimitExceeded(_))));
+        assert_eq!(ids.len(), MAX_IDENTIFIERS_PER_RECORD, "nothing attached");
     }
 }

@@ -195,7 +195,7 @@ impl Organization {
         if let Some(changed) = merge_changes(&mut self.data, upsert.data(), "data after merge")? {
             changes.insert("data".into(), Value::Object(changed));
         }
-        let attached = attach_identifiers(&mut self.identifiers, upsert.identifiers(), now);
+        let attached = attach_identifiers(&mut self.identifiers, upsert.identifiers(), now)?;
         if !attached.added.is_empty() {
             changes.insert("identifiers_added".into(), Value::Array(attached.added));
         }

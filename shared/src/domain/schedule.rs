@@ -10,8 +10,7 @@ use super::data::Data;
 use crate::error::Error;
 use crate::ids::{parse_timestamp, timestamp};
 
-/// Shortest recurring interval: the scheduler ticks once a minute.
-const MIN_INTERVAL_SECS: i64 = 60;
+use crate::limits::MIN_INTERVAL_SECS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interval {

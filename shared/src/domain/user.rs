@@ -58,7 +58,7 @@ impl User {
     pub fn apply(&mut self, upsert: &ProfileUpsert, now: &str) -> Result<bool, Error> {
         let data_changed =
             merge_changes(&mut self.data, upsert.data(), "data after merge")?.is_some();
-        let attached = attach_identifiers(&mut self.identifiers, upsert.identifiers(), now);
+        let attached = attach_identifiers(&mut self.identifiers, upsert.identifiers(), now)?;
         let changed = data_changed || !attached.added.is_empty() || attached.metadata_changed;
         if changed {
             self.version += 1;

@@ -123,8 +123,8 @@ impl Store {
                         )));
                     }
                     if accounts.domains.len() >= MAX_DOMAINS {
-                        return Err(Error::invalid(format!(
-                            "an organization can hold at most {MAX_DOMAINS} domains"
+                        return Err(Error::LimitExceeded(format!(
+                            "the organization already holds {MAX_DOMAINS} domains, the most one may; remove one first"
                         )));
                     }
                     let claim = OrgDomain::claim(domain.clone(), now)?;

@@ -13,6 +13,7 @@ mod profiles;
 mod projects;
 mod schedules;
 mod segments;
+mod size;
 mod tenant;
 pub mod timeline;
 mod users;
@@ -32,6 +33,7 @@ pub use domains::find_domain;
 pub use memberships::MembershipPage;
 pub use organizations::{OrganizationPage, Upserted};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
+pub use schedules::{minute_of, next_minute, Backlog, DuePage, DueRead, SchedulerState};
 pub use segments::{SegmentPage, Selected, MAX_EXAMINED};
 pub use tenant::{NewOwner, WithSettings};
 
@@ -114,7 +116,10 @@ impl Store {
 
     /// Runs one transaction. A cancelled transaction is not an error here:
     /// the caller decides what each item's cancellation reason means.
+    /// Every write path goes through here, so this is where each item is
+    /// measured against DynamoDB's size limits before anything is sent.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<TxOutcome, Error> {
+        size::check_transaction(&items)?;
         match self
             .db
             .transact_write_items()

@@ -509,7 +509,7 @@ impl Store {
                 name: "organization.updated",
                 data: changes,
             };
-            let mut items = vec![self.versioned_update(&org, expected)?];
+            let mut items = vec![self.versioned_update(&org, &before, expected)?];
             items.extend(extra);
             items.extend(record_event(
                 &self.table,

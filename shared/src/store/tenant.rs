@@ -3,13 +3,15 @@
 //! settings document, organizations created with their owner, and member
 //! counts.
 
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::profiles::record_key;
+use super::profiles::MAX_ATTEMPTS;
 use super::timeline::{record_event, TimelineEvent};
-use super::{build, from_item, key, s, Store, TxOutcome};
+use super::{backoff, build, from_item, key, n, s, Store, TxOutcome};
 use crate::domain::features::FeatureDocument;
 use crate::domain::organization::AccountsProfile;
 use crate::domain::tenant::{validate_setting_key, validate_setting_value, TenantProfile};
@@ -18,6 +20,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::keys;
+use crate::limits::{MAX_SETTINGS_BYTES, MAX_SETTINGS_PER_ORGANIZATION};
 
 fn setting_key(project: Uuid, org: Uuid, name: &str) -> super::Item {
     key(keys::org_pk(project, org), keys::setting_sk(name))
@@ -38,6 +41,94 @@ fn read_feature_document(item: Option<super::Item>) -> Result<Option<FeatureDocu
     serde_json::from_str(text)
         .map(Some)
         .map_err(|e| Error::Internal(format!("the stored feature document is invalid: {e}")))
+}
+
+/// What one setting takes of the organization's settings room: its key and
+/// its value as JSON text.
+fn setting_bytes(name: &str, text: &str) -> u64 {
+    (name.len() + text.len()) as u64
+}
+
+fn number(item: &super::Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+        .map(|n| n.max(0) as u64)
+}
+
+/// A setting as last read: what it takes, and its revision (none on
+/// settings written before revisions were kept).
+struct StoredSetting {
+    bytes: u64,
+    revision: Option<String>,
+}
+
+impl StoredSetting {
+    /// `put` only while the setting is as it was read.
+    fn unchanged(&self, put: PutBuilder) -> PutBuilder {
+        match &self.revision {
+            Some(revision) => put
+                .condition_expression("revision = :seen")
+                .expression_attribute_values(":seen", s(revision)),
+            None => {
+                put.condition_expression("attribute_exists(PK) AND attribute_not_exists(revision)")
+            }
+        }
+    }
+
+    fn unchanged_delete(&self, delete: DeleteBuilder) -> DeleteBuilder {
+        match &self.revision {
+            Some(revision) => delete
+                .condition_expression("revision = :seen")
+                .expression_attribute_values(":seen", s(revision)),
+            None => delete
+                .condition_expression("attribute_exists(PK) AND attribute_not_exists(revision)"),
+        }
+    }
+}
+
+/// The organization's settings count as last read.
+struct SettingsCount {
+    settings: u64,
+    bytes: u64,
+    /// `None`: no count item yet.
+    version: Option<u64>,
+}
+
+impl SettingsCount {
+    /// Replaces the count, only while it is as it was read (every setting
+    /// write changes it, so concurrent writes cannot both pass the limit).
+    fn replaced(
+        &self,
+        table: &str,
+        project: Uuid,
+        org: Uuid,
+        settings: u64,
+        bytes: u64,
+    ) -> Result<TransactWriteItem, Error> {
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(key(
+                keys::org_pk(project, org),
+                keys::SETTING_COUNT_SK,
+            )))
+            .update_expression("SET #count = :count, #bytes = :bytes, #version = :next")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#bytes", "bytes")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":count", n(settings))
+            .expression_attribute_values(":bytes", n(bytes))
+            .expression_attribute_values(":next", n(self.version.unwrap_or(0) + 1));
+        let update = match self.version {
+            Some(version) => update
+                .condition_expression("#version = :seen")
+                .expression_attribute_values(":seen", n(version)),
+            None => update.condition_expression("attribute_not_exists(#version)"),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(build(update.build())?)
+            .build())
+    }
 }
 
 /// An organization with its settings.
@@ -95,8 +186,11 @@ impl Store {
         }))
     }
 
-    /// Sets one setting (one transaction, held by the organization
-    /// existing, with its `organization.updated` event).
+    /// Sets one setting: one read (the setting and the organization's
+    /// settings count) and one transaction, held by the organization
+    /// existing, with its `organization.updated` event. 422 when the
+    /// organization would hold more than [`MAX_SETTINGS_PER_ORGANIZATION`]
+    /// settings or [`MAX_SETTINGS_BYTES`] in all.
     pub async fn put_setting(
         &self,
         project: Uuid,
@@ -106,76 +200,162 @@ impl Store {
     ) -> Result<(), Error> {
         validate_setting_key(name)?;
         validate_setting_value(value)?;
-        let now = crate::ids::now();
-        let mut item = setting_key(project, org, name);
-        item.insert("name".into(), s(name));
         // Kept as JSON text: exactly what was put comes back (number
         // forms, key order), whatever DynamoDB's types would make of it.
-        item.insert("value".into(), s(value.to_string()));
-        item.insert("updated_at".into(), s(&now));
-        let put = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build(),
-        )?;
-        let mut items = vec![
-            self.org_exists(project, org)?,
-            TransactWriteItem::builder().put(put).build(),
-        ];
-        let event = SystemEvent::new("organization.updated", serde_json::json!({"setting": name}));
-        items.extend(record_event(
-            &self.table,
-            project,
-            org,
-            &TimelineEvent::system(event, &now),
-        )?);
-        match self.transact(items).await? {
-            TxOutcome::Committed => Ok(()),
-            outcome if outcome.condition_failed_at(0) => Err(Error::not_found(format!(
-                "no organization has the id {org}"
-            ))),
-            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
-                "setting {name} was cancelled: {reasons:?}"
-            ))),
+        let text = value.to_string();
+        let bytes = setting_bytes(name, &text);
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let (old, count) = self.setting_and_count(project, org, name).await?;
+            let settings = count.settings + u64::from(old.is_none());
+            let total = count
+                .bytes
+                .saturating_sub(old.as_ref().map_or(0, |o| o.bytes))
+                + bytes;
+            if settings > u64::from(MAX_SETTINGS_PER_ORGANIZATION) {
+                return Err(Error::LimitExceeded(format!(
+                    "the organization already has {MAX_SETTINGS_PER_ORGANIZATION} settings, the most one may; delete one first"
+                )));
+            }
+            if total > MAX_SETTINGS_BYTES {
+                return Err(Error::LimitExceeded(format!(
+                    "the organization's settings would hold {total} bytes (keys and values as JSON); at most {MAX_SETTINGS_BYTES} are allowed in all"
+                )));
+            }
+            let now = crate::ids::now();
+            let mut item = setting_key(project, org, name);
+            item.insert("name".into(), s(name));
+            item.insert("value".into(), s(&text));
+            item.insert("bytes".into(), n(bytes));
+            item.insert("revision".into(), s(crate::ids::new_id().to_string()));
+            item.insert("updated_at".into(), s(&now));
+            let put = Put::builder().table_name(&self.table).set_item(Some(item));
+            let put = match &old {
+                None => put.condition_expression("attribute_not_exists(PK)"),
+                Some(old) => old.unchanged(put),
+            };
+            let mut items = vec![
+                self.org_exists(project, org)?,
+                TransactWriteItem::builder()
+                    .put(build(put.build())?)
+                    .build(),
+                count.replaced(&self.table, project, org, settings, total)?,
+            ];
+            let event =
+                SystemEvent::new("organization.updated", serde_json::json!({"setting": name}));
+            items.extend(record_event(
+                &self.table,
+                project,
+                org,
+                &TimelineEvent::system(event, &now),
+            )?);
+            match self.transact(items).await? {
+                TxOutcome::Committed => return Ok(()),
+                outcome if outcome.condition_failed_at(0) => {
+                    return Err(Error::not_found(format!(
+                        "no organization has the id {org}"
+                    )))
+                }
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(?reasons, attempt, "setting lost a race; retrying");
+                }
+            }
         }
+        Err(Error::conflict(
+            "the organization's settings are being changed concurrently; retry the request",
+        ))
     }
 
-    /// Removes one setting (a setting that is not there: nothing to do).
+    /// Removes one setting (a setting that is not there: nothing to do),
+    /// giving its room back.
     pub async fn delete_setting(&self, project: Uuid, org: Uuid, name: &str) -> Result<(), Error> {
         validate_setting_key(name)?;
-        let now = crate::ids::now();
-        let delete = build(
-            Delete::builder()
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let (old, count) = self.setting_and_count(project, org, name).await?;
+            let now = crate::ids::now();
+            let delete = Delete::builder()
                 .table_name(&self.table)
-                .set_key(Some(setting_key(project, org, name)))
-                .condition_expression("attribute_exists(PK)")
-                .build(),
-        )?;
-        let mut items = vec![
-            self.org_exists(project, org)?,
-            TransactWriteItem::builder().delete(delete).build(),
-        ];
-        let event = SystemEvent::new(
-            "organization.updated",
-            serde_json::json!({"setting": name, "deleted": true}),
-        );
-        items.extend(record_event(
-            &self.table,
-            project,
-            org,
-            &TimelineEvent::system(event, &now),
-        )?);
-        match self.transact(items).await? {
-            TxOutcome::Committed => Ok(()),
-            outcome if outcome.condition_failed_at(0) => Err(Error::not_found(format!(
-                "no organization has the id {org}"
-            ))),
-            outcome if outcome.condition_failed_at(1) => Ok(()),
-            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
-                "deleting setting {name} was cancelled: {reasons:?}"
-            ))),
+                .set_key(Some(setting_key(project, org, name)));
+            let mut items = vec![self.org_exists(project, org)?];
+            match &old {
+                None => items.push(
+                    TransactWriteItem::builder()
+                        .delete(build(
+                            delete.condition_expression("attribute_exists(PK)").build(),
+                        )?)
+                        .build(),
+                ),
+                Some(old) => {
+                    items.push(
+                        TransactWriteItem::builder()
+                            .delete(build(old.unchanged_delete(delete).build())?)
+                            .build(),
+                    );
+                    items.push(count.replaced(
+                        &self.table,
+                        project,
+                        org,
+                        count.settings.saturating_sub(1),
+                        count.bytes.saturating_sub(old.bytes),
+                    )?);
+                }
+            }
+            let event = SystemEvent::new(
+                "organization.updated",
+                serde_json::json!({"setting": name, "deleted": true}),
+            );
+            items.extend(record_event(
+                &self.table,
+                project,
+                org,
+                &TimelineEvent::system(event, &now),
+            )?);
+            match self.transact(items).await? {
+                TxOutcome::Committed => return Ok(()),
+                outcome if outcome.condition_failed_at(0) => {
+                    return Err(Error::not_found(format!(
+                        "no organization has the id {org}"
+                    )))
+                }
+                outcome if old.is_none() && outcome.condition_failed_at(1) => return Ok(()),
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(?reasons, attempt, "setting lost a race; retrying");
+                }
+            }
         }
+        Err(Error::conflict(
+            "the organization's settings are being changed concurrently; retry the request",
+        ))
+    }
+
+    /// The setting as stored (if any) and the organization's settings
+    /// count: one strongly consistent `BatchGetItem`.
+    async fn setting_and_count(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        name: &str,
+    ) -> Result<(Option<StoredSetting>, SettingsCount), Error> {
+        let setting = setting_key(project, org, name);
+        let count = key(keys::org_pk(project, org), keys::SETTING_COUNT_SK);
+        let fetched = self.fetch(vec![setting.clone(), count.clone()]).await?;
+        let old = fetched.item(&setting).map(|item| StoredSetting {
+            bytes: number(&item, "bytes")
+                .unwrap_or_else(|| setting_bytes(name, super::text(&item, "value"))),
+            revision: item.get("revision").and_then(|v| v.as_s().ok()).cloned(),
+        });
+        let count = fetched.item(&count);
+        let count = SettingsCount {
+            settings: count.as_ref().and_then(|i| number(i, "count")).unwrap_or(0),
+            bytes: count.as_ref().and_then(|i| number(i, "bytes")).unwrap_or(0),
+            version: count.as_ref().and_then(|i| number(i, "version")),
+        };
+        Ok((old, count))
     }
 
     /// The project's feature settings document, if one was imported.
