@@ -474,7 +474,7 @@ impl<S: AuthState + Send + Sync, N: Needs> FromRequestParts<S> for OrgAccess<N> 
         let principal = Principal::from_request_parts(parts, state).await?;
         let params = axum::extract::RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| Error::not_found("no organization is named by this path"))?;
+            .map_err(|e| Error::invalid(format!("the path is malformed: {}", e.body_text())))?;
         let raw = ORGANIZATION_PARAMS
             .iter()
             .find_map(|name| params.iter().find(|(key, _)| key == name))
