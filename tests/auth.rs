@@ -128,7 +128,7 @@ mod sessions {
             org_id: Some("org_9".into()),
             exp: exp(),
         };
-        let token = issue_session_token(&claims, &p.dev_token_secret).unwrap();
+        let token = issue_session_token(&claims, p.dev_token_secret.as_deref().unwrap()).unwrap();
         let ok = call(&router, Method::GET, "/me", Some(&token), None).await;
         assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
         assert_eq!(ok.body["user"], "user_1");
@@ -136,7 +136,8 @@ mod sessions {
 
         // Signed with another project's secret, or a made-up one: refused.
         let other = project(&state).await;
-        let foreign = issue_session_token(&claims, &other.dev_token_secret).unwrap();
+        let foreign =
+            issue_session_token(&claims, other.dev_token_secret.as_deref().unwrap()).unwrap();
         assert_eq!(
             call(&router, Method::GET, "/me", Some(&foreign), None)
                 .await
@@ -148,7 +149,7 @@ mod sessions {
                 exp: 1,
                 ..claims.clone()
             },
-            &p.dev_token_secret,
+            p.dev_token_secret.as_deref().unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -174,5 +175,41 @@ mod sessions {
                 .status,
             StatusCode::FORBIDDEN
         );
+    }
+
+    #[tokio::test]
+    /// Issue 18, attack 3: no route relies on an API Gateway authorizer, so
+    /// authorizer claims in the request context (which anyone invoking the
+    /// function with a crafted event could write) open no session.
+    async fn api_gateway_authorizer_claims_are_not_a_session() {
+        use lambda_http::aws_lambda_events::apigw::{
+            ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+            ApiGatewayV2httpRequestContext,
+        };
+        use tower::ServiceExt;
+        let state = state().await;
+        let router = me(state);
+        let project = uuid::Uuid::now_v7();
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims = [
+            ("sub", "user_7"),
+            ("project_id", project.to_string().as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.authorizer = Some(authorizer);
+        let mut request = axum::http::Request::builder()
+            .uri("/me")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(lambda_http::request::RequestContext::ApiGatewayV2(context));
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
 }

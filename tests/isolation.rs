@@ -287,7 +287,7 @@ async fn another_projects_credentials_and_cursors_reach_nothing_in_any_family() 
             org_id: Some(org.clone()),
             exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 600,
         };
-        shared::auth::issue_session_token(&claims, &b.dev_token_secret).unwrap()
+        shared::auth::issue_session_token(&claims, b.dev_token_secret.as_deref().unwrap()).unwrap()
     };
     let answer = call(
         &accounts,

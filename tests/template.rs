@@ -227,3 +227,37 @@ fn every_policy_statement_says_what_uses_it() {
         uncommented.join(", ")
     );
 }
+
+/// Issue 18, attack 3: sessions are verified by the functions (trusted
+/// issuers' JWKS), never by an API Gateway authorizer, and dev sessions
+/// (HS256 with a stored secret) are never turned on in AWS.
+#[test]
+fn no_route_relies_on_an_authorizer_and_dev_sessions_stay_off() {
+    let text =
+        std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    assert!(
+        !text.contains("DEV_SESSIONS"),
+        "the template sets DEV_SESSIONS"
+    );
+    let template = template();
+    assert!(template["Parameters"]["JwtIssuer"].is_null());
+    assert!(template["Parameters"]["JwtAudience"].is_null());
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    for (name, resource) in resources {
+        assert!(
+            resource["Properties"]["Auth"].is_null(),
+            "{name:?} configures an authorizer"
+        );
+        let events = resource["Properties"]["Events"].as_mapping();
+        for (event, spec) in events.into_iter().flatten() {
+            assert!(
+                spec["Properties"]["Auth"].is_null(),
+                "{name:?} {event:?} relies on an authorizer"
+            );
+        }
+        assert!(
+            resource["Properties"]["FunctionUrlConfig"].is_null(),
+            "{name:?} has a Function URL"
+        );
+    }
+}

@@ -58,6 +58,8 @@ pub fn percentiles(mut samples: Vec<Duration>) -> Percentiles {
 async fn metered_state() -> (AppState, Meter) {
     let mut config = Config::from_env().expect("TABLE_NAME is set by make bench");
     config.table = format!("{}-{}", config.table, uuid::Uuid::now_v7().simple());
+    // The scenarios sign their sessions as dev tokens.
+    config.dev_sessions = true;
     let base = Aws::load().await;
     shared::provision::create_table(&base.dynamodb, &config.table)
         .await

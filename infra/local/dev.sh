@@ -32,6 +32,9 @@ PIDS+=("$MOTO_PID")
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 export TABLE_NAME="organizations"
 export LOGO_BUCKET="organizations-logos"
+# Local only: HS256 dev session tokens (orgctl token, stack.json's
+# dev_token_secret) and loopback JWKS URLs. The SAM template never sets it.
+export DEV_SESSIONS=1
 
 echo "==> building the functions and orgctl"
 cargo build --workspace --bins --exclude integration-tests --quiet
@@ -43,8 +46,8 @@ echo "==> orgctl init"
 export EVENTS_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["events_queue_url"])')"
 export CLEANUP_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["cleanup_queue_url"])')"
 
-echo "==> demo project"
-"$ORGCTL" project create demo --json | write_private .local/project.json
+echo "==> demo project (with a dev_token_secret: DEV_SESSIONS=1)"
+"$ORGCTL" project create demo --dev-sessions --json | write_private .local/project.json
 
 write_private .local/functions.env <<ENV
 TABLE_NAME=$TABLE_NAME
@@ -56,6 +59,7 @@ AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
 AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
 AWS_EC2_METADATA_DISABLED=true
+DEV_SESSIONS=1
 RUST_LOG=info
 ENV
 

@@ -17,6 +17,8 @@ trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export TABLE_NAME="organizations-test"
 export EVENTS_QUEUE_URL="" LOGO_BUCKET=""
+# The tests sign dev session tokens and serve JWKS from 127.0.0.1.
+export DEV_SESSIONS=1
 
 echo "==> cargo test (emulator at $AWS_ENDPOINT_URL)"
 cargo test --workspace --locked "$@"

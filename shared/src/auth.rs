@@ -1,6 +1,7 @@
 //! API keys (`pk_…` publishable, `sk_…` secret, stored as SHA-256 hashes),
-//! local session JWTs (HS256 with the project's `dev_token_secret`), and the
-//! axum extractors that turn a request into an authenticated caller.
+//! user sessions (JWTs of a trusted issuer, see [`crate::issuers`], or dev
+//! tokens under `DEV_SESSIONS=1`), and the axum extractors that turn a
+//! request into an authenticated caller.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -137,6 +138,10 @@ pub fn random_token(bytes: usize) -> Result<String, Error> {
 /// What the handlers' state must offer for authentication.
 pub trait AuthState {
     fn store(&self) -> &Store;
+    /// Trusted issuers' signing keys, cached in this Lambda instance.
+    fn issuer_keys(&self) -> &crate::issuers::IssuerKeys;
+    /// Whether HS256 dev session tokens are accepted (`DEV_SESSIONS=1`).
+    fn dev_sessions(&self) -> bool;
 }
 
 /// A request authenticated with an API key of either kind.
@@ -242,7 +247,7 @@ impl Credential {
             return Ok(Some(Credential::Key(caller)));
         }
         Ok(Some(Credential::Session(
-            Session::authenticate(state, parts).await?,
+            Session::authenticate(state, Some(token)).await?,
         )))
     }
 
@@ -504,10 +509,11 @@ pub async fn organization_project(
         .project_id)
 }
 
-/// Claims of a session token.
+/// Claims of a dev session token (HS256 with the project's
+/// `dev_token_secret`; accepted only under `DEV_SESSIONS=1`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionClaims {
-    /// The user's external id (source `default`).
+    /// The user's external id (source `session`).
     pub sub: String,
     pub project_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -515,7 +521,13 @@ pub struct SessionClaims {
     pub exp: u64,
 }
 
-/// Signs a local session token (what `orgctl token` prints).
+/// A dev session token is refused when its `exp` lies further ahead than
+/// this (plus the leeway): whoever holds the secret can mint tokens, but
+/// none outlives a day. Checked against the clock, not against `iat`,
+/// which the minter chooses.
+pub const DEV_SESSION_MAX_LIFETIME_SECS: u64 = 24 * 60 * 60;
+
+/// Signs a dev session token (what `orgctl token` prints).
 pub fn issue_session_token(claims: &SessionClaims, secret: &str) -> Result<String, Error> {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -525,31 +537,43 @@ pub fn issue_session_token(claims: &SessionClaims, secret: &str) -> Result<Strin
     .map_err(|e| Error::Internal(format!("signing a token: {e}")))
 }
 
-/// Verifies a local session token against its project's secret: signature
-/// (HS256 only), expiry, and that the token names that project.
+/// Verifies a dev session token against its project's secret: signature
+/// (HS256 only), expiry, a lifetime of at most a day, and that the token
+/// names that project.
 pub fn verify_session_token(
     token: &str,
     project: Uuid,
     secret: &str,
 ) -> Result<SessionClaims, Error> {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.leeway = crate::issuers::LEEWAY_SECS;
     validation.set_required_spec_claims(&["exp", "sub"]);
     let data = jsonwebtoken::decode::<SessionClaims>(
         token,
         &jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
         &validation,
     )
-    .map_err(|e| Error::Unauthorized(format!("the session token is not valid: {e}")))?;
+    .map_err(|e| Error::Unauthorized(crate::issuers::refusal(&e)))?;
     if data.claims.project_id != project {
         return Err(Error::Unauthorized(
             "the session token belongs to another project".into(),
         ));
     }
+    let latest = jsonwebtoken::get_current_timestamp()
+        + DEV_SESSION_MAX_LIFETIME_SECS
+        + crate::issuers::LEEWAY_SECS;
+    if data.claims.exp > latest {
+        return Err(Error::Unauthorized(
+            "the dev session token lives longer than 24 hours (`exp`); mint one with \
+             `orgctl token --ttl` (at most 86400 s)"
+                .into(),
+        ));
+    }
     Ok(data.claims)
 }
 
-/// The project a session token claims, read before its signature is checked
-/// (to find the project's secret); never trusted on its own.
+/// The project a dev session token claims, read before its signature is
+/// checked (to find the project's secret); never trusted on its own.
 pub fn claimed_project(token: &str) -> Option<Uuid> {
     #[derive(Deserialize)]
     struct Claimed {
@@ -562,8 +586,9 @@ pub fn claimed_project(token: &str) -> Option<Uuid> {
         .map(|c| c.project_id)
 }
 
-/// A user session: who the user is (external id, source `default`), in
-/// which project, and their current organization if the token names one.
+/// A user session: who the user is (the token's `sub`, the external id of
+/// source `session`), in which project, and their current organization if
+/// the token names one (`org_id`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
     pub project_id: Uuid,
@@ -572,75 +597,62 @@ pub struct Session {
 }
 
 impl Session {
-    fn from_gateway_claims(
-        claims: &std::collections::HashMap<String, String>,
+    /// Verifies a session token. RS256/ES256: a token of a trusted issuer,
+    /// which decides the project ([`crate::issuers::verify_issuer_token`]:
+    /// one GetItem, the JWKS from memory). HS256: a dev token, only under
+    /// `DEV_SESSIONS=1` (one read of the project for its secret). Every
+    /// other algorithm, `none` included, is refused.
+    pub async fn authenticate<S: AuthState + ?Sized>(
+        state: &S,
+        token: Option<&str>,
     ) -> Result<Self, Error> {
-        let invalid =
-            || Error::Unauthorized("the session token lacks `sub` or `project_id`".into());
-        let user = claims
-            .get("sub")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(invalid)?;
-        let project = claims
-            .get("project_id")
-            .and_then(|p| Uuid::parse_str(p).ok())
-            .ok_or_else(invalid)?;
-        Ok(Session {
-            project_id: project,
-            user: user.clone(),
-            org_id: claims.get("org_id").filter(|o| !o.is_empty()).cloned(),
-        })
-    }
-
-    /// Verifies a local session token (HS256 with its project's
-    /// `dev_token_secret`): one read of the project.
-    pub async fn verify_local(store: &Store, token: Option<&str>) -> Result<Self, Error> {
         let token = token.ok_or_else(|| {
             Error::Unauthorized(
                 "a session token is required: send `Authorization: Bearer <jwt>`".into(),
             )
         })?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            Error::Unauthorized("the session token is not a JWT signed with RS256 or ES256".into())
+        })?;
+        match header.alg {
+            jsonwebtoken::Algorithm::HS256 if state.dev_sessions() => {
+                Session::verify_dev(state.store(), token).await
+            }
+            jsonwebtoken::Algorithm::HS256 => Err(Error::Unauthorized(
+                "HS256 dev session tokens are accepted only when the service runs with \
+                 DEV_SESSIONS=1; sessions come from a trusted issuer (RS256 or ES256)"
+                    .into(),
+            )),
+            _ => {
+                crate::issuers::verify_issuer_token(
+                    state.store(),
+                    state.issuer_keys(),
+                    token,
+                    &header,
+                )
+                .await
+            }
+        }
+    }
+
+    /// A dev session token (HS256 with its project's `dev_token_secret`).
+    async fn verify_dev(store: &Store, token: &str) -> Result<Self, Error> {
         let invalid = || Error::Unauthorized("the session token is not valid".into());
         let project = claimed_project(token).ok_or_else(invalid)?;
         let project = store.get_project(project).await?.ok_or_else(invalid)?;
-        let claims = verify_session_token(token, project.id, &project.dev_token_secret)?;
+        let secret = project.dev_token_secret.as_deref().ok_or_else(|| {
+            Error::Unauthorized(
+                "the session token's project was not created for dev sessions: it has no \
+                 dev token secret"
+                    .into(),
+            )
+        })?;
+        let claims = verify_session_token(token, project.id, secret)?;
         Ok(Session {
             project_id: claims.project_id,
             user: claims.sub,
             org_id: claims.org_id,
         })
-    }
-}
-
-/// Claims that API Gateway's JWT authorizer verified, when the request came
-/// through it (in AWS); absent locally.
-fn gateway_claims(parts: &Parts) -> Option<&std::collections::HashMap<String, String>> {
-    match parts
-        .extensions
-        .get::<lambda_http::request::RequestContext>()?
-    {
-        lambda_http::request::RequestContext::ApiGatewayV2(context) => context
-            .authorizer
-            .as_ref()?
-            .jwt
-            .as_ref()
-            .map(|jwt| &jwt.claims)
-            .filter(|claims| !claims.is_empty()),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
-impl Session {
-    /// Verifies the session token a request presents.
-    pub async fn authenticate<S: AuthState + Sync>(
-        state: &S,
-        parts: &Parts,
-    ) -> Result<Self, Error> {
-        if let Some(claims) = gateway_claims(parts) {
-            return Session::from_gateway_claims(claims);
-        }
-        Session::verify_local(state.store(), bearer(parts)).await
     }
 }
 
@@ -691,7 +703,7 @@ mod tests {
             sub: "user_1".into(),
             project_id: project,
             org_id: None,
-            exp: 4_000_000_000,
+            exp: jsonwebtoken::get_current_timestamp() + 600,
         };
         let token = issue_session_token(&claims, "s3cret").unwrap();
         assert_eq!(claimed_project(&token), Some(project));
@@ -701,7 +713,35 @@ mod tests {
         );
         assert!(verify_session_token(&token, project, "other").is_err());
         assert!(verify_session_token(&token, Uuid::now_v7(), "s3cret").is_err());
-        let expired = issue_session_token(&SessionClaims { exp: 1, ..claims }, "s3cret").unwrap();
+        let expired = issue_session_token(
+            &SessionClaims {
+                exp: 1,
+                ..claims.clone()
+            },
+            "s3cret",
+        )
+        .unwrap();
         assert!(verify_session_token(&expired, project, "s3cret").is_err());
+    }
+
+    #[test]
+    fn dev_session_tokens_live_at_most_a_day() {
+        let project = Uuid::now_v7();
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = |lifetime: u64| {
+            let claims = SessionClaims {
+                sub: "user_1".into(),
+                project_id: project,
+                org_id: None,
+                exp: now + lifetime,
+            };
+            issue_session_token(&claims, "s3cret").unwrap()
+        };
+        assert!(
+            verify_session_token(&token(DEV_SESSION_MAX_LIFETIME_SECS), project, "s3cret").is_ok()
+        );
+        let refused = verify_session_token(&token(48 * 3600), project, "s3cret").unwrap_err();
+        assert!(matches!(refused, Error::Unauthorized(_)), "{refused:?}");
+        assert!(refused.to_string().contains("24 hours"), "{refused}");
     }
 }

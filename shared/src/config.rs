@@ -19,6 +19,17 @@ pub struct Config {
     /// The DNS server domain verification asks (`DNS_RESOLVER`,
     /// `host:port`); the system's resolver when unset.
     pub dns_resolver: Option<std::net::SocketAddr>,
+    /// `DEV_SESSIONS=1` (local only: `make dev` and the tests set it, the
+    /// SAM template never does): HS256 dev session tokens signed with a
+    /// project's `dev_token_secret` are accepted, and a trusted issuer's
+    /// JWKS may be served over plain http from a loopback address.
+    pub dev_sessions: bool,
+}
+
+/// Whether `DEV_SESSIONS=1` is set: only the exact value `1` turns dev
+/// sessions on, so a typo leaves them off.
+pub fn dev_sessions_from_env() -> bool {
+    std::env::var("DEV_SESSIONS").is_ok_and(|v| v.trim() == "1")
 }
 
 impl Config {
@@ -46,6 +57,7 @@ impl Config {
                 })?),
                 _ => None,
             },
+            dev_sessions: dev_sessions_from_env(),
         })
     }
 }

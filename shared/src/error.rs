@@ -49,7 +49,8 @@ pub enum Error {
     /// Misconfiguration of the deployment (a missing variable).
     #[error("configuration: {0}")]
     Config(String),
-    /// DynamoDB, SQS or S3 failed in a way the caller cannot fix.
+    /// DynamoDB, SQS or S3 failed in a way the caller cannot fix (or an
+    /// identity provider's JWKS could not be fetched): 503.
     #[error("storage: {0}")]
     Storage(String),
     #[error("internal: {0}")]

@@ -1,11 +1,14 @@
 //! The single-table key schema: one function per item kind, so each key shape
 //! is written once. Every partition key starts with `P#<project id>`, so no
-//! key built for one project can address another project's items.
+//! key built for one project can address another project's items; the one
+//! exception is the issuer lookup, which finds a project ([`issuer_pk`]).
 //!
 //! | item                 | PK                              | SK                    | GSI1PK / GSI1SK                  |
 //! |----------------------|---------------------------------|-----------------------|----------------------------------|
 //! | project              | `P#<pid>`                       | `PROJECT`             |                                  |
 //! | API key              | `P#<pid>`                       | `KEY#<sha256>`        |                                  |
+//! | trusted issuer       | `P#<pid>`                       | `ISSUER#<iss>[#<aud>]` |                                 |
+//! | issuer lookup        | `ISSUER#<iss>` (no project: see [`issuer_pk`]) | `ISSUER` |                            |
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
 //! | identifier marker    | `P#<pid>#ORGID#<src>#<ext>`     | `ORGID`               |                                  |
 //! | domain claim         | `P#<pid>#DOMAIN#<domain>`       | `DOMAIN`              |                                  |
@@ -70,6 +73,45 @@ pub const ORG_COUNT_SK: &str = "ORGCOUNT";
 pub fn api_key_sk(hash_hex: &str) -> String {
     format!("KEY#{hash_hex}")
 }
+
+/// A project's registration of a trusted issuer, for listing the project's
+/// issuers; an audience-less registration has no `#<aud>` part.
+pub fn trusted_issuer_sk(issuer: &str, audience: Option<&str>) -> String {
+    match audience {
+        None => format!("{ISSUER_PREFIX}{}", component(issuer)),
+        Some(audience) => format!(
+            "{ISSUER_PREFIX}{}#{}",
+            component(issuer),
+            component(audience)
+        ),
+    }
+}
+
+pub const ISSUER_PREFIX: &str = "ISSUER#";
+
+/// The one item that maps a token's `iss` to the project(s) trusting it.
+/// The only partition key that does not start with a project id, because
+/// the project is what it finds: a session token names its issuer, not
+/// its project, before it is verified (API keys avoid this by carrying
+/// their project inside the key). Registrations inside it are separate
+/// attributes ([`ISSUER_ANY_AUDIENCE`], [`issuer_audience_attribute`]);
+/// each names its project, and a token is only ever matched to one.
+pub fn issuer_pk(issuer: &str) -> String {
+    format!("{ISSUER_PREFIX}{}", component(issuer))
+}
+
+pub const ISSUER_SK: &str = "ISSUER";
+
+/// The lookup item's attribute for the registration without an audience
+/// (it takes every token of the issuer, so it excludes all others).
+pub const ISSUER_ANY_AUDIENCE: &str = "ANY";
+
+/// The lookup item's attribute for the registration of one audience.
+pub fn issuer_audience_attribute(audience: &str) -> String {
+    format!("AUD#{audience}")
+}
+
+pub const ISSUER_AUDIENCE_PREFIX: &str = "AUD#";
 
 pub fn org_pk(project: Uuid, org: Uuid) -> String {
     format!("P#{project}#ORG#{org}")

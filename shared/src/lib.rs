@@ -11,6 +11,7 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod issuers;
 pub mod keys;
 pub mod limits;
 pub mod openapi;

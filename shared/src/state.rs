@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::auth::AuthState;
 use crate::config::{Aws, Config};
 use crate::error::Error;
+use crate::issuers::IssuerKeys;
 use crate::store::Store;
 
 /// A key no item has (the key builders never produce it).
@@ -19,6 +20,9 @@ pub struct AppState {
     pub config: Config,
     pub aws: Aws,
     pub store: Store,
+    /// Trusted issuers' signing keys, in this Lambda instance's memory
+    /// (shared by every clone of the state).
+    pub issuer_keys: std::sync::Arc<IssuerKeys>,
 }
 
 impl AppState {
@@ -56,12 +60,26 @@ impl AppState {
 
     pub fn new(config: Config, aws: Aws) -> Self {
         let store = Store::new(aws.dynamodb.clone(), config.table.clone());
-        Self { config, aws, store }
+        let issuer_keys = std::sync::Arc::new(IssuerKeys::new(config.dev_sessions));
+        Self {
+            config,
+            aws,
+            store,
+            issuer_keys,
+        }
     }
 }
 
 impl AuthState for AppState {
     fn store(&self) -> &Store {
         &self.store
+    }
+
+    fn issuer_keys(&self) -> &IssuerKeys {
+        &self.issuer_keys
+    }
+
+    fn dev_sessions(&self) -> bool {
+        self.config.dev_sessions
     }
 }

@@ -27,6 +27,9 @@ pub async fn state() -> AppState {
     );
     let mut config = Config::from_env().expect("TABLE_NAME is set by make test");
     config.table = format!("{}-{}", config.table, uuid::Uuid::now_v7().simple());
+    // The tests sign their sessions as dev tokens (make test also sets
+    // DEV_SESSIONS=1); tests of the refusal turn it off.
+    config.dev_sessions = true;
     let aws = Aws::load().await;
     shared::provision::create_table(&aws.dynamodb, &config.table)
         .await
@@ -34,10 +37,11 @@ pub async fn state() -> AppState {
     AppState::new(config, aws)
 }
 
+/// A project created for dev sessions (it has a `dev_token_secret`).
 pub async fn project(state: &AppState) -> CreatedProject {
     state
         .store
-        .create_project("test")
+        .create_dev_project("test")
         .await
         .expect("creating a test project")
 }
@@ -473,7 +477,7 @@ pub fn assert_matches_spec(spec_file: &str, schema: &str, instance: &Value) {
     }
 }
 
-/// A local session token (HS256 with the project's dev_token_secret) for a
+/// A dev session token (HS256 with the project's dev_token_secret) for a
 /// user's external id, optionally naming the current organization.
 pub fn session_token(p: &CreatedProject, user: &str, org: Option<&str>) -> String {
     let claims = shared::auth::SessionClaims {
@@ -482,7 +486,11 @@ pub fn session_token(p: &CreatedProject, user: &str, org: Option<&str>) -> Strin
         org_id: org.map(str::to_owned),
         exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 600,
     };
-    shared::auth::issue_session_token(&claims, &p.dev_token_secret).expect("a session token")
+    let secret = p
+        .dev_token_secret
+        .as_deref()
+        .expect("common::project creates projects for dev sessions");
+    shared::auth::issue_session_token(&claims, secret).expect("a session token")
 }
 
 /// [`state`] with a logo bucket of the test's own and the given

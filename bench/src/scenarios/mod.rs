@@ -123,8 +123,12 @@ impl Ctx {
             org_id: org.map(str::to_owned),
             exp: time::OffsetDateTime::now_utc().unix_timestamp() as u64 + 3600,
         };
-        shared::auth::issue_session_token(&claims, &self.project.dev_token_secret)
-            .expect("a session token")
+        let secret = self
+            .project
+            .dev_token_secret
+            .as_deref()
+            .expect("the bench project is made for dev sessions");
+        shared::auth::issue_session_token(&claims, secret).expect("a session token")
     }
 }
 
@@ -170,7 +174,7 @@ pub async fn setup(router: &Router, request: Request<Body>) -> Value {
 pub async fn all(state: &AppState, n: usize, only: Option<&str>) -> Vec<Scenario> {
     let project = state
         .store
-        .create_project("bench")
+        .create_dev_project("bench")
         .await
         .expect("creating the bench project");
     let ctx = Ctx {

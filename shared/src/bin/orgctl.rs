@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shared::auth::{ApiKey, KeyKind, SessionClaims};
+use shared::issuers::TrustedIssuer;
 use shared::{Aws, Error, Store};
 use uuid::Uuid;
 
@@ -37,19 +38,25 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// Print a local session JWT (HS256, the project's dev_token_secret).
+    /// Print a dev session JWT (HS256 with the project's dev_token_secret;
+    /// accepted only by functions running with DEV_SESSIONS=1).
     Token {
         #[arg(long)]
         project: Uuid,
-        /// The user's external id (source "default").
+        /// The user's external id (the session identifier, source "session").
         #[arg(long)]
         user: String,
         /// The current organization.
         #[arg(long)]
         org: Option<String>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
+        /// Lifetime in seconds (at most 86400: the functions refuse longer-lived dev tokens).
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=shared::auth::DEV_SESSION_MAX_LIFETIME_SECS))]
         ttl: u64,
+    },
+    /// Identity providers whose session tokens a project trusts.
+    Issuer {
+        #[command(subcommand)]
+        command: IssuerCommand,
     },
     /// The events dead-letter queue.
     Dlq {
@@ -98,11 +105,53 @@ enum FlagsCommand {
 
 #[derive(Subcommand)]
 enum ProjectCommand {
-    /// Create a project with a publishable and a secret key.
+    /// Create a project with a publishable and a secret key (and a
+    /// dev_token_secret when made for dev sessions).
     Create {
         name: String,
         #[arg(long)]
         json: bool,
+        /// Also create a dev_token_secret for HS256 dev session tokens
+        /// (implied by DEV_SESSIONS=1); deployed functions never accept them.
+        #[arg(long)]
+        dev_sessions: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IssuerCommand {
+    /// Trust an issuer's RS256/ES256 session tokens for a project. One issuer
+    /// serves several projects only with a distinct --audience each.
+    Add {
+        #[arg(long)]
+        project: Uuid,
+        /// The tokens' `iss`, exactly (e.g. https://TENANT.auth0.com/).
+        #[arg(long)]
+        issuer: String,
+        /// Where the issuer publishes its keys (https; plain http to a
+        /// loopback address only under DEV_SESSIONS=1).
+        #[arg(long)]
+        jwks_url: String,
+        /// When set, a token's `aud` must contain it.
+        #[arg(long)]
+        audience: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The issuers a project trusts (JSON).
+    List {
+        #[arg(long)]
+        project: Uuid,
+    },
+    /// Stop trusting an issuer (the registration with this audience, or the
+    /// one without); its tokens are refused from the next request on.
+    Remove {
+        #[arg(long)]
+        project: Uuid,
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        audience: Option<String>,
     },
 }
 
@@ -180,16 +229,31 @@ async fn run(command: Command) -> Result<(), Error> {
             print_json(&shared::provision::init(&aws, &names).await?)
         }
         Command::Project {
-            command: ProjectCommand::Create { name, json },
+            command:
+                ProjectCommand::Create {
+                    name,
+                    json,
+                    dev_sessions,
+                },
         } => {
-            let created = store()?.create_project(&name).await?;
+            let store = store()?;
+            let created = if dev_sessions || shared::config::dev_sessions_from_env() {
+                store.create_dev_project(&name).await?
+            } else {
+                store.create_project(&name).await?
+            };
             if json {
                 print_json(&created)
             } else {
                 println!("project_id:       {}", created.project_id);
                 println!("publishable_key:  {}", created.publishable_key);
                 println!("secret_key:       {}", created.secret_key);
-                println!("dev_token_secret: {}", created.dev_token_secret);
+                match &created.dev_token_secret {
+                    Some(secret) => println!("dev_token_secret: {secret}"),
+                    None => {
+                        println!("dev_token_secret: (none: sessions come from `orgctl issuer add`)")
+                    }
+                }
                 println!("(keys are shown once; only their hashes are stored)");
                 Ok(())
             }
@@ -229,6 +293,12 @@ async fn run(command: Command) -> Result<(), Error> {
                 .get_project(project)
                 .await?
                 .ok_or_else(|| Error::not_found(format!("project {project} does not exist")))?;
+            let secret = found.dev_token_secret.ok_or_else(|| {
+                Error::invalid(format!(
+                    "project {project} was not created for dev sessions (orgctl project create \
+                     --dev-sessions); its sessions come from trusted issuers"
+                ))
+            })?;
             let exp = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64 + ttl;
             let claims = SessionClaims {
                 sub: user,
@@ -236,10 +306,51 @@ async fn run(command: Command) -> Result<(), Error> {
                 org_id: org,
                 exp,
             };
-            println!(
-                "{}",
-                shared::auth::issue_session_token(&claims, &found.dev_token_secret)?
-            );
+            println!("{}", shared::auth::issue_session_token(&claims, &secret)?);
+            Ok(())
+        }
+        Command::Issuer {
+            command:
+                IssuerCommand::Add {
+                    project,
+                    issuer,
+                    jwks_url,
+                    audience,
+                    json,
+                },
+        } => {
+            let trusted = TrustedIssuer::new(
+                project,
+                &issuer,
+                &jwks_url,
+                audience.as_deref(),
+                shared::config::dev_sessions_from_env(),
+            )?;
+            store()?.add_issuer(&trusted).await?;
+            if json {
+                print_json(&trusted)
+            } else {
+                println!("project {project} trusts {}", trusted.issuer);
+                Ok(())
+            }
+        }
+        Command::Issuer {
+            command: IssuerCommand::List { project },
+        } => print_json(&serde_json::json!({
+            "issuers": store()?.project_issuers(project).await?
+        })),
+        Command::Issuer {
+            command:
+                IssuerCommand::Remove {
+                    project,
+                    issuer,
+                    audience,
+                },
+        } => {
+            store()?
+                .remove_issuer(project, &issuer, audience.as_deref())
+                .await?;
+            println!("project {project} no longer trusts {issuer}");
             Ok(())
         }
         Command::Cleanup {

@@ -6,6 +6,7 @@ mod cache;
 mod cleanup;
 mod crm;
 mod domains;
+mod issuers;
 mod memberships;
 mod organizations;
 mod paging;

@@ -13,8 +13,11 @@ use crate::keys;
 pub struct Project {
     pub id: Uuid,
     pub name: String,
-    /// Signs local session JWTs (HS256). In AWS, API Gateway verifies them.
-    pub dev_token_secret: String,
+    /// Signs dev session JWTs (HS256), accepted only under `DEV_SESSIONS=1`;
+    /// only projects created for dev sessions have one, so a deployed
+    /// project has no secret that could mint sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_token_secret: Option<String>,
     pub created_at: String,
 }
 
@@ -35,7 +38,8 @@ pub struct CreatedProject {
     pub name: String,
     pub publishable_key: String,
     pub secret_key: String,
-    pub dev_token_secret: String,
+    /// `null` unless the project was created for dev sessions.
+    pub dev_token_secret: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,12 +62,29 @@ struct Keyed<'a, T> {
 impl Store {
     /// A new project with one publishable and one secret key, in one
     /// transaction. The keys are returned once and stored only as hashes.
+    /// It has no dev token secret: its sessions come from trusted issuers.
     pub async fn create_project(&self, name: &str) -> Result<CreatedProject, Error> {
+        self.insert_project(name, None).await
+    }
+
+    /// [`Store::create_project`] for dev sessions (`make dev`, the tests):
+    /// the project also gets a `dev_token_secret` for HS256 session tokens,
+    /// which the functions accept only under `DEV_SESSIONS=1`.
+    pub async fn create_dev_project(&self, name: &str) -> Result<CreatedProject, Error> {
+        self.insert_project(name, Some(crate::auth::random_token(32)?))
+            .await
+    }
+
+    async fn insert_project(
+        &self,
+        name: &str,
+        dev_token_secret: Option<String>,
+    ) -> Result<CreatedProject, Error> {
         let now = crate::ids::now();
         let project = Project {
             id: crate::ids::new_id(),
             name: name.to_owned(),
-            dev_token_secret: crate::auth::random_token(32)?,
+            dev_token_secret,
             created_at: now.clone(),
         };
         let publishable = ApiKey::generate(project.id, KeyKind::Publishable)?;
