@@ -1,5 +1,6 @@
 //! Configuration from the environment, loaded once per cold start.
 
+use crate::cursor::CursorKey;
 use crate::error::Error;
 
 /// The resource names every function reads from its environment.
@@ -19,6 +20,8 @@ pub struct Config {
     /// The DNS server domain verification asks (`DNS_RESOLVER`,
     /// `host:port`); the system's resolver when unset.
     pub dns_resolver: Option<std::net::SocketAddr>,
+    /// Signs pagination cursors (`CURSOR_KEY`; see [`CursorKey::from_env`]).
+    pub cursor_key: CursorKey,
 }
 
 impl Config {
@@ -46,6 +49,7 @@ impl Config {
                 })?),
                 _ => None,
             },
+            cursor_key: CursorKey::from_env()?,
         })
     }
 }

@@ -55,7 +55,11 @@ impl AppState {
     }
 
     pub fn new(config: Config, aws: Aws) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), config.table.clone());
+        let store = Store::new(
+            aws.dynamodb.clone(),
+            config.table.clone(),
+            config.cursor_key.clone(),
+        );
         Self { config, aws, store }
     }
 }
