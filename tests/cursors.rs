@@ -76,7 +76,10 @@ fn alterations(cursor: &str, later: &str) -> Vec<(&'static str, String)> {
         ("one character changed", one_character_changed(cursor)),
         ("reversed", reversed(cursor)),
         ("one character added", format!("{cursor}A")),
-        ("one character removed", cursor[..cursor.len() - 1].to_owned()),
+        (
+            "one character removed",
+            cursor[..cursor.len() - 1].to_owned(),
+        ),
     ];
     if bare(cursor) != cursor {
         altered.push(("without its signature", bare(cursor)));
@@ -187,7 +190,14 @@ fn top_next(body: &Value) -> &Value {
 }
 
 async fn created(router: &Router, key: &str, path: &str, body: Value) -> Value {
-    let made = call(router, Method::POST, path, Some(key), Some(&body.to_string())).await;
+    let made = call(
+        router,
+        Method::POST,
+        path,
+        Some(key),
+        Some(&body.to_string()),
+    )
+    .await;
     assert!(made.status.is_success(), "{path}: {:?}", made.body);
     made.body
 }

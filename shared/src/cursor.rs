@@ -67,8 +67,7 @@ impl CursorKey {
     /// A fresh random key.
     pub fn random() -> Result<Self, Error> {
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut secret).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
         Self::new(&secret)
     }
 

@@ -57,11 +57,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(
-        db: aws_sdk_dynamodb::Client,
-        table: impl Into<String>,
-        cursors: CursorKey,
-    ) -> Self {
+    pub fn new(db: aws_sdk_dynamodb::Client, table: impl Into<String>, cursors: CursorKey) -> Self {
         Self {
             db,
             table: table.into(),
