@@ -109,6 +109,8 @@ pub async fn measure() -> Vec<Cold> {
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
             ("AWS_LAMBDA_LOG_GROUP_NAME", "bench"),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+            // A function refuses to start without one.
+            ("CURSOR_KEY", "a cursor key for the cold-start benchmark"),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),

@@ -49,8 +49,13 @@ export CLEANUP_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".loca
 echo "==> demo project (with a dev_token_secret: DEV_SESSIONS=1)"
 "$ORGCTL" project create demo --dev-sessions --json | write_private .local/project.json
 
+# The functions refuse to start without a cursor signing key (the
+# template's generated secret in AWS); a fresh one per run.
+CURSOR_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+
 write_private .local/functions.env <<ENV
 TABLE_NAME=$TABLE_NAME
+CURSOR_KEY=$CURSOR_KEY
 EVENTS_QUEUE_URL=$EVENTS_QUEUE_URL
 CLEANUP_QUEUE_URL=$CLEANUP_QUEUE_URL
 LOGO_BUCKET=$LOGO_BUCKET

@@ -1,5 +1,6 @@
 //! Configuration from the environment, loaded once per cold start.
 
+use crate::cursor::CursorKey;
 use crate::error::Error;
 
 /// The resource names every function reads from its environment.
@@ -24,6 +25,8 @@ pub struct Config {
     /// project's `dev_token_secret` are accepted, and a trusted issuer's
     /// JWKS may be served over plain http from a loopback address.
     pub dev_sessions: bool,
+    /// Signs pagination cursors (`CURSOR_KEY`; see [`CursorKey::from_env`]).
+    pub cursor_key: CursorKey,
 }
 
 /// Whether `DEV_SESSIONS=1` is set: only the exact value `1` turns dev
@@ -58,6 +61,7 @@ impl Config {
                 _ => None,
             },
             dev_sessions: dev_sessions_from_env(),
+            cursor_key: CursorKey::from_env()?,
         })
     }
 }

@@ -59,7 +59,11 @@ impl AppState {
     }
 
     pub fn new(config: Config, aws: Aws) -> Self {
-        let store = Store::new(aws.dynamodb.clone(), config.table.clone());
+        let store = Store::new(
+            aws.dynamodb.clone(),
+            config.table.clone(),
+            config.cursor_key.clone(),
+        );
         let issuer_keys = std::sync::Arc::new(IssuerKeys::new(config.dev_sessions));
         Self {
             config,

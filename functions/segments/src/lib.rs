@@ -181,7 +181,7 @@ async fn evaluate(
     let after = request
         .cursor
         .as_deref()
-        .map(|c| shared::cursor::decode_user_position(project, c))
+        .map(|c| state.store.cursors().decode_user_position(project, c))
         .transpose()?;
     let page = state
         .store
@@ -213,6 +213,6 @@ async fn evaluate(
             .collect(),
         next_cursor: page
             .next_after
-            .map(|a| shared::cursor::encode_user_position(project, a)),
+            .map(|a| state.store.cursors().encode_user_position(project, a)),
     }))
 }

@@ -200,8 +200,15 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
 
 async fn run(command: Command) -> Result<(), Error> {
     let aws = Aws::load().await;
-    let store =
-        || -> Result<Store, Error> { Ok(Store::new(aws.dynamodb.clone(), env("TABLE_NAME")?)) };
+    // orgctl reads only the cursors it makes itself: without CURSOR_KEY a
+    // random key of this process does (see CursorKey::from_env).
+    let store = || -> Result<Store, Error> {
+        Ok(Store::new(
+            aws.dynamodb.clone(),
+            env("TABLE_NAME")?,
+            shared::cursor::CursorKey::from_env()?,
+        ))
+    };
     match command {
         Command::Init { queue, bucket } => {
             let queue = queue

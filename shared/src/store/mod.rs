@@ -26,6 +26,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::Serialize;
 
+use crate::cursor::CursorKey;
 use crate::error::Error;
 
 pub use cleanup::{CleanupPage, CleanupState, Purged};
@@ -55,15 +56,22 @@ pub struct Store {
     db: aws_sdk_dynamodb::Client,
     table: String,
     identifier_cache: std::sync::Arc<cache::IdentifierCache>,
+    cursors: CursorKey,
 }
 
 impl Store {
-    pub fn new(db: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    pub fn new(db: aws_sdk_dynamodb::Client, table: impl Into<String>, cursors: CursorKey) -> Self {
         Self {
             db,
             table: table.into(),
             identifier_cache: Default::default(),
+            cursors,
         }
+    }
+
+    /// Signs and checks the cursors of every list.
+    pub fn cursors(&self) -> &CursorKey {
+        &self.cursors
     }
 
     pub fn table(&self) -> &str {

@@ -43,7 +43,7 @@ pub(crate) async fn page(
     cursor: Option<&str>,
 ) -> Result<Page, Error> {
     let position = cursor
-        .map(|c| crate::cursor::decode_page(project, c))
+        .map(|c| store.cursors.decode_page(project, c))
         .transpose()?;
     let (backwards, start) = match position {
         Some((backwards, key)) => {
@@ -115,11 +115,11 @@ pub(crate) async fn page(
     let next_cursor = items
         .last()
         .filter(|_| has_next)
-        .map(|i| crate::cursor::encode_page(project, false, &position_of(i)));
+        .map(|i| store.cursors.encode_page(project, false, &position_of(i)));
     let previous_cursor = items
         .first()
         .filter(|_| has_previous)
-        .map(|i| crate::cursor::encode_page(project, true, &position_of(i)));
+        .map(|i| store.cursors.encode_page(project, true, &position_of(i)));
     Ok(Page {
         items,
         next_cursor,

@@ -379,7 +379,7 @@ impl super::Store {
         cursor: Option<&str>,
     ) -> Result<Option<TimelinePage>, Error> {
         let start = cursor
-            .map(|c| crate::cursor::decode(project, c))
+            .map(|c| self.cursors.decode(project, c))
             .transpose()?;
         if let Some(start) = &start {
             let same_org = start.get(keys::PK).and_then(|v| v.as_s().ok())
@@ -402,7 +402,7 @@ impl super::Store {
         let (events, last) = page?;
         Ok(Some(TimelinePage {
             events,
-            next_cursor: last.map(|key| crate::cursor::encode(project, &key)),
+            next_cursor: last.map(|key| self.cursors.encode(project, &key)),
         }))
     }
 
