@@ -18,6 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use integration_tests::{project, state};
 use serde_json::{json, Value};
 
+/// The deployment's cursor key the functions are started with.
+const CURSOR_KEY: &str = "cursor-key-for-the-logs-test-7d2e9b41c6a85f30e1";
+
 /// What the function posted back for one invocation.
 struct Outcome {
     /// `response` or `error`.
@@ -197,6 +200,9 @@ fn run(
             if json_lines { "JSON" } else { "Text" },
         )
         .env("TABLE_NAME", table)
+        // A function refuses to start without the deployment's cursor key;
+        // this one is also a marker the logs must never show.
+        .env("CURSOR_KEY", CURSOR_KEY)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -250,6 +256,7 @@ async fn no_credential_reaches_the_logs_of_any_function_at_trace() {
         unknown_secret.as_str(),
         unknown_publishable.as_str(),
         marker,
+        CURSOR_KEY,
     ];
 
     let http = |method: &str, path: &str, body: Option<Value>| {

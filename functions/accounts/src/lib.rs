@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use shared::auth::{organization_id, organization_project};
+use shared::auth::organization_id;
 use shared::auth::{OrgAccess, Own, Read};
 use shared::auth::{Principal, SecretCaller, Session};
 use shared::domain::organization::validate_email;
@@ -430,14 +430,13 @@ async fn memberships(
     responses((status = 200, description = "The membership", body = wire::MembershipResponse)))]
 async fn membership(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, membership_id)): Path<(String, String)>,
+    access: OrgAccess<Read>,
+    Path((_, membership_id)): Path<(String, String)>,
 ) -> Result<axum::Json<wire::MembershipResponse>, Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, false).await?;
+    let (org, project) = (access.id, access.project_id);
     let missing = || {
         Error::not_found(format!(
-            "organization {id} has no membership {membership_id}"
+            "organization {org} has no membership {membership_id}"
         ))
     };
     let user = Uuid::parse_str(&membership_id).map_err(|_| missing())?;
@@ -542,11 +541,10 @@ async fn add_domain(
     responses((status = 200, description = "The domain", body = wire::DomainResponse)))]
 async fn read_domain(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, domain_id)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, domain_id)): Path<(String, String)>,
 ) -> Result<axum::Json<wire::DomainResponse>, Error> {
-    let org_id = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org_id, true).await?;
+    let (org_id, project) = (access.id, access.project_id);
     let domain = state
         .store
         .organization_domain(project, org_id, &domain_id)
@@ -561,11 +559,10 @@ async fn read_domain(
     responses((status = 200, description = "The domain, verified when its TXT record holds the token", body = wire::DomainResponse)))]
 async fn verify_domain(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, domain_id)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, domain_id)): Path<(String, String)>,
 ) -> Result<axum::Json<wire::DomainResponse>, Error> {
-    let org_id = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org_id, true).await?;
+    let (org_id, project) = (access.id, access.project_id);
     let (record, domain) = state
         .store
         .organization_and_domain(project, org_id, &domain_id)
@@ -596,11 +593,10 @@ async fn verify_domain(
     responses((status = 204, description = "The domain is released")))]
 async fn remove_domain(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, domain_id)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, domain_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
-    let org = organization_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
+    let (org, project) = (access.id, access.project_id);
     state.store.remove_domain(project, org, &domain_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use serde_json::{Map, Value};
-use shared::auth::{organization_id as org_id, organization_project};
+use shared::auth::organization_id as org_id;
 use shared::auth::{OrgAccess, Own, Read};
 use shared::auth::{Principal, SecretCaller};
 use shared::domain::features::Context;
@@ -199,17 +199,15 @@ async fn read(State(state): State<AppState>, access: OrgAccess<Read>) -> Result<
     responses((status = 200, description = "The organization, updated", body = OrganizationResponse, headers(("ETag" = String, description = "The record's version, for If-Match")))))]
 async fn update(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     if_match: IfMatch,
     Json(body): Json<wire::OrganizationPatch>,
 ) -> Result<Response, Error> {
-    let org = org_id(&id)?;
+    let (org, project) = (access.id, access.project_id);
     let change = TenantChange::from(body);
     change.validate()?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
     let entitlements = change.entitlement_fields();
-    if matches!(principal, Principal::Session(_)) && !entitlements.is_empty() {
+    if matches!(access.principal, Principal::Session(_)) && !entitlements.is_empty() {
         return Err(Error::Forbidden(format!(
             "{} decide price or entitlement: only a secret key changes them",
             entitlements.join(", ")
@@ -306,14 +304,13 @@ async fn settings(
     responses((status = 200, description = "The value, as stored", body = serde_json::Value)))]
 async fn put_setting(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, key)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, key)): Path<(String, String)>,
     Json(value): Json<Value>,
 ) -> Result<axum::Json<Value>, Error> {
-    let org = org_id(&id)?;
+    let (org, project) = (access.id, access.project_id);
     shared::domain::tenant::validate_setting_key(&key)?;
     shared::domain::tenant::validate_setting_value(&value)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
     state.store.put_setting(project, org, &key, &value).await?;
     Ok(axum::Json(value))
 }
@@ -324,11 +321,10 @@ async fn put_setting(
     responses((status = 200, description = "The setting is removed")))]
 async fn delete_setting(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((id, key)): Path<(String, String)>,
+    access: OrgAccess<Own>,
+    Path((_, key)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
-    let org = org_id(&id)?;
-    let project = organization_project(&state.store, &principal, org, true).await?;
+    let (org, project) = (access.id, access.project_id);
     state.store.delete_setting(project, org, &key).await?;
     Ok(StatusCode::OK)
 }
@@ -469,17 +465,15 @@ async fn organization_context(
         (status = 422, description = "More than 4096 px wide or high, or too large to decode (`image_too_large`)", body = shared::error::Problem, content_type = "application/problem+json")))]
 async fn put_logo(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
+    access: OrgAccess<Own>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<OrganizationResponse>, Error> {
-    let org = org_id(&id)?;
-    // The right to change the organization, and that it exists, come before
-    // a byte of the body is read: reading and decoding it is the costliest
-    // work this function does.
-    let project = organization_project(&state.store, &principal, org, true).await?;
-    // The update starts from this read.
+    let (org, project) = (access.id, access.project_id);
+    // The right to change the organization (`OrgAccess<Own>`, read from the
+    // request's head) and that it exists come before a byte of the body is
+    // read: reading and decoding it is the costliest work this function
+    // does. The update starts from this read.
     let read = fetch(&state, project, org).await?;
     let bytes = logo::read(&headers, body).await?;
     let declared = headers

@@ -222,6 +222,36 @@ mod tests {
     }
 
     #[test]
+    fn an_id_identifier_names_a_record_and_is_never_stored() {
+        let id = Uuid::now_v7();
+        let by_id = IdentifierKey::parse(Some(ID_SOURCE), &id.to_string()).unwrap();
+        assert_eq!(by_id.record_id(), Some(id));
+        assert_eq!(
+            IdentifierKey::parse(Some(ID_SOURCE), "x")
+                .unwrap()
+                .record_id(),
+            None
+        );
+        assert_eq!(
+            IdentifierKey::parse(Some("crm"), &id.to_string())
+                .unwrap()
+                .record_id(),
+            None
+        );
+        let specs = [
+            IdentifierSpec {
+                key: by_id,
+                metadata: None,
+            },
+            spec("acme"),
+        ];
+        let stored = new_identifiers(&specs, "2026-01-01T00:00:00Z");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].external_id, "acme");
+        assert_eq!(missing_keys(&[], &specs).len(), 1);
+    }
+
+    #[test]
     fn identifiers_are_validated_and_deduplicated() {
         assert!(IdentifierKey::parse(None, "").is_err());
         assert!(IdentifierKey::parse(Some(""), "a").is_err());
