@@ -177,6 +177,24 @@ async fn a_publishable_key_cannot_join_or_change_an_owned_organization() {
     assert_eq!(linked.status, StatusCode::OK);
     let add_carol = call(&client, Method::POST, "/api/client/organizations/users", pk, Some(r#"{"organization": {"identifier": [{"external_id": "acme"}]}, "user": {"identifier": [{"external_id": "carol_backend"}]}}"#)).await;
     assert_forbidden(&add_carol, "adding a session user by its backend id");
+    // Nor can the organization go while a session is its member: that
+    // would take the session's access away.
+    let by_secret = call(&client, Method::POST, "/api/client/organizations/users", Some(&p.secret_key), Some(r#"{"organization": {"identifier": [{"external_id": "acme"}]}, "user": {"identifier": [{"external_id": "carol_backend"}]}}"#)).await;
+    assert_eq!(by_secret.status, StatusCode::OK, "{:?}", by_secret.body);
+    let delete_with_session = call(
+        &client,
+        Method::DELETE,
+        "/api/client/organizations",
+        pk,
+        Some(r#"{"identifier": [{"external_id": "acme"}]}"#),
+    )
+    .await;
+    assert_forbidden(
+        &delete_with_session,
+        "deleting an organization a session is a member of",
+    );
+    let removed_carol = call(&client, Method::DELETE, "/api/client/organizations/users", Some(&p.secret_key), Some(r#"{"organization": {"identifier": [{"external_id": "acme"}]}, "user": {"identifier": [{"external_id": "carol_backend"}]}}"#)).await;
+    assert_eq!(removed_carol.status, StatusCode::NO_CONTENT);
     let deleted = call(
         &client,
         Method::DELETE,

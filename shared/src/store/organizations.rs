@@ -12,7 +12,9 @@ use super::timeline::{record_event, TimelineEvent};
 use super::{
     backoff, build, from_item, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
 };
-use crate::domain::{Identifier, IdentifierKey, Organization, ProfileUpsert, Scope, SystemEvent};
+use crate::domain::{
+    Identifier, IdentifierKey, Organization, ProfileUpsert, Scope, SystemEvent, User,
+};
 use crate::error::Error;
 use crate::keys;
 
@@ -246,6 +248,9 @@ impl Store {
                 return Err(Error::not_found(format!("no organization has the id {id}")));
             };
             scope.check_organization(&org)?;
+            if scope.is_unclaimed() {
+                self.check_no_session_members(project, &live).await?;
+            }
             let now = crate::ids::now();
             let mut items = Vec::with_capacity(org.identifiers.len() + 4);
             items.push(
@@ -661,6 +666,42 @@ impl Store {
     /// The organization record and the keys of its other live items
     /// (memberships, schedules, …): one strongly consistent Query over its
     /// partition from [`keys::ORG_STATE_FROM`], which skips the timeline.
+    /// A publishable key takes no session's access away: it deletes an
+    /// organization only while none of its members signs in with sessions
+    /// (one read of the members' records, which the delete reads anyway).
+    async fn check_no_session_members(&self, project: Uuid, live: &[Item]) -> Result<(), Error> {
+        let members: Vec<Uuid> = live
+            .iter()
+            .filter_map(|item_key| {
+                super::text(item_key, keys::SK)
+                    .strip_prefix(keys::MEMBERSHIP_PREFIX)?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        if members.is_empty() {
+            return Ok(());
+        }
+        let fetched = self
+            .fetch(
+                members
+                    .iter()
+                    .map(|user| record_key::<User>(project, *user))
+                    .collect(),
+            )
+            .await?;
+        for user in members {
+            if let Some(user) = fetched.record::<User>(project, user)? {
+                if user.has_session_identity() {
+                    return Err(Error::Forbidden(
+                        "a member of the organization signs in with sessions: a publishable key cannot take their access away; use a secret key".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn live_state(
         &self,
         project: Uuid,
