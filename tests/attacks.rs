@@ -494,3 +494,62 @@ async fn a_revoked_key_gets_no_idempotent_replay() {
     );
     assert!(revoked.headers.get("idempotent-replayed").is_none());
 }
+
+#[tokio::test]
+async fn a_publishable_delete_never_races_a_session_members_access_away() {
+    let state = state().await;
+    let p = project(&state).await;
+    let client = client::router(state.clone());
+    let pk = p.publishable_key.clone();
+    let sk = p.secret_key.clone();
+    // A session user the backend adds while the publishable key deletes:
+    // never may both succeed (the session would lose an access it was given).
+    call(&client, Method::POST, "/api/client/users", Some(&sk), Some(r#"{"identifier": [{"source": "session", "external_id": "dora"}, {"external_id": "dora_backend"}]}"#)).await;
+    for round in 0..12 {
+        let name = format!("race_{round}");
+        let created = call(
+            &client,
+            Method::POST,
+            "/api/client/organizations",
+            Some(&pk),
+            Some(&json!({"identifier": [{"external_id": name}]}).to_string()),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::OK);
+        let add_body = json!({"organization": {"identifier": [{"external_id": name}]}, "user": {"identifier": [{"external_id": "dora_backend"}]}}).to_string();
+        let delete_body = json!({"identifier": [{"external_id": name}]}).to_string();
+        let (added, deleted) = tokio::join!(
+            call(
+                &client,
+                Method::POST,
+                "/api/client/organizations/users",
+                Some(&sk),
+                Some(&add_body)
+            ),
+            call(
+                &client,
+                Method::DELETE,
+                "/api/client/organizations",
+                Some(&pk),
+                Some(&delete_body)
+            ),
+        );
+        assert!(
+            !(added.status == StatusCode::OK && deleted.status == StatusCode::NO_CONTENT),
+            "round {round}: the member was added and the organization deleted"
+        );
+        assert!(
+            matches!(added.status, StatusCode::OK | StatusCode::NOT_FOUND),
+            "{:?}",
+            added.body
+        );
+        assert!(
+            matches!(
+                deleted.status,
+                StatusCode::NO_CONTENT | StatusCode::FORBIDDEN
+            ),
+            "{:?}",
+            deleted.body
+        );
+    }
+}

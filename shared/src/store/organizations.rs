@@ -10,13 +10,17 @@ use super::profiles::{
 };
 use super::timeline::{record_event, TimelineEvent};
 use super::{
-    backoff, build, from_item, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
+    backoff, build, from_item, key, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
 };
 use crate::domain::{
     Identifier, IdentifierKey, Organization, ProfileUpsert, Scope, SystemEvent, User,
 };
 use crate::error::Error;
 use crate::keys;
+
+/// A publishable key deletes organizations of at most this many members:
+/// each is checked in the deleting transaction.
+const MAX_PUBLISHABLE_DELETE_MEMBERS: usize = 25;
 
 /// One page of a project's organizations.
 #[derive(Clone, Debug, PartialEq)]
@@ -248,9 +252,12 @@ impl Store {
                 return Err(Error::not_found(format!("no organization has the id {id}")));
             };
             scope.check_organization(&org)?;
-            if scope.is_unclaimed() {
-                self.check_no_session_members(project, &live).await?;
-            }
+            let (fence, live) = if scope.is_unclaimed() {
+                let members = self.check_no_session_members(project, &live).await?;
+                self.session_member_fence(project, id, &members, live)?
+            } else {
+                (Vec::new(), live)
+            };
             let now = crate::ids::now();
             let mut items = Vec::with_capacity(org.identifiers.len() + 4);
             items.push(
@@ -312,6 +319,12 @@ impl Store {
                 id,
                 &TimelineEvent::system(event, &now),
             )?);
+            items.extend(fence);
+            if items.len() > MAX_TRANSACTION_ITEMS {
+                return Err(Error::Forbidden(
+                    "the organization is too large for a publishable key to delete in one step; use a secret key".into(),
+                ));
+            }
             let room = MAX_TRANSACTION_ITEMS.saturating_sub(items.len());
             let (first, rest) = live.split_at(live.len().min(room));
             for item_key in first {
@@ -669,7 +682,49 @@ impl Store {
     /// A publishable key takes no session's access away: it deletes an
     /// organization only while none of its members signs in with sessions
     /// (one read of the members' records, which the delete reads anyway).
-    async fn check_no_session_members(&self, project: Uuid, live: &[Item]) -> Result<(), Error> {
+    /// What keeps a publishable key's delete from racing a session's
+    /// access: the member count as read (a member added meanwhile cancels
+    /// the delete) and each member still without a session identity (one
+    /// gaining it meanwhile cancels it too); the retry then reads them and
+    /// refuses. Returns those writes and the live items left to delete (the
+    /// member count is deleted by the fence itself).
+    fn session_member_fence(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        members: &[Uuid],
+        live: Vec<Item>,
+    ) -> Result<(Vec<TransactWriteItem>, Vec<Item>), Error> {
+        if members.len() > MAX_PUBLISHABLE_DELETE_MEMBERS {
+            return Err(Error::Forbidden(format!(
+                "the organization has more than {MAX_PUBLISHABLE_DELETE_MEMBERS} members: a publishable key does not delete it; use a secret key"
+            )));
+        }
+        let live: Vec<Item> = live
+            .into_iter()
+            .filter(|item_key| super::text(item_key, keys::SK) != keys::MEMBER_COUNT_SK)
+            .collect();
+        let count = build(
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::org_pk(project, org), keys::MEMBER_COUNT_SK)))
+                .condition_expression("attribute_not_exists(PK) OR #members = :seen")
+                .expression_attribute_names("#members", "members")
+                .expression_attribute_values(":seen", n(members.len() as i64))
+                .build(),
+        )?;
+        let mut fence = vec![TransactWriteItem::builder().delete(count).build()];
+        for user in members {
+            fence.push(self.user_in_scope(project, *user)?);
+        }
+        Ok((fence, live))
+    }
+
+    async fn check_no_session_members(
+        &self,
+        project: Uuid,
+        live: &[Item],
+    ) -> Result<Vec<Uuid>, Error> {
         let members: Vec<Uuid> = live
             .iter()
             .filter_map(|item_key| {
@@ -680,7 +735,7 @@ impl Store {
             })
             .collect();
         if members.is_empty() {
-            return Ok(());
+            return Ok(members);
         }
         let fetched = self
             .fetch(
@@ -690,8 +745,8 @@ impl Store {
                     .collect(),
             )
             .await?;
-        for user in members {
-            if let Some(user) = fetched.record::<User>(project, user)? {
+        for user in &members {
+            if let Some(user) = fetched.record::<User>(project, *user)? {
                 if user.has_session_identity() {
                     return Err(Error::Forbidden(
                         "a member of the organization signs in with sessions: a publishable key cannot take their access away; use a secret key".into(),
@@ -699,7 +754,7 @@ impl Store {
                 }
             }
         }
-        Ok(())
+        Ok(members)
     }
 
     async fn live_state(
