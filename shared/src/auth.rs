@@ -497,18 +497,6 @@ impl<S: AuthState + Send + Sync, N: Needs> FromRequestParts<S> for OrgAccess<N> 
     }
 }
 
-/// [`organization_access`], when only the project matters.
-pub async fn organization_project(
-    store: &Store,
-    principal: &Principal,
-    org: Uuid,
-    owner_only: bool,
-) -> Result<Uuid, Error> {
-    Ok(organization_access(store, principal, org, owner_only)
-        .await?
-        .project_id)
-}
-
 /// Claims of a dev session token (HS256 with the project's
 /// `dev_token_secret`; accepted only under `DEV_SESSIONS=1`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

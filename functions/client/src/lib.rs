@@ -259,18 +259,11 @@ async fn post_events(
                 ),
             ));
         }
-        let named_orgs: Vec<uuid::Uuid> = resolved.iter().flatten().copied().collect();
-        if let Some(position) = state
+        if let Some(i) = state
             .store
-            .first_out_of_scope(caller.project_id, &named_orgs, caller.scope())
+            .first_out_of_scope(caller.project_id, &resolved, caller.scope())
             .await?
         {
-            let i = resolved
-                .iter()
-                .enumerate()
-                .filter(|(_, org)| org.is_some())
-                .nth(position)
-                .map_or(0, |(i, _)| i);
             return Err(at_index(i, shared::domain::scope::owned_organization()));
         }
     }

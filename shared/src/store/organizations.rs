@@ -814,17 +814,18 @@ impl Store {
     }
 
     /// Under a publishable key, the position of the first organization that
-    /// has an owner (one read of the records); `None` when all are in scope.
+    /// has an owner (one read of the records; `None` entries name none);
+    /// `None` when all are in scope.
     pub async fn first_out_of_scope(
         &self,
         project: Uuid,
-        orgs: &[Uuid],
+        orgs: &[Option<Uuid>],
         scope: Scope,
     ) -> Result<Option<usize>, Error> {
-        if !scope.is_unclaimed() || orgs.is_empty() {
+        let unique: std::collections::BTreeSet<Uuid> = orgs.iter().flatten().copied().collect();
+        if !scope.is_unclaimed() || unique.is_empty() {
             return Ok(None);
         }
-        let unique: std::collections::BTreeSet<Uuid> = orgs.iter().copied().collect();
         let fetched = self
             .fetch(
                 unique
@@ -834,6 +835,7 @@ impl Store {
             )
             .await?;
         for (position, org) in orgs.iter().enumerate() {
+            let Some(org) = org else { continue };
             if let Some(record) = fetched.record::<Organization>(project, *org)? {
                 if record.is_claimed() {
                     return Ok(Some(position));

@@ -279,7 +279,7 @@ impl Store {
         // Owners never join an organization after its creation, so a read
         // without owners stays true for the delete that follows.
         if self
-            .first_out_of_scope(project, &[org], scope)
+            .first_out_of_scope(project, &[Some(org)], scope)
             .await?
             .is_some()
         {
