@@ -29,13 +29,17 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_DEFAULT_REGION="$AWS_REGION"
 export AWS_EC2_METADATA_DISABLED=true
 
-# ensure_tool BIN PIP_SPEC: installs PIP_SPEC into .tools unless BIN is there.
-ensure_tool() {
-  local bin="$1" spec="$2"
+ensure_venv() {
   if [ ! -x "$TOOLS/bin/python" ]; then
     echo "==> creating $TOOLS (python venv)" >&2
     python3 -m venv "$TOOLS"
   fi
+}
+
+# ensure_tool BIN PIP_SPEC: installs PIP_SPEC into .tools unless BIN is there.
+ensure_tool() {
+  local bin="$1" spec="$2"
+  ensure_venv
   if [ ! -x "$TOOLS/bin/$bin" ]; then
     echo "==> installing $spec into .tools" >&2
     "$TOOLS/bin/pip" install --quiet --disable-pip-version-check "$spec"
@@ -51,6 +55,28 @@ ensure_dnsmasq() {
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dnsmasq-base >/dev/null
+}
+
+# ensure_module MODULE PIP_SPEC: installs PIP_SPEC into .tools unless its
+# python imports MODULE (for libraries without a command).
+ensure_module() {
+  local module="$1" spec="$2"
+  ensure_venv
+  if ! "$TOOLS/bin/python" -c "import $module" 2>/dev/null; then
+    echo "==> installing $spec into .tools" >&2
+    "$TOOLS/bin/pip" install --quiet --disable-pip-version-check "$spec"
+  fi
+}
+
+# The SAM transform CloudFormation runs (aws-sam-translator), pinned: the
+# version decides which templates pass.
+SAM_TRANSLATOR='aws-sam-translator==1.115.0'
+
+# transform_template OUT: infra/template.yaml through the SAM transform
+# into OUT (CloudFormation JSON); fails with SAM's messages if refused.
+transform_template() {
+  ensure_module samtranslator "$SAM_TRANSLATOR"
+  "$TOOLS/bin/python" "$ROOT/infra/local/transform.py" "$ROOT/infra/template.yaml" --out "$1"
 }
 
 free_port() {
