@@ -466,9 +466,10 @@ async fn a_purge_refuses_an_organization_that_exists() {
 async fn a_deletion_goes_out_through_the_queue_and_its_message_drives_the_purge() {
     let mut state = integration_tests::state_with_bucket(None).await;
     let name = format!("cleanup-{}", uuid::Uuid::now_v7().simple());
-    let (queue_url, _dlq) = shared::provision::create_queues(&state.aws.sqs, &name)
-        .await
-        .expect("creating a test queue");
+    let (queue_url, _dlq) =
+        shared::provision::create_queues(&state.aws.sqs, &name, shared::provision::CLEANUP_QUEUE)
+            .await
+            .expect("creating a test queue");
     state.config.cleanup_queue_url = Some(queue_url.clone());
     let state = AppState::new(state.config.clone(), state.aws.clone());
     let p = project(&state).await;

@@ -345,7 +345,7 @@ async fn one_failing_message_is_retried_alone_and_poison_reaches_the_dlq_and_rep
     delete_messages(&state, &url, &done).await;
 
     // Redelivered until maxReceiveCount, then it is dead-lettered.
-    for _ in 0..shared::provision::MAX_RECEIVE_COUNT + 1 {
+    for _ in 0..shared::provision::EVENTS_QUEUE.max_receive_count + 1 {
         let again = receive_all(&state, &url, 0).await;
         if again.is_empty() {
             break;

@@ -73,12 +73,20 @@ async fn metered_state() -> (AppState, Meter) {
         .expect("creating the bench bucket");
     config.logo_bucket = Some(bucket);
     let name = format!("bench-{}", uuid::Uuid::now_v7().simple());
-    let (events, _) = shared::provision::create_queues(&base.sqs, &format!("{name}-events"))
-        .await
-        .expect("creating the bench events queue");
-    let (cleanup, _) = shared::provision::create_queues(&base.sqs, &format!("{name}-cleanup"))
-        .await
-        .expect("creating the bench cleanup queue");
+    let (events, _) = shared::provision::create_queues(
+        &base.sqs,
+        &format!("{name}-events"),
+        shared::provision::EVENTS_QUEUE,
+    )
+    .await
+    .expect("creating the bench events queue");
+    let (cleanup, _) = shared::provision::create_queues(
+        &base.sqs,
+        &format!("{name}-cleanup"),
+        shared::provision::CLEANUP_QUEUE,
+    )
+    .await
+    .expect("creating the bench cleanup queue");
     config.events_queue_url = Some(events);
     config.cleanup_queue_url = Some(cleanup);
     let meter = Meter::default();

@@ -14,8 +14,33 @@ use crate::error::Error;
 use crate::keys;
 use crate::store::{build, storage};
 
-/// Deliveries of one message before it moves to the dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// A queue and its dead-letter queue, as infra/template.yaml declares them
+/// (tests/deployment.rs checks the deployed stack against these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Seconds a received message stays hidden: at least six times its
+    /// consumer's timeout, as Lambda's SQS event source advises.
+    pub visibility_timeout: u32,
+    /// Deliveries of one message before it moves to the dead-letter queue.
+    pub max_receive_count: u32,
+}
+
+/// Organization events, consumed by the processor (timeout 10 s).
+pub const EVENTS_QUEUE: QueueSettings = QueueSettings {
+    visibility_timeout: 60,
+    max_receive_count: 5,
+};
+
+/// Deletions to purge, consumed by the cleanup function (timeout 60 s): a
+/// purge cut short by the timeout is redelivered and goes on where it
+/// stopped, so it may be received many times.
+pub const CLEANUP_QUEUE: QueueSettings = QueueSettings {
+    visibility_timeout: 360,
+    max_receive_count: 20,
+};
+
+/// How long a dead-letter queue keeps a message: 14 days, SQS's longest.
+pub const DEAD_LETTER_RETENTION_SECONDS: u32 = 1_209_600;
 
 #[derive(Clone, Debug)]
 pub struct Names {
@@ -37,8 +62,9 @@ pub struct Provisioned {
 pub async fn init(aws: &Aws, names: &Names) -> Result<Provisioned, Error> {
     create_table(&aws.dynamodb, &names.table).await?;
     let (events_queue_url, dead_letter_queue_url) =
-        create_queues(&aws.sqs, &names.events_queue).await?;
-    let (cleanup_queue_url, _) = create_queues(&aws.sqs, &names.cleanup_queue).await?;
+        create_queues(&aws.sqs, &names.events_queue, EVENTS_QUEUE).await?;
+    let (cleanup_queue_url, _) =
+        create_queues(&aws.sqs, &names.cleanup_queue, CLEANUP_QUEUE).await?;
     create_bucket(&aws.s3, &names.bucket).await?;
     Ok(Provisioned {
         table: names.table.clone(),
@@ -164,11 +190,15 @@ pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<
 pub async fn create_queues(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
+    settings: QueueSettings,
 ) -> Result<(String, String), Error> {
     let dlq_url = sqs
         .create_queue()
         .queue_name(format!("{name}-dlq"))
-        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            DEAD_LETTER_RETENTION_SECONDS.to_string(),
+        )
         .send()
         .await
         .map_err(|e| storage("CreateQueue", e))?
@@ -185,14 +215,17 @@ pub async fn create_queues(
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .unwrap_or_default();
     let redrive =
-        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count})
             .to_string();
     let queue_url = match sqs.get_queue_url().queue_name(name).send().await {
         Ok(found) => found.queue_url.unwrap_or_default(),
         Err(_) => sqs
             .create_queue()
             .queue_name(name)
-            .attributes(QueueAttributeName::VisibilityTimeout, "60")
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                settings.visibility_timeout.to_string(),
+            )
             .send()
             .await
             .map_err(|e| storage("CreateQueue", e))?
