@@ -1,6 +1,7 @@
 //! The SAM template and the code agree: every function crate has its
 //! resource, every route a function serves has its API route, and the
-//! template declares no route the code does not serve.
+//! template declares no route the code does not serve — in the SAM
+//! template and in the HTTP API the SAM transform makes of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -109,6 +110,75 @@ fn every_route_in_the_code_has_its_api_route_and_no_other() {
             "{name} has routes but no resource"
         );
     }
+}
+
+fn crate_of(function: &str) -> String {
+    function.trim_end_matches("Function").to_lowercase()
+}
+
+/// Which function a route's integration invokes (`${XFunction.Arn}`).
+fn integration_function(operation: &serde_json::Value) -> Option<String> {
+    let uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"].as_str()?;
+    let start = uri.find("/functions/${")? + "/functions/${".len();
+    let end = uri[start..].find(".Arn}")?;
+    Some(uri[start..start + end].to_owned())
+}
+
+/// The HTTP API CloudFormation creates serves exactly the routers' routes,
+/// each integrated with its own function (payload format 2.0, which
+/// lambda_http's apigw_http expects), with no authorizer, on an
+/// auto-deployed default stage, and API Gateway may invoke each function.
+#[test]
+fn the_http_api_serves_exactly_the_routers_routes() {
+    let template = integration_tests::transformed_template();
+    let api = &template["Resources"]["HttpApi"];
+    assert_eq!(api["Type"], "AWS::ApiGatewayV2::Api");
+    let body = &api["Properties"]["Body"];
+    assert!(
+        body["components"]["securitySchemes"].is_null(),
+        "the API has an authorizer"
+    );
+    let mut served: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for (path, operations) in body["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let integration = &operation["x-amazon-apigateway-integration"];
+            assert_eq!(integration["type"], "aws_proxy", "{method} {path}");
+            assert_eq!(
+                integration["payloadFormatVersion"], "2.0",
+                "{method} {path}"
+            );
+            assert!(
+                operation["security"].is_null(),
+                "{method} {path} has an authorizer"
+            );
+            let function = integration_function(operation)
+                .unwrap_or_else(|| panic!("{method} {path}: no function integration"));
+            served
+                .entry(crate_of(&function))
+                .or_default()
+                .insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let declared: BTreeMap<String, BTreeSet<(String, String)>> = routes_in_code()
+        .into_iter()
+        .map(|(name, routes)| (name.to_owned(), routes))
+        .collect();
+    assert_eq!(served, declared);
+
+    let resources = template["Resources"].as_object().expect("Resources");
+    let of_type = |kind: &'static str| resources.values().filter(move |r| r["Type"] == kind);
+    assert!(
+        of_type("AWS::ApiGatewayV2::Stage").any(|s| s["Properties"]["StageName"] == "$default"
+            && s["Properties"]["AutoDeploy"] == true
+            && s["Properties"]["ApiId"]["Ref"] == "HttpApi"),
+        "an auto-deployed $default stage"
+    );
+    let permitted: BTreeSet<String> = of_type("AWS::Lambda::Permission")
+        .filter(|p| p["Properties"]["Principal"] == "apigateway.amazonaws.com")
+        .filter_map(|p| p["Properties"]["FunctionName"]["Ref"].as_str())
+        .map(crate_of)
+        .collect();
+    assert_eq!(permitted, declared.keys().cloned().collect::<BTreeSet<_>>());
 }
 
 #[test]

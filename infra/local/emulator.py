@@ -6,7 +6,9 @@ at once can then undo each other's writes, which DynamoDB never does, and
 each transaction costs a copy of the whole table. Here DynamoDB requests
 are served one at a time (so transactions are atomic, and concurrency tests
 test the service, not the emulator), and a transaction saves and restores
-only the items it touches. Other services (SQS long polls) stay concurrent."""
+only the items it touches. Other services (SQS long polls) stay concurrent.
+A table created by CloudFormation gets booleans where the template passes
+parameter text, as in AWS."""
 
 import argparse
 import copy
@@ -91,6 +93,24 @@ def patch_transactions():
     backend_class.transact_write_items = transact_write_items
 
 
+def patch_cloudformation_booleans():
+    """CloudFormation hands a String parameter to a Boolean property as its
+    text (the template's TableDeletionProtection "true"); AWS converts it,
+    moto keeps the text, and DescribeTable then answers a string where the
+    SDKs expect a boolean (the Rust SDK fails to read the answer)."""
+    table_class = dynamodb_models.Table
+    original = table_class.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs):
+        properties = cloudformation_json.get("Properties", {})
+        value = properties.get("DeletionProtectionEnabled")
+        if isinstance(value, str):
+            properties["DeletionProtectionEnabled"] = value.strip().lower() == "true"
+        return original(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    table_class.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -99,6 +119,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     patch_transactions()
+    patch_cloudformation_booleans()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)
 

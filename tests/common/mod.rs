@@ -216,9 +216,10 @@ pub async fn logged_state() -> (AppState, OperationLog) {
 pub async fn state_with_queue() -> AppState {
     let base = state().await;
     let name = format!("events-{}", uuid::Uuid::now_v7().simple());
-    let (queue_url, _dlq) = shared::provision::create_queues(&base.aws.sqs, &name)
-        .await
-        .expect("creating a test queue");
+    let (queue_url, _dlq) =
+        shared::provision::create_queues(&base.aws.sqs, &name, shared::provision::EVENTS_QUEUE)
+            .await
+            .expect("creating a test queue");
     let mut config = base.config.clone();
     config.events_queue_url = Some(queue_url);
     AppState::new(config, base.aws.clone())
@@ -509,4 +510,33 @@ pub async fn state_with_bucket(cleanup_services: Option<&str>) -> AppState {
     state.config.logo_bucket = Some(bucket);
     state.config.cleanup_services = cleanup_services.map(str::to_owned);
     AppState::new(state.config.clone(), state.aws.clone())
+}
+
+/// The bucket the transformed template's functions take their code from
+/// (`s3://CODE_BUCKET/<LogicalId>.zip`, what `sam deploy` would upload).
+pub const CODE_BUCKET: &str = "organizations-code";
+
+/// infra/template.yaml as CloudFormation deploys it: through the SAM
+/// transform CloudFormation runs (aws-sam-translator, which `make lint`
+/// installs into .tools), as JSON.
+pub fn transformed_template() -> Value {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".tools/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `make lint` (or `make test`), which installs aws-sam-translator",
+        python.display()
+    );
+    let output = std::process::Command::new(python)
+        .arg(root.join("infra/local/transform.py"))
+        .arg(root.join("infra/template.yaml"))
+        .args(["--code-bucket", CODE_BUCKET])
+        .output()
+        .expect("running infra/local/transform.py");
+    assert!(
+        output.status.success(),
+        "the SAM transform refuses infra/template.yaml:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the transformed template is JSON")
 }
