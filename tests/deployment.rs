@@ -578,24 +578,51 @@ fn what_the_emulator_drops_is_in_the_template() {
         );
         assert_eq!(properties["LoggingConfig"]["LogFormat"], "JSON", "{name}");
 
+        // Logs only: no role carries SAM's AWSLambdaSQSQueueExecutionRole
+        // (receive and delete on every queue of the account); the SQS
+        // consumers poll their own queue through a role of their own.
         let role_name = properties["Role"]["Fn::GetAtt"][0]
             .as_str()
             .unwrap_or_default();
-        let managed: BTreeSet<&str> = all[role_name]["Properties"]["ManagedPolicyArns"]
+        let role = &all[role_name]["Properties"];
+        let managed: Vec<String> = role["ManagedPolicyArns"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(Value::as_str)
+            .map(|arn| {
+                arn.as_str()
+                    .or_else(|| arn["Fn::Sub"].as_str())
+                    .unwrap_or_default()
+                    .replace("${AWS::Partition}", "aws")
+            })
             .collect();
-        let mut expected =
-            BTreeSet::from(["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]);
-        if QUEUES
+        assert_eq!(
+            managed,
+            ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
+            "{name}'s managed policies"
+        );
+        let polled: Vec<Value> = role["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| {
+                p["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|s| {
+                s["Action"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&"sqs:ReceiveMessage".into()))
+            })
+            .map(|s| s["Resource"]["Fn::GetAtt"][0].clone())
+            .collect();
+        let consumed: Vec<Value> = QUEUES
             .iter()
-            .any(|(_, _, consumer, _, _)| consumer == &name)
-        {
-            // Lambda's SQS poller receives and deletes as the role.
-            expected.insert("arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole");
-        }
-        assert_eq!(managed, expected, "{name}'s managed policies");
+            .filter(|(_, _, consumer, _, _)| consumer == &name)
+            .map(|(queue, _, _, _, _)| Value::from(*queue))
+            .collect();
+        assert_eq!(polled, consumed, "{name} receives from its own queue only");
     }
 }

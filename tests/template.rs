@@ -73,7 +73,7 @@ fn every_function_crate_has_its_resource_built_with_cargo_lambda() {
             "{name}"
         );
         assert!(
-            resource["Properties"]["Policies"].is_sequence(),
+            !policy_statements(&template(), &resource).is_empty(),
             "{name} has its own least-privilege policy"
         );
     }
@@ -200,6 +200,36 @@ fn the_crm_index_projects_what_the_code_reads() {
     assert_eq!(projected, shared::keys::CRM_INDEX_ATTRIBUTES);
 }
 
+/// A function's policy statements: its SAM `Policies`, or those of the
+/// role it names (`Role: !GetAtt XRole.Arn`, the SQS consumers' own roles).
+fn policy_statements(template: &Value, function: &Value) -> Vec<Value> {
+    let documents: Vec<Value> = match &function["Properties"]["Role"] {
+        Value::Tagged(tagged) => {
+            let role = tagged.value.as_str().unwrap_or_default();
+            let role = role.trim_end_matches(".Arn");
+            template["Resources"][role]["Properties"]["Policies"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|p| p["PolicyDocument"].clone())
+                .collect()
+        }
+        _ => function["Properties"]["Policies"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    documents
+        .iter()
+        .flat_map(|document| {
+            document["Statement"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_else(|| panic!("an inline policy, not a managed one: {document:?}"))
+        })
+        .collect()
+}
+
 /// Every string a YAML value holds, looking through CloudFormation's tags
 /// (`!Sub "${Table.Arn}/index/GSI1"`, `!GetAtt Table.Arn`).
 fn strings(value: &Value) -> Vec<String> {
@@ -227,35 +257,27 @@ fn function_policies_name_their_actions_and_resources() {
         .collect();
     let mut statements = 0;
     for (name, resource) in function_resources(&template) {
-        let policies = resource["Properties"]["Policies"]
-            .as_sequence()
-            .expect("Policies");
-        for policy in policies {
-            let policy_statements = policy["Statement"]
-                .as_sequence()
-                .unwrap_or_else(|| panic!("{name}: an inline policy, not a managed one"));
-            for statement in policy_statements {
-                statements += 1;
-                assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{name}");
-                let actions = strings(&statement["Action"]);
-                assert!(!actions.is_empty(), "{name}: a statement without actions");
-                for action in &actions {
-                    assert!(!action.contains('*'), "{name}: {action} is a wildcard");
-                    assert_ne!(action, "dynamodb:Scan", "{name}: no request path scans");
-                }
-                let resources = strings(&statement["Resource"]);
-                assert!(
-                    !resources.is_empty(),
-                    "{name}: a statement without resources"
-                );
-                for arn in &resources {
-                    assert_ne!(arn, "*", "{name}: {actions:?} on every resource");
-                    if let Some(index) = arn.split("/index/").nth(1) {
-                        assert!(
-                            indexes.contains(index),
-                            "{name}: {index} is not an index of the table"
-                        );
-                    }
+        for statement in policy_statements(&template, &resource) {
+            statements += 1;
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{name}");
+            let actions = strings(&statement["Action"]);
+            assert!(!actions.is_empty(), "{name}: a statement without actions");
+            for action in &actions {
+                assert!(!action.contains('*'), "{name}: {action} is a wildcard");
+                assert_ne!(action, "dynamodb:Scan", "{name}: no request path scans");
+            }
+            let resources = strings(&statement["Resource"]);
+            assert!(
+                !resources.is_empty(),
+                "{name}: a statement without resources"
+            );
+            for arn in &resources {
+                assert_ne!(arn, "*", "{name}: {actions:?} on every resource");
+                if let Some(index) = arn.split("/index/").nth(1) {
+                    assert!(
+                        indexes.contains(index),
+                        "{name}: {index} is not an index of the table"
+                    );
                 }
             }
         }
