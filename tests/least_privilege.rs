@@ -401,7 +401,12 @@ fn functions(template: &Template, findings: &mut Vec<String>) -> BTreeMap<String
             ));
             continue;
         };
-        let role = &template.resources[role_id]["Properties"];
+        let Some(role) = template.resources.get(role_id).map(|r| &r["Properties"]) else {
+            findings.push(format!(
+                "{logical}: its role {role_id} is not in the template"
+            ));
+            continue;
+        };
         let mut statements = Vec::new();
         for policy in role["Policies"].as_array().into_iter().flatten() {
             let policy_name = policy["PolicyName"].as_str().unwrap_or("?");
