@@ -509,8 +509,10 @@ fn masked(text: &str) -> String {
     let mut out = String::new();
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 32 && run.chars().any(|c| c.is_ascii_digit()) {
+        let id = run.trim_end_matches('-');
+        if id.len() >= 32 && id.chars().any(|c| c.is_ascii_digit()) {
             out.push_str("<id>");
+            out.push_str(&run[id.len()..]);
         } else {
             out.push_str(run);
         }
