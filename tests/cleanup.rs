@@ -513,3 +513,44 @@ async fn a_deletion_goes_out_through_the_queue_and_its_message_drives_the_purge(
     .await;
     assert_eq!(status.body["complete"], true);
 }
+
+#[tokio::test]
+async fn a_client_deletion_is_announced_on_the_cleanup_queue_too() {
+    let mut state = integration_tests::state().await;
+    let name = format!("cleanup-{}", uuid::Uuid::now_v7().simple());
+    let (queue_url, _dlq) =
+        shared::provision::create_queues(&state.aws.sqs, &name, shared::provision::CLEANUP_QUEUE)
+            .await
+            .expect("creating a test queue");
+    state.config.cleanup_queue_url = Some(queue_url.clone());
+    let state = AppState::new(state.config.clone(), state.aws.clone());
+    let p = project(&state).await;
+    let client = client::router(state.clone());
+    let identifier = r#"{"identifier":[{"external_id":"acme"}]}"#;
+    let created = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.secret_key),
+        Some(identifier),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let deleted = call(
+        &client,
+        Method::DELETE,
+        "/api/client/organizations",
+        Some(&p.secret_key),
+        Some(identifier),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+
+    let messages = integration_tests::receive_all(&state, &queue_url, 30).await;
+    assert_eq!(messages.len(), 1, "one announcement per deletion");
+    let announced: serde_json::Value =
+        serde_json::from_str(messages[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(announced["name"], "organization.deleted");
+    assert_eq!(announced["org_id"], created.body["id"]);
+    assert_eq!(announced["deleted_by"], "client:secret-key");
+}

@@ -8,7 +8,7 @@ cd "$ROOT"
 ensure_tool cfn-lint 'cfn-lint==1.58.0'
 # cfn-lint >= 1.54 no longer runs the SAM transform: a template it passes
 # can still be refused by CloudFormation, so transform it here first.
-echo "==> SAM transform ($SAM_TRANSLATOR) infra/template.yaml -> .local/cloudformation.json"
+echo "==> SAM transform ($SAM_TRANSLATOR) of infra/template.yaml into .local/cloudformation.json"
 transform_template "$ROOT/.local/cloudformation.json"
 echo "==> cfn-lint infra/template.yaml"
 "$TOOLS/bin/cfn-lint" infra/template.yaml

@@ -20,5 +20,16 @@ export EVENTS_QUEUE_URL="" LOGO_BUCKET=""
 # The tests sign dev session tokens and serve JWKS from 127.0.0.1.
 export DEV_SESSIONS=1
 
+# Every AWS request a function makes is recorded (shared::call_log), then
+# checked against the functions' roles in the transformed template.
+export AWS_CALL_LOG="$ROOT/.local/aws-calls.jsonl"
+: >"$AWS_CALL_LOG"
+
 echo "==> cargo test (emulator at $AWS_ENDPOINT_URL)"
 cargo test --workspace --locked "$@"
+
+# Only after the whole suite: a filtered run leaves permissions unused.
+if [ "$#" -eq 0 ]; then
+  echo "==> least privilege: $(wc -l <"$AWS_CALL_LOG") recorded calls against infra/template.yaml"
+  cargo test --workspace --locked --test least_privilege -- --ignored
+fi

@@ -81,6 +81,45 @@ impl Aws {
         Self::from_sdk_config(&sdk)
     }
 
+    /// [`Aws::load`] for one function: its requests' user agent names it
+    /// (`app/<function>`), so CloudTrail tells the functions apart.
+    pub async fn load_for(function: &'static str) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Ok(name) = aws_config::AppName::new(function) {
+            loader = loader.app_name(name);
+        }
+        Self::from_sdk_config(&loader.load().await)
+    }
+
+    /// The same clients, each recording its requests (see
+    /// [`crate::call_log`]).
+    pub fn recorded(&self, recorder: &crate::call_log::Recorder) -> Self {
+        use crate::call_log::Service;
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                self.dynamodb
+                    .config()
+                    .to_builder()
+                    .interceptor(recorder.on(Service::DynamoDb))
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                self.sqs
+                    .config()
+                    .to_builder()
+                    .interceptor(recorder.on(Service::Sqs))
+                    .build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(
+                self.s3
+                    .config()
+                    .to_builder()
+                    .interceptor(recorder.on(Service::S3))
+                    .build(),
+            ),
+        }
+    }
+
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
         // Virtual-host addressing does not work against a local endpoint.
         let path_style = sdk.endpoint_url().is_some();

@@ -3,6 +3,7 @@
 //! its HTTP mapping, configuration and tracing. Function crates stay thin.
 
 pub mod auth;
+pub mod call_log;
 pub mod config;
 pub mod cursor;
 pub mod domain;

@@ -1,5 +1,6 @@
 //! What every function builds once per cold start and hands to its handlers.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -23,18 +24,57 @@ pub struct AppState {
     /// Trusted issuers' signing keys, in this Lambda instance's memory
     /// (shared by every clone of the state).
     pub issuer_keys: std::sync::Arc<IssuerKeys>,
+    /// The function whose calls the clients record (`AWS_CALL_LOG` set).
+    recorded_as: Option<&'static str>,
 }
 
 impl AppState {
     /// Loads the environment and one `SdkConfig`, builds every client, and
     /// opens the DynamoDB connection (see [`AppState::warm_up`]): what each
     /// function does once per cold start, before its first request.
-    pub async fn from_env() -> Result<Self, Error> {
+    pub async fn from_env(function: &'static str) -> Result<Self, Error> {
         let config = Config::from_env()?;
-        let aws = Aws::load().await;
-        let state = Self::new(config, aws);
+        let aws = Aws::load_for(function).await;
+        let state = Self::new(config, aws).serving(function);
         state.warm_up().await;
         Ok(state)
+    }
+
+    /// The state a function serves with, labelled with the function's
+    /// name: with `AWS_CALL_LOG` set, its clients record every request they
+    /// make as that function's (tasks it spawns clone the clients, so they
+    /// record too; see [`crate::call_log`]). Unset, the state is returned
+    /// as it is. Each function's entry point calls it.
+    pub fn serving(self, function: &'static str) -> Self {
+        self.recording(function).unwrap_or(self)
+    }
+
+    /// [`AppState::serving`] for an entry point that borrows its state.
+    pub fn serving_ref(&self, function: &'static str) -> Cow<'_, Self> {
+        match self.recording(function) {
+            Some(state) => Cow::Owned(state),
+            None => Cow::Borrowed(self),
+        }
+    }
+
+    /// A copy whose clients record as `function`'s, when the log is on and
+    /// they do not already (caches shared with this state).
+    fn recording(&self, function: &'static str) -> Option<Self> {
+        let file = crate::call_log::file()?;
+        match self.recorded_as {
+            Some(labelled) if labelled == function => return None,
+            Some(labelled) => panic!("the state of {labelled} is served again as {function}'s"),
+            None => {}
+        }
+        let recorder = crate::call_log::Recorder::new(file, function, &self.config);
+        let aws = self.aws.recorded(&recorder);
+        Some(Self {
+            config: self.config.clone(),
+            store: self.store.with_client(aws.dynamodb.clone()),
+            aws,
+            issuer_keys: self.issuer_keys.clone(),
+            recorded_as: Some(function),
+        })
     }
 
     /// Opens the DynamoDB connection during init, so the first request does
@@ -70,6 +110,7 @@ impl AppState {
             aws,
             store,
             issuer_keys,
+            recorded_as: None,
         }
     }
 }

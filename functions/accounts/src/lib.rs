@@ -98,6 +98,7 @@ const TIMELINE_DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 
 pub fn router(state: AppState) -> Router {
+    let state = state.serving("accounts");
     let routes = Router::new()
         .route(
             "/v1/organizations",

@@ -3,6 +3,6 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let state = shared::AppState::from_env().await?;
+    let state = shared::AppState::from_env("accounts").await?;
     lambda_http::run(accounts::router(state)).await
 }

@@ -56,6 +56,7 @@ pub const PURGE_PAGE: usize = 100;
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(3);
 
 pub fn router(state: AppState) -> Router {
+    let state = state.serving("cleanup");
     let routes = Router::new()
         // A static segment: it takes precedence over `/cleanup/{org_id}`.
         .route(
@@ -246,6 +247,8 @@ pub async fn purge(
     org: Uuid,
     deadline: Instant,
 ) -> Result<Progress, Error> {
+    let state = state.serving_ref("cleanup");
+    let state: &AppState = &state;
     let items = state
         .store
         .purge_organization(project, org, deadline, PURGE_PAGE)
@@ -346,6 +349,8 @@ pub async fn handle_deletions(
     event: SqsEvent,
     deadline: Instant,
 ) -> SqsBatchResponse {
+    let state = state.serving_ref("cleanup");
+    let state: &AppState = &state;
     let mut failures = Vec::new();
     for message in &event.records {
         let id = message.message_id.clone().unwrap_or_default();

@@ -59,7 +59,7 @@ async fn http(router: axum::Router, payload: Value) -> Result<Value, lambda_runt
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let state = shared::AppState::from_env().await?;
+    let state = shared::AppState::from_env("cleanup").await?;
     let router = cleanup::router(state.clone());
     let state = &state;
     let router = &router;

@@ -60,6 +60,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
+    let state = state.serving("client");
     let routes = Router::new()
         .route(
             "/api/client/organizations",

@@ -4,6 +4,6 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let state = shared::AppState::from_env().await?;
+    let state = shared::AppState::from_env("client").await?;
     lambda_http::run(client::router(state)).await
 }

@@ -75,6 +75,7 @@ const DEFAULT_PAGE_SIZE: usize = 15;
 const MAX_PAGE_SIZE: usize = 30;
 
 pub fn router(state: AppState) -> Router {
+    let state = state.serving("crm");
     let routes = Router::new()
         // A static segment: it takes precedence over `/organizations/{id}`.
         .route(

@@ -16,6 +16,8 @@ use uuid::Uuid;
 /// DynamoDB allows (one for a batch of 10 single-organization events). The
 /// response lists only the messages that failed.
 pub async fn handle(state: &AppState, event: SqsEvent) -> SqsBatchResponse {
+    let state = state.serving_ref("processor");
+    let state: &AppState = &state;
     let ids: Vec<String> = event
         .records
         .iter()

@@ -91,6 +91,8 @@ pub async fn tick_with(
     now: OffsetDateTime,
     budget: Budget,
 ) -> Result<Value, Error> {
+    let state = state.serving_ref("scheduler");
+    let state: &AppState = &state;
     let store = &state.store;
     let scheduler = store.scheduler_state(MAX_BACKLOGS).await?;
     let mut tick = Tick {

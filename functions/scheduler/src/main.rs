@@ -6,7 +6,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let state = shared::AppState::from_env().await?;
+    let state = shared::AppState::from_env("scheduler").await?;
     let state = &state;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
         scheduler::tick(state)

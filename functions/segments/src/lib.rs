@@ -40,6 +40,7 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 100;
 
 pub fn router(state: AppState) -> Router {
+    let state = state.serving("segments");
     let routes = Router::new()
         .route(
             "/api/admin/segments/match",

@@ -81,6 +81,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 const FEATURES_CACHE: &str = "private, max-age=300";
 
 pub fn router(state: AppState) -> Router {
+    let state = state.serving("tenant");
     let routes = Router::new()
         .route(
             "/v2/organization",

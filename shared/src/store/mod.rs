@@ -69,6 +69,11 @@ impl Store {
         }
     }
 
+    /// The same store (its caches shared) over another client.
+    pub fn with_client(&self, db: aws_sdk_dynamodb::Client) -> Self {
+        Self { db, ..self.clone() }
+    }
+
     /// Signs and checks the cursors of every list.
     pub fn cursors(&self) -> &CursorKey {
         &self.cursors
