@@ -1,5 +1,5 @@
 # The two commands: `make dev` (the whole service locally) and `make test`.
-.PHONY: dev test bench fuzz lint fmt package tools clean
+.PHONY: dev test bench fuzz smoke lint fmt package tools clean
 
 dev:
 	infra/local/dev.sh
@@ -14,6 +14,10 @@ bench:
 # Not part of test: schemathesis against every family (see infra/local/fuzz.sh).
 fuzz:
 	infra/local/fuzz.sh
+
+# infra/smoke.sh (every family once) against make dev; CI runs it.
+smoke:
+	infra/local/smoke-dev.sh
 
 lint:
 	infra/local/lint.sh
