@@ -46,4 +46,4 @@ PY
   [ "$elf" = "$arch" ] || { echo "$dir/bootstrap is $elf, expected $arch" >&2; exit 1; }
   printf '%-12s %-8s %12s %12s\n' "$f" "$arch" "$zip_bytes" "$(stat -c %s "$dir/bootstrap")"
 done
-echo "built in .aws-sam/build/<Function>/bootstrap; deploy with: sam deploy --guided (Architecture=$arch)"
+echo "built in .aws-sam/build/<Function>/bootstrap; deploy with: sam deploy --guided --parameter-overrides Architecture=$arch"
