@@ -9,9 +9,10 @@
 # Each step prints one line; the first that fails names itself and the
 # script exits 1 (2 for a wrong call). Everything it writes hangs off an
 # organization and a user with external ids of this run's own
-# (smoke-<time>-<random>); the organization is deleted at the end and its
-# purge awaited. The user stays (no route deletes users): a user record
-# with no memberships, under that unique external id.
+# (smoke-<time>-<random>); the organization is deleted at the end (also
+# when a step failed) and its purge awaited. The user stays (no route
+# deletes users): a user record with no memberships, under that unique
+# external id.
 # Needs curl and python3.
 set -euo pipefail
 
@@ -21,6 +22,10 @@ if [ $# -ne 2 ] || [ -z "$1" ] || [ -z "$2" ]; then
 fi
 BASE="${1%/}"
 KEY="$2"
+case "$KEY" in
+  sk_*) ;;
+  *) echo "$0: KEY must be a secret key (sk_…): accounts, crm, tenant, segments and cleanup refuse others" >&2; exit 2 ;;
+esac
 # Seconds to wait for what the queues do (the timeline, the purge).
 WAIT="${SMOKE_WAIT:-60}"
 
@@ -29,9 +34,20 @@ ORG_EXT="$RUN-org"
 USER_EXT="$RUN-user"
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 BODY="$work/body"
 HEADERS="$work/headers"
+# A run that stops before its last steps still deletes its organization
+# (best effort; the organization's purge then takes the rest with it).
+ORG=""
+DELETED=""
+finish() {
+  if [ -n "$ORG" ] && [ -z "$DELETED" ]; then
+    curl -s -o /dev/null --max-time 30 -X DELETE -H "Authorization: Bearer $KEY" \
+      "$(url accounts "/v1/organizations/$ORG")" || true
+  fi
+  rm -rf "$work"
+}
+trap finish EXIT
 
 STEP=""
 fail() {
@@ -202,6 +218,7 @@ ok "match true"
 STEP="accounts: delete the organization"
 call accounts DELETE "/v1/organizations/$ORG"
 expect 204
+DELETED=1
 ok "204"
 
 # This service's own purge reports as "organizations"; whether the record
