@@ -1,5 +1,5 @@
 # The two commands: `make dev` (the whole service locally) and `make test`.
-.PHONY: dev test bench fuzz lint fmt package clean
+.PHONY: dev test bench fuzz smoke lint fmt package tools clean
 
 dev:
 	infra/local/dev.sh
@@ -15,14 +15,23 @@ bench:
 fuzz:
 	infra/local/fuzz.sh
 
+# infra/smoke.sh (every family once) against make dev; CI runs it.
+smoke:
+	infra/local/smoke-dev.sh
+
 lint:
 	infra/local/lint.sh
 
 fmt:
 	cargo fmt --all
 
+# Not part of test: `sam build` (release builds of every function) and the sizes.
 package:
 	infra/local/package.sh
 
+# sam (SAM CLI) and cargo-lambda into .tools; put .tools/bin on PATH to deploy.
+tools:
+	@bash -c 'source infra/local/common.sh && ensure_deploy_tools && echo "export PATH=\"$$PWD/.tools/bin:\$$PATH\""'
+
 clean:
-	rm -rf .local target
+	rm -rf .local target .aws-sam

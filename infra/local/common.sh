@@ -72,6 +72,31 @@ ensure_module() {
 # version decides which templates pass.
 SAM_TRANSLATOR='aws-sam-translator==1.115.0'
 
+# The SAM CLI (sam build, sam deploy). It pins an aws-sam-translator of its
+# own, so it gets a venv of its own (.tools/sam-cli) and the lint venv keeps
+# SAM_TRANSLATOR; .tools/bin/sam links to it, so one PATH entry (.tools/bin)
+# gives sam, cargo-lambda and zig.
+SAM_CLI='aws-sam-cli==1.170.*'
+
+# ensure_sam: installs SAM_CLI into .tools/sam-cli unless it is there.
+ensure_sam() {
+  local venv="$TOOLS/sam-cli"
+  ensure_venv
+  if [ ! -x "$venv/bin/sam" ]; then
+    echo "==> installing $SAM_CLI into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$SAM_CLI"
+  fi
+  ln -sfn ../sam-cli/bin/sam "$TOOLS/bin/sam"
+}
+
+# ensure_deploy_tools: what `sam build` and `sam deploy` need on PATH
+# (.tools/bin): the SAM CLI and cargo-lambda (with zig, its linker).
+ensure_deploy_tools() {
+  ensure_tool cargo-lambda 'cargo-lambda==1.*'
+  ensure_sam
+}
+
 # transform_template OUT: infra/template.yaml through the SAM transform
 # into OUT (CloudFormation JSON); fails with SAM's messages if refused.
 transform_template() {

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# make package: release builds of every function as Lambda zips (arm64 when
-# the aarch64 Rust target can be had, else x86_64), with their sizes.
+# make package: `sam build` (samconfig.toml: infra/template.yaml, each
+# function by `cargo lambda build --release`), the very build `sam deploy`
+# uploads, then each function's sizes. arm64 when the aarch64 Rust target
+# can be had, else x86_64 (then deploy with Architecture=x86_64).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
-ensure_tool cargo-lambda 'cargo-lambda==1.*'
-export PATH="$TOOLS/bin:$PATH"   # cargo-lambda finds zig (the ziglang package) here
+ensure_deploy_tools
+# sam, cargo-lambda and zig (the ziglang package, cargo-lambda's linker).
+export PATH="$TOOLS/bin:$PATH"
+export SAM_CLI_TELEMETRY="${SAM_CLI_TELEMETRY:-0}"
 
 arch="${ARCH:-arm64}"
 if [ "$arch" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
@@ -14,22 +18,32 @@ if [ "$arch" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -q
     arch=x86_64
   fi
 fi
-flag="--arm64"; [ "$arch" = x86_64 ] && flag="--x86-64"
 
 functions=()
 for manifest in functions/*/Cargo.toml; do functions+=("$(basename "$(dirname "$manifest")")"); done
-packages=(); for f in "${functions[@]}"; do packages+=(-p "$f"); done
 
-out="$ROOT/.local/lambda"
-echo "==> cargo lambda build --release $flag (${functions[*]})"
-cargo-lambda lambda build --release "$flag" --output-format zip --lambda-dir "$out" "${packages[@]}"
+echo "==> sam build --parameter-overrides Architecture=$arch"
+sam build --parameter-overrides "Architecture=$arch"
 
+# zip_bytes: the archive sam deploy uploads (SAM zips each build directory
+# with deflate); elf: the machine the binary was built for, read from it.
 echo
 printf '%-12s %-8s %12s %12s\n' function arch zip_bytes binary_bytes
 for f in "${functions[@]}"; do
-  zip="$out/$f/bootstrap.zip"
-  [ -f "$zip" ] || { echo "missing $zip" >&2; exit 1; }
-  binary=$(python3 -c 'import sys, zipfile; print(sum(i.file_size for i in zipfile.ZipFile(sys.argv[1]).infolist()))' "$zip")
-  printf '%-12s %-8s %12s %12s\n' "$f" "$arch" "$(stat -c %s "$zip")" "$binary"
+  dir="$ROOT/.aws-sam/build/${f^}Function"
+  [ -f "$dir/bootstrap" ] || { echo "missing $dir/bootstrap (is ${f^}Function in infra/template.yaml?)" >&2; exit 1; }
+  read -r elf zip_bytes < <(python3 - "$dir/bootstrap" <<'PY'
+import io, sys, zipfile
+path = sys.argv[1]
+data = open(path, "rb").read()
+machine = int.from_bytes(data[18:20], "little") if data[:4] == b"\x7fELF" else None
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr("bootstrap", data)
+print({0x3E: "x86_64", 0xB7: "arm64"}.get(machine, "unknown"), len(buf.getvalue()))
+PY
+)
+  [ "$elf" = "$arch" ] || { echo "$dir/bootstrap is $elf, expected $arch" >&2; exit 1; }
+  printf '%-12s %-8s %12s %12s\n' "$f" "$arch" "$zip_bytes" "$(stat -c %s "$dir/bootstrap")"
 done
-echo "zips in $out/<function>/bootstrap.zip"
+echo "built in .aws-sam/build/<Function>/bootstrap; deploy with: sam deploy --guided --parameter-overrides Architecture=$arch"
