@@ -9,7 +9,6 @@
 //! else it does not know fails the check rather than being guessed at.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
@@ -653,40 +652,6 @@ fn check(template: &Value, calls: &[Value]) -> Vec<String> {
     findings
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
-
-/// The CloudFormation template that would be deployed (the SAM transform
-/// of infra/template.yaml, run with the pinned aws-sam-translator).
-fn transformed_template() -> Value {
-    let root = root();
-    let python = root.join(".tools/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: `make test` installs .tools (the SAM translator)",
-        python.display()
-    );
-    let out = std::env::temp_dir().join(format!(
-        "least-privilege-{}.json",
-        uuid::Uuid::now_v7().simple()
-    ));
-    let status = std::process::Command::new(&python)
-        .arg(root.join("infra/local/transform.py"))
-        .arg(root.join("infra/template.yaml"))
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .expect("running infra/local/transform.py");
-    assert!(status.success(), "the SAM transform refused the template");
-    let text = std::fs::read_to_string(&out).expect("the transformed template");
-    let _ = std::fs::remove_file(&out);
-    serde_json::from_str(&text).expect("the transformed template is JSON")
-}
-
 #[test]
 #[ignore = "reads the calls the whole suite recorded: infra/local/test.sh runs it after the suite, with AWS_CALL_LOG"]
 fn every_function_is_allowed_what_it_calls_and_nothing_else() {
@@ -708,7 +673,7 @@ fn every_function_is_allowed_what_it_calls_and_nothing_else() {
         !calls.is_empty(),
         "{path} is empty: run the suite with AWS_CALL_LOG set first"
     );
-    let findings = check(&transformed_template(), &calls);
+    let findings = check(&integration_tests::transformed_template(), &calls);
     assert!(
         findings.is_empty(),
         "least privilege, {} calls checked against infra/template.yaml; {} findings:\n{}",
