@@ -277,7 +277,7 @@ pub async fn problem_responses(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(PROBLEM_CONTENT_TYPE));
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return response;
+        return without_type_when_empty(response);
     }
     let (mut parts, body) = response.into_parts();
     // What the refusal said, when it is short text (axum's rejections are).
@@ -342,7 +342,21 @@ pub async fn problem_responses(request: Request, next: Next) -> Response {
             answer.headers_mut().append(name.clone(), value.clone());
         }
     }
+    crate::error::mark_retry(&mut answer, &error);
     answer
+}
+
+/// An answer without a body (204, a 202 that says nothing, a HEAD) carries
+/// no Content-Type: clients that parse whatever is labelled JSON (Lunogram's
+/// js-sdk) would fail on the empty text.
+fn without_type_when_empty(mut response: Response) -> Response {
+    use axum::body::HttpBody as _;
+    let empty = response.status() == StatusCode::NO_CONTENT
+        || response.body().size_hint().exact() == Some(0);
+    if empty {
+        response.headers_mut().remove(CONTENT_TYPE);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -209,7 +209,7 @@ fn replay(stored: &Item, fingerprint: &str) -> Result<Response, Error> {
         ));
     }
     if text(stored, "state") != "done" {
-        return Err(Error::Conflict(
+        return Err(Error::Busy(
             "a request with this Idempotency-Key is still in progress; retry later".into(),
         ));
     }
@@ -225,11 +225,14 @@ fn replay(stored: &Item, fingerprint: &str) -> Result<Response, Error> {
         .map(|b| Bytes::copy_from_slice(b.as_ref()))
         .unwrap_or_default();
     let mut response = (status, Body::from(body)).into_response();
-    let content_type = HeaderValue::from_str(text(stored, "content_type"))
-        .unwrap_or_else(|_| HeaderValue::from_static("application/json"));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type);
+    // A stored answer without a type (a 204) is replayed without one.
+    if let Ok(content_type) = HeaderValue::from_str(text(stored, "content_type")) {
+        if !content_type.is_empty() {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, content_type);
+        }
+    }
     response
         .headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));

@@ -107,7 +107,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the address is being changed concurrently; retry the request",
         ))
     }

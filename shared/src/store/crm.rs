@@ -367,7 +367,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the note is being changed concurrently; retry the request",
         ))
     }

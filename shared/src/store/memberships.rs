@@ -200,7 +200,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the membership is being changed concurrently; retry the request",
         ))
     }
@@ -292,7 +292,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the membership is being changed concurrently; retry the request",
         ))
     }
@@ -562,7 +562,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the membership is being changed concurrently; retry the request",
         ))
     }

@@ -359,7 +359,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the organization is being changed concurrently; retry the request",
         ))
     }
@@ -544,7 +544,7 @@ impl Store {
             }
             tracing::debug!(?outcome, attempt, "update lost a race; retrying");
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the organization is being changed concurrently; retry the request",
         ))
     }

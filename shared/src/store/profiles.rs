@@ -389,7 +389,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(format!(
+        Err(Error::busy(format!(
             "the {} is being changed concurrently; retry the request",
             P::NOUN
         )))

@@ -260,7 +260,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the schedule is being changed concurrently; retry the request",
         ))
     }
@@ -304,7 +304,7 @@ impl Store {
             outcome if outcome.condition_failed_at(0) => Err(Error::not_found(format!(
                 "the organization has no schedule named `{name}`"
             ))),
-            TxOutcome::Cancelled(reasons) => Err(Error::conflict(format!(
+            TxOutcome::Cancelled(reasons) => Err(Error::busy(format!(
                 "the schedule is being changed concurrently; retry the request ({reasons:?})"
             ))),
         }

@@ -263,7 +263,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the organization's settings are being changed concurrently; retry the request",
         ))
     }
@@ -328,7 +328,7 @@ impl Store {
                 }
             }
         }
-        Err(Error::conflict(
+        Err(Error::busy(
             "the organization's settings are being changed concurrently; retry the request",
         ))
     }

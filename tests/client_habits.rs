@@ -1,0 +1,220 @@
+//! What the vendors' published clients rely on beyond status and body
+//! (issue 20, part 2): Lunogram's js-sdk parses any answer labelled JSON,
+//! so an empty answer carries no JSON content type; Stainless-generated
+//! clients retry 408, 409, 429 and 5xx unless `x-should-retry` says
+//! otherwise, so every refusal says whether a retry can help.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use integration_tests::{call, project, send, state, Exchange};
+
+fn should_retry(answer: &Exchange) -> Option<&str> {
+    answer
+        .headers
+        .get("x-should-retry")
+        .and_then(|v| v.to_str().ok())
+}
+
+fn assert_empty_and_untyped(answer: &Exchange, what: &str) {
+    assert_eq!(
+        answer.status,
+        StatusCode::NO_CONTENT,
+        "{what}: {:?}",
+        answer.body
+    );
+    assert!(answer.body.is_null(), "{what}: a body {:?}", answer.body);
+    assert_eq!(answer.content_type, None, "{what} is labelled");
+}
+
+#[tokio::test]
+async fn empty_answers_carry_no_content_type_in_every_family() {
+    let state = state().await;
+    let p = project(&state).await;
+    let key = Some(p.secret_key.as_str());
+
+    // client: DELETE an organization, and a member.
+    let client = client::router(state.clone());
+    let org = r#"{"identifier": [{"external_id": "habits"}], "name": "Habits"}"#;
+    let created = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        key,
+        Some(org),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let member = r#"{"organization": {"identifier": [{"external_id": "habits"}]}, "user": {"identifier": [{"external_id": "u1"}]}}"#;
+    let added = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations/users",
+        key,
+        Some(member),
+    )
+    .await;
+    assert!(added.status.is_success(), "{:?}", added.body);
+    let removed = call(
+        &client,
+        Method::DELETE,
+        "/api/client/organizations/users",
+        key,
+        Some(member),
+    )
+    .await;
+    assert_empty_and_untyped(&removed, "client remove member");
+    let deleted = call(
+        &client,
+        Method::DELETE,
+        "/api/client/organizations",
+        key,
+        Some(r#"{"identifier": [{"external_id": "habits"}]}"#),
+    )
+    .await;
+    assert_empty_and_untyped(&deleted, "client delete organization");
+
+    // accounts: DELETE an organization.
+    let accounts = accounts::router(state.clone());
+    let made = call(
+        &accounts,
+        Method::POST,
+        "/v1/organizations",
+        key,
+        Some(r#"{"name": "Habits"}"#),
+    )
+    .await;
+    assert!(made.status.is_success(), "{:?}", made.body);
+    let id = made.body["id"].as_str().expect("an id").to_owned();
+    let gone = call(
+        &accounts,
+        Method::DELETE,
+        &format!("/v1/organizations/{id}"),
+        key,
+        None,
+    )
+    .await;
+    assert_empty_and_untyped(&gone, "accounts delete organization");
+}
+
+#[tokio::test]
+async fn refusals_say_whether_a_retry_can_help() {
+    let state = state().await;
+    let p = project(&state).await;
+    let key = Some(p.secret_key.as_str());
+    let accounts = accounts::router(state.clone());
+
+    // The handler's own refusal.
+    let missing = call(
+        &accounts,
+        Method::GET,
+        &format!("/v1/organizations/{}", uuid::Uuid::now_v7()),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(should_retry(&missing), Some("false"));
+
+    // The credential check's.
+    let unknown = call(
+        &accounts,
+        Method::GET,
+        "/v1/organizations",
+        Some("sk_nope"),
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(should_retry(&unknown), Some("false"));
+
+    // axum's own (turned into a problem on the way out).
+    let client = client::router(state.clone());
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/client/organizations")
+        .header("authorization", format!("Bearer {}", p.secret_key))
+        .header("content-type", "text/plain")
+        .body(Body::from("name=x"))
+        .expect("a request");
+    let unsupported = send(&client, request).await;
+    assert_eq!(unsupported.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(should_retry(&unsupported), Some("false"));
+    let wrong_method = call(&client, Method::PUT, "/api/client/organizations", key, None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(should_retry(&wrong_method), Some("false"));
+
+    // A success says nothing.
+    let listed = call(&accounts, Method::GET, "/v1/organizations", key, None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(should_retry(&listed), None);
+}
+
+/// The last owner's 409 cannot be fixed by waiting; a replayed empty answer
+/// (Idempotency-Key) is as untyped as the first.
+#[tokio::test]
+async fn a_leave_says_when_not_to_retry_and_its_replay_is_untyped() {
+    let state = state().await;
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let client = client::router(state.clone());
+    let ann = integration_tests::session_token(&p, "ann", None);
+    let created = call(
+        &accounts,
+        Method::POST,
+        "/v1/organizations",
+        Some(&ann),
+        Some(r#"{"name": "Acme"}"#),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let org = created.body["id"].as_str().expect("an id").to_owned();
+    let refused = call(
+        &accounts,
+        Method::POST,
+        &format!("/v1/organizations/{org}/leave"),
+        Some(&ann),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert_eq!(
+        should_retry(&refused),
+        Some("false"),
+        "the last owner stays the last owner"
+    );
+
+    let named = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.secret_key),
+        Some(r#"{"identifier": [{"external_id": "acme"}], "name": "Acme"}"#),
+    )
+    .await;
+    assert_eq!(named.status, StatusCode::OK);
+    let client_org = named.body["id"].as_str().expect("an id").to_owned();
+    let added = call(&client, Method::POST, "/api/client/organizations/users", Some(&p.secret_key), Some(r#"{
+        "organization": {"identifier": [{"external_id": "acme"}]}, "user": {"identifier": [{"source": "session", "external_id": "bob"}]}}"#)).await;
+    assert_eq!(added.status, StatusCode::OK, "{:?}", added.body);
+    let bob = integration_tests::session_token(&p, "bob", None);
+    let leave = || {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/organizations/{client_org}/leave"))
+            .header("authorization", format!("Bearer {bob}"))
+            .header("idempotency-key", "leave-once")
+            .body(Body::empty())
+            .expect("a request")
+    };
+    let left = send(&accounts, leave()).await;
+    assert_empty_and_untyped(&left, "leave");
+    let replayed = send(&accounts, leave()).await;
+    assert_eq!(
+        replayed
+            .headers
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_empty_and_untyped(&replayed, "the replayed leave");
+}
