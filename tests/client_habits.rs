@@ -218,3 +218,85 @@ async fn a_leave_says_when_not_to_retry_and_its_replay_is_untyped() {
     );
     assert_empty_and_untyped(&replayed, "the replayed leave");
 }
+
+/// epilot's `putSettingsValue({org_id, key}, 'de')`: axios sends a string as
+/// raw text labelled `application/x-www-form-urlencoded`. The text is the
+/// value; a JSON body means what it says, under any label.
+#[tokio::test]
+async fn a_setting_sent_as_axios_sends_a_string_is_that_string() {
+    let state = state().await;
+    let p = project(&state).await;
+    let tenant = tenant::router(state.clone());
+    let body = serde_json::json!({
+        "organization_detail": {"name": "Acme", "type": "Vendor", "pricing_tier_id": "professional",
+                                "email_address": "office@acme.example", "organization_use": "Production"},
+        "owner_user": {"full_name": "Ada Owner", "email_address": "Ada@acme.example"}
+    })
+    .to_string();
+    let made = call(
+        &tenant,
+        Method::POST,
+        "/v2/organization",
+        Some(&p.secret_key),
+        Some(&body),
+    )
+    .await;
+    assert!(made.status.is_success(), "{:?}", made.body);
+    let org = made.body["id"].as_str().expect("an id").to_owned();
+    let put = |key: &str, content_type: &str, body: &str| {
+        Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/v2/organization/{org}/settings/{key}"))
+            .header("authorization", format!("Bearer {}", p.secret_key))
+            .header("content-type", content_type)
+            .body(Body::from(body.to_owned()))
+            .expect("a request")
+    };
+    let form = "application/x-www-form-urlencoded";
+    let language = send(&tenant, put("language", form, "de")).await;
+    assert_eq!(language.status, StatusCode::OK, "{:?}", language.body);
+    assert_eq!(language.body, serde_json::json!("de"));
+    let spaced = send(
+        &tenant,
+        put("greeting", "text/plain; charset=utf-8", "hello world"),
+    )
+    .await;
+    assert_eq!(spaced.body, serde_json::json!("hello world"));
+    let number = send(&tenant, put("seats", form, "42")).await;
+    assert_eq!(
+        number.body,
+        serde_json::json!(42),
+        "a JSON body keeps its meaning"
+    );
+    let object = send(
+        &tenant,
+        put("theme", "application/json", r#"{"dark": true}"#),
+    )
+    .await;
+    assert_eq!(object.body, serde_json::json!({"dark": true}));
+    let broken = send(&tenant, put("theme", "application/json", r#"{"dark": tru"#)).await;
+    assert_eq!(
+        broken.status,
+        StatusCode::BAD_REQUEST,
+        "labelled JSON must be JSON"
+    );
+
+    let settings = call(
+        &tenant,
+        Method::GET,
+        &format!("/v2/organization/{org}/settings"),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(settings.status, StatusCode::OK, "{:?}", settings.body);
+    let text = settings.body.to_string();
+    for stored in [
+        r#""language":"de""#,
+        r#""greeting":"hello world""#,
+        r#""seats":42"#,
+        r#""theme":{"dark":true}"#,
+    ] {
+        assert!(text.contains(stored), "{stored} in {text}");
+    }
+}

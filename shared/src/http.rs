@@ -28,25 +28,67 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
-            let content_type = content_type
-                .to_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let essence = content_type.split(';').next().unwrap_or_default().trim();
-            if !(essence == "application/json" || essence.ends_with("+json")) {
-                return Err(Error::UnsupportedMediaType(format!(
-                    "the body must be JSON (Content-Type: application/json), not {essence}"
-                )));
-            }
+        if let Some(essence) = content_essence(&req).filter(|e| !is_json(e)) {
+            return Err(Error::UnsupportedMediaType(format!(
+                "the body must be JSON (Content-Type: application/json), not {essence}"
+            )));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| {
-                Error::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
-            })?;
-        parse(&bytes).map(Json)
+        parse(&read_body(req).await?).map(Json)
     }
+}
+
+/// A JSON value, or, under a content type that is not JSON, the body's
+/// text when it is not JSON: axios (epilot's client) sends a string as raw
+/// text labelled `application/x-www-form-urlencoded`, so `de` arrives as
+/// `de`, not `"de"`. A JSON body means what it says under any type.
+pub struct JsonOrText(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonOrText {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let labelled_json = content_essence(&req).is_none_or(|e| is_json(&e));
+        let bytes = read_body(req).await?;
+        if labelled_json {
+            return parse(&bytes).map(JsonOrText);
+        }
+        match parse(&bytes) {
+            Ok(value) => Ok(JsonOrText(value)),
+            Err(Error::MalformedBody(_)) => String::from_utf8(bytes.to_vec())
+                .map(|text| JsonOrText(serde_json::Value::String(text)))
+                .map_err(|_| {
+                    Error::MalformedBody("the body is neither JSON nor UTF-8 text".into())
+                }),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// The media type a request labels its body with, lower-cased, without
+/// parameters (`application/json; charset=utf-8` → `application/json`).
+fn content_essence(req: &Request) -> Option<String> {
+    let value = req.headers().get(CONTENT_TYPE)?;
+    let lowered = value.to_str().unwrap_or_default().to_ascii_lowercase();
+    Some(
+        lowered
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+    )
+}
+
+fn is_json(essence: &str) -> bool {
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+async fn read_body(req: Request) -> Result<Bytes, Error> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            Error::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        })
 }
 
 /// A query string, parsed into `T`; a malformed one (a repeated field, a

@@ -20,8 +20,8 @@ use shared::auth::{Principal, SecretCaller};
 use shared::domain::features::Context;
 use shared::domain::tenant::{TenantChange, TenantProfile};
 use shared::domain::Organization;
-use shared::http::Json;
 use shared::http::{IfMatch, Path, Query};
+use shared::http::{Json, JsonOrText};
 use shared::{AppState, Error};
 use uuid::Uuid;
 
@@ -299,15 +299,16 @@ async fn settings(
 }
 
 /// `PUT /v2/organization/{org_id}/settings/{key}`: any JSON value but
-/// null; answers the value.
+/// null (under a non-JSON content type, a body that is not JSON is its
+/// text: what epilot's client sends for a string); answers the value.
 #[utoipa::path(put, path = "/v2/organization/{org_id}/settings/{key}", tag = "settings",
-    params(("org_id" = String, Path, description = "The organization's id"), ("key" = String, Path, description = "The setting's key: 1 to 128 of `A-Z a-z 0-9 _ - . :`")), request_body(content = serde_json::Value, description = "Any JSON value but null, at most 64 KiB"),
+    params(("org_id" = String, Path, description = "The organization's id"), ("key" = String, Path, description = "The setting's key: 1 to 128 of `A-Z a-z 0-9 _ - . :`")), request_body(content = serde_json::Value, description = "Any JSON value but null, at most 64 KiB; under another content type (text/plain, application/x-www-form-urlencoded) a body that is not JSON is stored as its text, a JSON string"),
     responses((status = 200, description = "The value, as stored", body = serde_json::Value)))]
 async fn put_setting(
     State(state): State<AppState>,
     access: OrgAccess<Own>,
     Path((_, key)): Path<(String, String)>,
-    Json(value): Json<Value>,
+    JsonOrText(value): JsonOrText,
 ) -> Result<axum::Json<Value>, Error> {
     let (org, project) = (access.id, access.project_id);
     shared::domain::tenant::validate_setting_key(&key)?;
