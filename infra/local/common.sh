@@ -135,3 +135,66 @@ start_moto() {
   MOTO_PID=$!
   wait_for "http://127.0.0.1:$port/moto-api/" 30
 }
+
+# Where each HTTP family serves its OpenAPI document (under its function's
+# base URL in .local/stack.json's "functions").
+declare -A OPENAPI_DOCUMENT=(
+  [client]=/api/client/openapi.json
+  [accounts]=/v1/openapi.json
+  [crm]=/organizations/openapi.json
+  [tenant]=/v2/openapi.json
+  [segments]=/api/admin/segments/openapi.json
+  [cleanup]=/v2/organization/cleanup/openapi.json
+)
+
+# start_dev LOG: `make dev` on free ports in the background (DEV_PID),
+# stopped on exit (dev.sh stops what it started on TERM); returns once
+# .local/stack.json is written, fails with the log's tail if dev.sh exits.
+start_dev() {
+  local log="$1"
+  rm -f "$ROOT/.local/stack.json"
+  echo "==> make dev (log: $log)"
+  MOTO_PORT="$(free_port)" WATCH_PORT="$(free_port)" "$ROOT/infra/local/dev.sh" >"$log" 2>&1 &
+  DEV_PID=$!
+  trap 'kill -TERM "$DEV_PID" 2>/dev/null || true; wait "$DEV_PID" 2>/dev/null || true' EXIT
+  trap 'exit 130' INT TERM
+  for _ in $(seq 1 1800); do
+    [ -f "$ROOT/.local/stack.json" ] && return 0
+    dev_running "$log" || return 1
+    sleep 1
+  done
+  echo "the stack did not come up; see $log" >&2
+  return 1
+}
+
+# dev_running LOG: whether start_dev's stack still runs (says why not).
+dev_running() {
+  kill -0 "$DEV_PID" 2>/dev/null && return 0
+  tail -n 40 "$1" >&2
+  echo "make dev exited" >&2
+  return 1
+}
+
+# stack_value KEY: a top-level value of .local/stack.json.
+stack_value() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$ROOT/.local/stack.json" "$1"
+}
+
+# function_url FAMILY: the base URL of FAMILY's function in the stack.
+function_url() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["functions"][sys.argv[2]])' "$ROOT/.local/stack.json" "$1"
+}
+
+# wait_for_document FAMILY LOG SECONDS: until FAMILY serves its OpenAPI
+# document (cargo lambda watch starts a function on its first request).
+wait_for_document() {
+  local family="$1" log="$2" seconds="$3" url
+  url="$(function_url "$family")${OPENAPI_DOCUMENT[$family]}"
+  for _ in $(seq 1 "$seconds"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$url")" = 200 ] && return 0
+    dev_running "$log" || return 1
+    sleep 1
+  done
+  echo "$family did not serve $url; see $log" >&2
+  return 1
+}

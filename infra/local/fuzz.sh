@@ -21,44 +21,23 @@ if [ ! -x "$ST_VENV/bin/st" ]; then
   "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.*'
 fi
 
-declare -A DOCUMENT=(
-  [client]=/api/client/openapi.json
-  [accounts]=/v1/openapi.json
-  [crm]=/organizations/openapi.json
-  [tenant]=/v2/openapi.json
-  [segments]=/api/admin/segments/openapi.json
-  [cleanup]=/v2/organization/cleanup/openapi.json
-)
-
 mkdir -p .local/fuzz
-rm -f .local/stack.json
-echo "==> make dev (log: .local/fuzz/dev.log)"
-MOTO_PORT="$(free_port)" WATCH_PORT="$(free_port)" "$ROOT/infra/local/dev.sh" >.local/fuzz/dev.log 2>&1 &
-DEV_PID=$!
-trap 'kill -TERM "$DEV_PID" 2>/dev/null || true; wait "$DEV_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 1800); do
-  [ -f .local/stack.json ] && break
-  kill -0 "$DEV_PID" 2>/dev/null || { cat .local/fuzz/dev.log >&2; echo "make dev exited" >&2; exit 1; }
-  sleep 1
-done
-[ -f .local/stack.json ] || { echo "the stack did not come up; see .local/fuzz/dev.log" >&2; exit 1; }
-key="$(python3 -c 'import json; print(json.load(open(".local/stack.json"))["secret_key"])')"
+log=.local/fuzz/dev.log
+start_dev "$log"
+key="$(stack_value secret_key)"
 
 reports=()
 for family in $families; do
-  base="$(python3 -c "import json,sys; print(json.load(open('.local/stack.json'))['functions'][sys.argv[1]])" "$family")"
-  echo "==> $family: $examples examples per operation ($base${DOCUMENT[$family]})"
+  base="$(function_url "$family")"
+  echo "==> $family: $examples examples per operation ($base${OPENAPI_DOCUMENT[$family]})"
   # From .local/fuzz: nothing schemathesis writes may land in the
   # workspace, where cargo lambda watch would rebuild on it.
   rm -f ".local/fuzz/$family.xml"
   # The function may still be starting: wait until it serves its document.
-  for _ in $(seq 1 120); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$base${DOCUMENT[$family]}")" = 200 ] && break
-    sleep 1
-  done
+  wait_for_document "$family" "$log" 120
   # Its exit status mixes findings with its own errors; the reports decide.
   (cd .local/fuzz && SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH="$ROOT/infra/local" \
-      "$ST_VENV/bin/st" --no-color run "$base${DOCUMENT[$family]}" \
+      "$ST_VENV/bin/st" --no-color run "$base${OPENAPI_DOCUMENT[$family]}" \
       --url "$base" \
       --header "Authorization: Bearer $key" \
       --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
