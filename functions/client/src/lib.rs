@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use shared::auth::Caller;
+use shared::domain::event::{Actor, Credential};
 use shared::domain::ProfileUpsert;
 use shared::http::Json;
 use shared::{AppState, Error};
@@ -126,10 +127,13 @@ async fn delete_organization(
         .delete_organization(
             caller.project_id,
             &keys,
-            match caller.kind {
-                shared::auth::KeyKind::Publishable => "client:publishable-key",
-                shared::auth::KeyKind::Secret => "client:secret-key",
-            },
+            &Actor::key(
+                "client",
+                match caller.kind {
+                    shared::auth::KeyKind::Publishable => Credential::PublishableKey,
+                    shared::auth::KeyKind::Secret => Credential::SecretKey,
+                },
+            ),
             caller.scope(),
         )
         .await?;

@@ -2,10 +2,12 @@
 //! them. Knows neither HTTP nor DynamoDB; every dialect maps onto these.
 
 pub mod address;
+pub mod changes;
 pub mod cleanup;
 pub mod crm;
 pub mod data;
 pub mod domains;
+pub mod event;
 pub mod features;
 pub mod identifier;
 pub mod membership;
