@@ -146,7 +146,11 @@ async fn an_update_through_each_dialect_says_what_changed() {
         again.body["version"], patched.body["version"],
         "the same values again change nothing"
     );
-    assert_eq!(last_update(&accounts, sk, &org).await.0, 2, "and record nothing");
+    assert_eq!(
+        last_update(&accounts, sk, &org).await.0,
+        2,
+        "and record nothing"
+    );
 
     // The CRM: a PATCH of its own fields, then a PUT that replaces them
     // (and the title, which is the shared name).
@@ -288,7 +292,9 @@ async fn an_update_through_each_dialect_says_what_changed() {
         Method::POST,
         &address,
         Some(sk),
-        Some(r#"{"line1": "Main St 1", "city": "Berlin", "postal_code": "10115", "country": "de"}"#),
+        Some(
+            r#"{"line1": "Main St 1", "city": "Berlin", "postal_code": "10115", "country": "de"}"#,
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -359,7 +365,9 @@ async fn large_values_are_truncated_so_the_event_stays_small() {
         json!({"truncated": true, "from_bytes": 40_002, "to_bytes": 40_002}),
         "too large to carry whole: the sizes (read the value from the organization)"
     );
-    assert!(sizes.iter().all(|size| *size <= shared::domain::changes::MAX_CHANGES_BYTES + 100));
+    assert!(sizes
+        .iter()
+        .all(|size| *size <= shared::domain::changes::MAX_CHANGES_BYTES + 100));
 }
 
 #[tokio::test]
@@ -400,8 +408,10 @@ async fn member_events_say_who_and_what_changed() {
     let events = timeline(&accounts, sk, &org, event::MEMBER_ADDED).await;
     assert_eq!(
         events.iter().map(|e| e["data"].clone()).collect::<Vec<_>>(),
-        [json!({"user_id": user, "identifiers": identifiers, "role": "member",
-                "data": {"role": "admin", "team": "eng"}})]
+        [
+            json!({"user_id": user, "identifiers": identifiers, "role": "member",
+                "data": {"role": "admin", "team": "eng"}})
+        ]
     );
     for _ in 0..2 {
         let r = call(
@@ -441,8 +451,10 @@ async fn member_events_say_who_and_what_changed() {
     let events = timeline(&accounts, sk, &org, event::MEMBER_REMOVED).await;
     assert_eq!(
         events.iter().map(|e| e["data"].clone()).collect::<Vec<_>>(),
-        [json!({"user_id": user, "identifiers": identifiers, "role": "member",
-                "data": {"role": "viewer"}})],
+        [
+            json!({"user_id": user, "identifiers": identifiers, "role": "member",
+                "data": {"role": "viewer"}})
+        ],
         "the membership as it was"
     );
 }
@@ -489,7 +501,9 @@ async fn a_deletion_says_what_was_deleted_and_by_whom() {
         .await
         .into_iter()
         .filter(|item| {
-            item.get("name").and_then(|v| v.as_s().ok()).map(String::as_str)
+            item.get("name")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
                 == Some(event::ORGANIZATION_DELETED)
                 && item.contains_key("origin")
         })

@@ -89,9 +89,9 @@ struct Document;
 
 /// The document as served at `/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    shared::openapi::with_idempotency(shared::openapi::finish(
+    shared::openapi::with_events(shared::openapi::with_idempotency(shared::openapi::finish(
         <Document as utoipa::OpenApi>::openapi(),
-    ))
+    )))
 }
 
 const DEFAULT_LIMIT: usize = 10;

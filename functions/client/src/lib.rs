@@ -55,9 +55,9 @@ struct Document;
 
 /// The document as served at `/api/client/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    shared::openapi::with_idempotency(shared::openapi::finish(
+    shared::openapi::with_events(shared::openapi::with_idempotency(shared::openapi::finish(
         <Document as utoipa::OpenApi>::openapi(),
-    ))
+    )))
 }
 
 pub fn router(state: AppState) -> Router {

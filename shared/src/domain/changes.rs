@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::address::Address;
 use super::data::Data;
-use super::identifier::Identifier;
+use super::event::EventIdentifier;
 use super::{Membership, Organization};
 
 /// The most bytes (as JSON) the changes of one event hold: far inside a
@@ -26,14 +26,10 @@ pub const MAX_CHANGES_BYTES: usize = 64 * 1024;
 /// One field's change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = EventFieldChange)]
 pub enum FieldChange {
     /// The value before and after (`null`: absent).
-    Values {
-        #[schema(value_type = Object)]
-        from: Value,
-        #[schema(value_type = Object)]
-        to: Value,
-    },
+    Values { from: Value, to: Value },
     /// Too large to carry: the sizes (JSON bytes) of both sides; read the
     /// record for its value.
     Truncated {
@@ -43,9 +39,13 @@ pub enum FieldChange {
     },
 }
 
-/// The changed fields of one record, by field name.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// The changed fields of one record, by field name: `name`,
+/// `identifiers`, `data.<key>`, `accounts.<field>`, `crm.<field>`,
+/// `tenant.<field>`, `address.<field>`, `settings.<key>`; for a membership
+/// `data.<key>` and `role`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(as = EventChanges)]
 pub struct Changes(BTreeMap<String, FieldChange>);
 
 impl Changes {
@@ -169,16 +169,6 @@ fn prefixed(prefix: &str, value: &impl Serialize, into: &mut Map<String, Value>)
     }
 }
 
-/// An identifier as events show it: what names the record, and its
-/// metadata (not its internal id or timestamps).
-pub fn identifier_value(identifier: &Identifier) -> Value {
-    let mut value = json!({"source": identifier.source, "external_id": identifier.external_id});
-    if let Some(metadata) = &identifier.metadata {
-        value["metadata"] = Value::Object(metadata.clone());
-    }
-    value
-}
-
 fn organization_fields(org: &Organization) -> Map<String, Value> {
     let mut fields = Map::new();
     if let Some(name) = &org.name {
@@ -187,7 +177,10 @@ fn organization_fields(org: &Organization) -> Map<String, Value> {
     if !org.identifiers.is_empty() {
         fields.insert(
             "identifiers".into(),
-            org.identifiers.iter().map(identifier_value).collect(),
+            org.identifiers
+                .iter()
+                .map(|i| json!(EventIdentifier::from(i)))
+                .collect(),
         );
     }
     prefixed("data", &org.data, &mut fields);
@@ -236,6 +229,7 @@ fn address_fields(address: Option<&Address>) -> Map<String, Value> {
 mod tests {
     use super::*;
     use crate::domain::crm::CrmProfile;
+    use crate::domain::identifier::Identifier;
     use crate::domain::organization::AccountsProfile;
     use crate::domain::tenant::{StoredLogo, TenantProfile};
     use std::collections::BTreeMap as Owners;

@@ -4,12 +4,12 @@
 //! "Events" documents them, and every emitter builds its data here.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::changes::{identifier_value, Changes};
+use super::changes::Changes;
 use super::data::Data;
-use super::identifier::IdentifierKey;
+use super::identifier::{Identifier, IdentifierKey};
 use super::{Membership, Organization, SystemEvent};
 
 pub const ORGANIZATION_CREATED: &str = "organization.created";
@@ -40,8 +40,9 @@ pub fn scheduled(schedule: &str) -> String {
 }
 
 /// The credential a change was made with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = EventCredential)]
 pub enum Credential {
     SecretKey,
     PublishableKey,
@@ -50,8 +51,11 @@ pub enum Credential {
 
 /// Who made a change: the route family, the credential and, for a
 /// session, its user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = EventActor)]
 pub struct Actor {
+    /// `client`, `accounts`, `crm` or `tenant`.
+    #[schema(value_type = String)]
     pub family: &'static str,
     pub credential: Credential,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,28 +87,111 @@ impl Actor {
     }
 }
 
-fn data(value: Value) -> Data {
-    match value {
-        Value::Object(map) => map,
-        _ => Data::new(),
+/// An identifier in an event: what names the record.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct EventIdentifier {
+    pub source: String,
+    pub external_id: String,
+    /// Its metadata, where the record has some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Data>,
+}
+
+impl From<&Identifier> for EventIdentifier {
+    fn from(identifier: &Identifier) -> Self {
+        Self {
+            source: identifier.source.clone(),
+            external_id: identifier.external_id.clone(),
+            metadata: identifier.metadata.clone(),
+        }
     }
 }
 
-fn identifier_keys(keys: &[IdentifierKey]) -> Value {
-    keys.iter()
-        .map(|key| json!({"source": key.source, "external_id": key.external_id}))
-        .collect()
+impl From<&IdentifierKey> for EventIdentifier {
+    fn from(key: &IdentifierKey) -> Self {
+        Self {
+            source: key.source.clone(),
+            external_id: key.external_id.clone(),
+            metadata: None,
+        }
+    }
+}
+
+/// `organization.created`'s data.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OrganizationCreatedData)]
+pub struct OrganizationCreated {
+    pub name: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: Data,
+    /// Every field it was created with, each from `null`.
+    pub changes: Changes,
+}
+
+/// `organization.updated`'s data.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OrganizationUpdatedData)]
+pub struct OrganizationUpdated {
+    pub changes: Changes,
+}
+
+/// `organization.deleted`'s data.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OrganizationDeletedData)]
+pub struct OrganizationDeleted {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub identifiers: Vec<EventIdentifier>,
+    /// The domains it held (accounts family), verified or not.
+    pub domains: Vec<String>,
+    pub deleted_by: Actor,
+}
+
+/// `organization.user.added`'s and `organization.user.removed`'s data: the
+/// user and the membership (as it was, for a removal).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MemberEventData)]
+pub struct MemberEvent {
+    pub user_id: Uuid,
+    /// The user's identifiers that named them in the request (all of a
+    /// user the request created); source `id` is never among them.
+    pub identifiers: Vec<EventIdentifier>,
+    /// `owner` or `member` (the accounts family's role).
+    pub role: String,
+    /// The membership's own data.
+    #[schema(value_type = Object)]
+    pub data: Data,
+}
+
+/// `organization.user.updated`'s data.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = MemberUpdatedData)]
+pub struct MemberUpdated {
+    pub user_id: Uuid,
+    /// `data.<key>` and `role`.
+    pub changes: Changes,
+}
+
+fn system_event(name: &'static str, payload: &impl Serialize) -> SystemEvent {
+    let data = match serde_json::to_value(payload) {
+        Ok(Value::Object(map)) => map,
+        _ => Data::new(),
+    };
+    SystemEvent { name, data }
 }
 
 /// `organization.created`: its `name` and `data`, and every field it was
 /// created with as `changes` (each from `null`), as an update would say.
 pub fn organization_created(org: &Organization) -> SystemEvent {
-    let mut payload = data(json!({"name": org.name, "data": org.data}));
-    payload.extend(Changes::created(org).into_data());
-    SystemEvent {
-        name: ORGANIZATION_CREATED,
-        data: payload,
-    }
+    system_event(
+        ORGANIZATION_CREATED,
+        &OrganizationCreated {
+            name: org.name.clone(),
+            data: org.data.clone(),
+            changes: Changes::created(org),
+        },
+    )
 }
 
 /// `organization.updated` with what changed between the two records;
@@ -116,78 +203,68 @@ pub fn organization_updated(before: &Organization, after: &Organization) -> Opti
 /// `organization.updated` for changes of what lives beside the record (an
 /// address, a setting); `None` when they are empty.
 pub fn changed(changes: Changes) -> Option<SystemEvent> {
-    (!changes.is_empty()).then(|| SystemEvent {
-        name: ORGANIZATION_UPDATED,
-        data: changes.into_data(),
-    })
+    (!changes.is_empty())
+        .then(|| system_event(ORGANIZATION_UPDATED, &OrganizationUpdated { changes }))
 }
 
 /// `organization.deleted`: what was deleted (its id, name, identifiers and
 /// domains) and who deleted it.
 pub fn organization_deleted(org: &Organization, by: &Actor) -> SystemEvent {
-    let domains: Vec<&str> = org
-        .accounts
-        .iter()
-        .flat_map(|a| &a.domains)
-        .map(|d| d.domain.as_str())
-        .collect();
-    SystemEvent {
-        name: ORGANIZATION_DELETED,
-        data: data(json!({
-            "id": org.id,
-            "name": org.name,
-            "identifiers": org.identifiers.iter().map(identifier_value).collect::<Vec<_>>(),
-            "domains": domains,
-            "deleted_by": by,
-        })),
-    }
+    system_event(
+        ORGANIZATION_DELETED,
+        &OrganizationDeleted {
+            id: org.id,
+            name: org.name.clone(),
+            identifiers: org.identifiers.iter().map(EventIdentifier::from).collect(),
+            domains: org
+                .accounts
+                .iter()
+                .flat_map(|a| &a.domains)
+                .map(|d| d.domain.clone())
+                .collect(),
+            deleted_by: by.clone(),
+        },
+    )
 }
 
-/// The member an event is about: the user's id and the identifiers that
-/// named them (as the store has them), and the membership's role and data.
-fn member(membership: &Membership, identifiers: &[IdentifierKey]) -> Data {
-    data(json!({
-        "user_id": membership.user_id,
-        "identifiers": identifier_keys(identifiers),
-        "role": membership.role(),
-        "data": membership.data,
-    }))
+fn member(membership: &Membership, identifiers: &[IdentifierKey]) -> MemberEvent {
+    MemberEvent {
+        user_id: membership.user_id,
+        identifiers: identifiers.iter().map(EventIdentifier::from).collect(),
+        role: membership.role().to_owned(),
+        data: membership.data.clone(),
+    }
 }
 
 /// `organization.user.added`.
 pub fn member_added(membership: &Membership, identifiers: &[IdentifierKey]) -> SystemEvent {
-    SystemEvent {
-        name: MEMBER_ADDED,
-        data: member(membership, identifiers),
-    }
+    system_event(MEMBER_ADDED, &member(membership, identifiers))
 }
 
 /// `organization.user.removed`: the membership as it was.
 pub fn member_removed(membership: &Membership, identifiers: &[IdentifierKey]) -> SystemEvent {
-    SystemEvent {
-        name: MEMBER_REMOVED,
-        data: member(membership, identifiers),
-    }
+    system_event(MEMBER_REMOVED, &member(membership, identifiers))
 }
 
 /// `organization.user.updated`: the user and what changed in the
 /// membership; `None` when nothing did.
 pub fn member_updated(before: &Membership, after: &Membership) -> Option<SystemEvent> {
     let changes = Changes::membership(before, after);
-    if changes.is_empty() {
-        return None;
-    }
-    let mut payload = data(json!({"user_id": after.user_id}));
-    payload.extend(changes.into_data());
-    Some(SystemEvent {
-        name: MEMBER_UPDATED,
-        data: payload,
+    (!changes.is_empty()).then(|| {
+        system_event(
+            MEMBER_UPDATED,
+            &MemberUpdated {
+                user_id: after.user_id,
+                changes,
+            },
+        )
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn an_actor_labels_the_cleanup_record_as_before() {
