@@ -367,7 +367,7 @@ async fn large_values_are_truncated_so_the_event_stays_small() {
     );
     assert!(sizes
         .iter()
-        .all(|size| *size <= shared::domain::changes::MAX_CHANGES_BYTES + 100));
+        .all(|size| *size <= shared::limits::MAX_EVENT_CHANGES_BYTES + 100));
 }
 
 #[tokio::test]

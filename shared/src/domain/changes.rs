@@ -17,11 +17,7 @@ use super::address::Address;
 use super::data::Data;
 use super::event::EventIdentifier;
 use super::{Membership, Organization};
-
-/// The most bytes (as JSON) the changes of one event hold: far inside a
-/// DynamoDB item (400 KB, next to the record its transaction writes) and an
-/// EventBridge entry (256 KB). Larger values are truncated, largest first.
-pub const MAX_CHANGES_BYTES: usize = 64 * 1024;
+use crate::limits::MAX_EVENT_CHANGES_BYTES;
 
 /// One field's change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -81,28 +77,28 @@ impl Changes {
     pub fn organization(before: &Organization, after: &Organization) -> Self {
         let mut changes = Self::default();
         changes.fields(organization_fields(before), organization_fields(after));
-        changes.bounded(MAX_CHANGES_BYTES)
+        changes.bounded(MAX_EVENT_CHANGES_BYTES)
     }
 
     /// Every field of a new organization, from `null`.
     pub fn created(org: &Organization) -> Self {
         let mut changes = Self::default();
         changes.fields(Map::new(), organization_fields(org));
-        changes.bounded(MAX_CHANGES_BYTES)
+        changes.bounded(MAX_EVENT_CHANGES_BYTES)
     }
 
     /// What changed in a membership: its `data` keys and its role.
     pub fn membership(before: &Membership, after: &Membership) -> Self {
         let mut changes = Self::default();
         changes.fields(membership_fields(before), membership_fields(after));
-        changes.bounded(MAX_CHANGES_BYTES)
+        changes.bounded(MAX_EVENT_CHANGES_BYTES)
     }
 
     /// An organization's postal address set, changed or removed.
     pub fn address(before: Option<&Address>, after: Option<&Address>) -> Self {
         let mut changes = Self::default();
         changes.fields(address_fields(before), address_fields(after));
-        changes.bounded(MAX_CHANGES_BYTES)
+        changes.bounded(MAX_EVENT_CHANGES_BYTES)
     }
 
     /// One tenant setting put (`Some`) or deleted (`None`).
@@ -113,7 +109,7 @@ impl Changes {
             before.cloned().unwrap_or(Value::Null),
             after.cloned().unwrap_or(Value::Null),
         );
-        changes.bounded(MAX_CHANGES_BYTES)
+        changes.bounded(MAX_EVENT_CHANGES_BYTES)
     }
 
     /// Truncates the largest values until the changes hold at most
@@ -426,7 +422,7 @@ mod tests {
         after.data.insert("b".into(), json!(format!("{big}yy")));
         after.data.insert("small".into(), json!(1));
         let changes = Changes::organization(&before, &after);
-        assert!(json_len(&changes) <= MAX_CHANGES_BYTES);
+        assert!(json_len(&changes) <= MAX_EVENT_CHANGES_BYTES);
         assert_eq!(
             changes.get("data.b"),
             Some(&FieldChange::Truncated {
