@@ -9,7 +9,7 @@ use std::io::Cursor;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use integration_tests::aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{call, project, project_items, send, state_with_bucket};
+use integration_tests::{call, project, project_items, send, session_token, state_with_bucket};
 use serde_json::{json, Value};
 use shared::domain::event;
 
@@ -519,4 +519,74 @@ async fn a_deletion_says_what_was_deleted_and_by_whom() {
             "deleted_by": {"family": "client", "credential": "publishable_key"},
         })]
     );
+}
+
+#[tokio::test]
+async fn the_owner_joins_with_the_creation_and_a_member_who_leaves_is_removed() {
+    let state = state_with_bucket(None).await;
+    let p = project(&state).await;
+    let sk = p.secret_key.as_str();
+    let client = client::router(state.clone());
+    let accounts = accounts::router(state.clone());
+    let ann = session_token(&p, "ann", None);
+    let made = call(
+        &accounts,
+        Method::POST,
+        "/v1/organizations",
+        Some(&ann),
+        Some(r#"{"name": "Ann's"}"#),
+    )
+    .await;
+    assert!(made.status.is_success(), "{:?}", made.body);
+    let org = made.body["id"].as_str().unwrap().to_owned();
+    let page = call(
+        &accounts,
+        Method::GET,
+        &format!("/v1/organizations/{org}/events"),
+        Some(sk),
+        None,
+    )
+    .await;
+    let names: Vec<&str> = page.body["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|e| e["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, [event::ORGANIZATION_CREATED, event::MEMBER_ADDED]);
+    let owner = &page.body["items"][1]["data"];
+    assert_eq!(owner["role"], "owner");
+    assert_eq!(owner["data"], json!({}));
+    assert!(owner["user_id"].is_string(), "{owner}");
+
+    let joined = call(
+        &client,
+        Method::POST,
+        MEMBERS,
+        Some(sk),
+        Some(
+            &json!({
+                "organization": {"identifier": [{"source": "id", "external_id": org}]},
+                "user": {"identifier": [{"source": "session", "external_id": "bob"}]},
+            })
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(joined.status, StatusCode::OK, "{:?}", joined.body);
+    let bob = session_token(&p, "bob", None);
+    let left = call(
+        &accounts,
+        Method::POST,
+        &format!("/v1/organizations/{org}/leave"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{:?}", left.body);
+    let removed = timeline(&accounts, sk, &org, event::MEMBER_REMOVED).await;
+    assert_eq!(removed.len(), 1);
+    assert_eq!(
+        removed[0]["data"]["identifiers"],
+        json!([{"source": "session", "external_id": "bob"}])
+    );
+    assert_eq!(removed[0]["data"]["role"], "member");
 }

@@ -327,9 +327,9 @@ impl Store {
     }
 }
 
-/// Keeps the organization's member and owner counts; with `guard_owners`,
-/// holds only while another owner remains (the last owner cannot go).
-/// The owner's membership of a newly created organization.
+/// The owner's membership of a newly created organization, with its
+/// `organization.user.added` (record the organization's `created` first:
+/// timeline order is id order).
 pub(crate) fn owner_writes(
     table: &str,
     project: Uuid,
@@ -339,10 +339,13 @@ pub(crate) fn owner_writes(
 ) -> Result<Vec<TransactWriteItem>, Error> {
     let mut membership = Membership::create(project, org, user, None, now);
     membership.role = Some(crate::domain::membership::OWNER.into());
-    Ok(vec![
+    let added = TimelineEvent::system(event::member_added(&membership, &[]), now);
+    let mut writes = vec![
         put_new(table, membership_item(&membership)?)?,
         count_members(table, project, org, 1, 1, false)?,
-    ])
+    ];
+    writes.extend(record_event(table, project, org, &added)?);
+    Ok(writes)
 }
 
 /// Takes the user off the organization record's owners (whose oldest
@@ -369,6 +372,8 @@ fn drop_owner(
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
+/// Keeps the organization's member and owner counts; with `guard_owners`,
+/// holds only while another owner remains (the last owner cannot go).
 pub(crate) fn count_members(
     table: &str,
     project: Uuid,

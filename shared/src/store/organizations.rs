@@ -400,6 +400,12 @@ impl Store {
             super::profiles::record_item(&org)?,
         )?];
         items.extend(org.creation_writes(&self.table, &now)?);
+        items.extend(record_event(
+            &self.table,
+            project,
+            org.id,
+            &TimelineEvent::system(event, &now),
+        )?);
         if let Some(user) = owner {
             items.extend(super::memberships::owner_writes(
                 &self.table,
@@ -409,12 +415,6 @@ impl Store {
                 &now,
             )?);
         }
-        items.extend(record_event(
-            &self.table,
-            project,
-            org.id,
-            &TimelineEvent::system(event, &now),
-        )?);
         match self.transact(items).await? {
             TxOutcome::Committed => Ok(org),
             TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
