@@ -142,6 +142,7 @@ pub struct OrganizationUpdated {
 pub struct OrganizationDeleted {
     pub id: Uuid,
     pub name: Option<String>,
+    /// What named it (`source`, `external_id`; no metadata).
     pub identifiers: Vec<EventIdentifier>,
     /// The domains it held (accounts family), verified or not.
     pub domains: Vec<String>,
@@ -215,7 +216,13 @@ pub fn organization_deleted(org: &Organization, by: &Actor) -> SystemEvent {
         &OrganizationDeleted {
             id: org.id,
             name: org.name.clone(),
-            identifiers: org.identifiers.iter().map(EventIdentifier::from).collect(),
+            // Keys only: metadata could make the event as large as the
+            // record, and the delete must always fit in its transaction.
+            identifiers: org
+                .identifiers
+                .iter()
+                .map(|i| EventIdentifier::from(&i.key()))
+                .collect(),
             domains: org
                 .accounts
                 .iter()
