@@ -485,6 +485,11 @@ async fn a_deletion_says_what_was_deleted_and_by_whom() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let (_, claimed) = last_update(&accounts, sk, &org).await;
+    let domains = &claimed["changes"]["accounts.domains"];
+    assert_eq!(domains["from"], Value::Null);
+    assert_eq!(domains["to"][0]["domain"], "acme.example");
+    assert_eq!(domains["to"][0]["verified"], false);
     let r = call(
         &client,
         Method::DELETE,
@@ -589,4 +594,26 @@ async fn the_owner_joins_with_the_creation_and_a_member_who_leaves_is_removed() 
         json!([{"source": "session", "external_id": "bob"}])
     );
     assert_eq!(removed[0]["data"]["role"], "member");
+}
+
+/// README's "Events" documents every event the service emits.
+#[test]
+fn the_readme_documents_every_system_event() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## Events\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has an Events section");
+    for name in event::SYSTEM_EVENTS
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain([event::scheduled("<name>")])
+    {
+        assert!(
+            section.contains(&format!("| `{name}` |")),
+            "README's Events table has a row for {name}"
+        );
+    }
 }
