@@ -65,6 +65,10 @@ fn the_readme_publishes_these_limits() {
         ],
     );
     has("any stored item", &[MAX_ITEM_BYTES.to_string()]);
+    has(
+        "system event `changes`",
+        &[shared::limits::MAX_EVENT_CHANGES_BYTES.to_string()],
+    );
 }
 
 async fn post(router: &axum::Router, key: &str, path: &str, body: Value) -> Exchange {

@@ -521,3 +521,48 @@ async fn cleanup_document_is_served_complete() {
         doc
     );
 }
+
+/// Every family that changes organizations documents the system events
+/// those changes record, with each one's data (README "Events").
+#[test]
+fn the_four_families_document_the_system_events() {
+    for (family, doc) in [
+        ("client", client::openapi()),
+        ("accounts", accounts::openapi()),
+        ("crm", crm::openapi()),
+        ("tenant", tenant::openapi()),
+    ] {
+        let doc = serde_json::to_value(&doc).expect("the document is JSON");
+        every_reference_resolves(&doc, &doc);
+        let schemas = &doc["components"]["schemas"];
+        let names: BTreeSet<&str> = schemas["SystemEventName"]["enum"]
+            .as_array()
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            names,
+            BTreeSet::from(shared::domain::event::SYSTEM_EVENTS),
+            "{family}"
+        );
+        let updated = resolve(&doc, &schemas["OrganizationUpdatedData"]);
+        let changes = resolve(&doc, &updated["properties"]["changes"]);
+        assert!(
+            changes["additionalProperties"].is_object(),
+            "{family}: changes map field names to changes: {changes}"
+        );
+        for data in [
+            "OrganizationCreatedData",
+            "OrganizationDeletedData",
+            "MemberEventData",
+            "MemberUpdatedData",
+        ] {
+            assert!(schemas[data]["properties"].is_object(), "{family}: {data}");
+        }
+        assert!(
+            doc["info"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("organization.updated")),
+            "{family}"
+        );
+    }
+}

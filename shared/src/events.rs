@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::data::check_limits;
+use crate::domain::event::RESERVED_PREFIXES;
 use crate::domain::{Data, IdentifierKey};
 use crate::error::Error;
 use crate::store::storage;
@@ -17,8 +18,6 @@ pub const MAX_EVENT_NAME_LEN: usize = 255;
 pub const MAX_MATCH_PAIRS: usize = 20;
 /// SQS takes at most this many messages in one `SendMessageBatch`.
 const SQS_BATCH: usize = 10;
-/// Names the service emits itself; clients cannot post them.
-const RESERVED_PREFIXES: [&str; 2] = ["organization.", "scheduled."];
 
 /// Which organizations an event is for.
 #[derive(Clone, Debug, PartialEq)]

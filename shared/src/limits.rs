@@ -32,6 +32,11 @@ pub const MAX_SETTINGS_BYTES: u64 = 400_000;
 /// is sent.
 pub const MAX_ITEM_BYTES: usize = 400_000;
 
+/// Bytes (as JSON) the `changes` of one system event hold: far inside a
+/// DynamoDB item (400 KB, beside the record its transaction writes) and an
+/// EventBridge entry (256 KB). Larger values are truncated, largest first.
+pub const MAX_EVENT_CHANGES_BYTES: usize = 65_536;
+
 /// DynamoDB's limit on one transaction's items together.
 pub const MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 

@@ -89,6 +89,45 @@ fn add_problem_response(operation: &mut Operation) {
         });
 }
 
+/// Documents the system events a family's changes record (README
+/// "Events"): their names, and each one's data as a component schema
+/// derived from the types that build it, so the two cannot drift.
+pub fn with_events(mut doc: OpenApi) -> OpenApi {
+    use crate::domain::event;
+    let components = doc.components.get_or_insert_with(Default::default);
+    add_schema::<event::OrganizationCreated>(components);
+    add_schema::<event::OrganizationUpdated>(components);
+    add_schema::<event::OrganizationDeleted>(components);
+    add_schema::<event::MemberEvent>(components);
+    add_schema::<event::MemberUpdated>(components);
+    let names = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(event::SYSTEM_EVENTS))
+        .description(Some(format!(
+            "The events the service records itself, in the organization's timeline and in the same transaction as the change; a schedule's firing is `{}<schedule name>` with the schedule's data",
+            event::SCHEDULED_PREFIX
+        )));
+    components
+        .schemas
+        .insert("SystemEventName".into(), names.into());
+    let summary = "\n\nEvery change records a system event with what changed (components `SystemEventName` and `…Data`): `organization.created` (`OrganizationCreatedData`), `organization.updated` (`OrganizationUpdatedData`: `changes` maps each changed field — `name`, `identifiers`, `data.<key>`, `accounts.<field>`, `crm.<field>`, `tenant.<field>`, `address.<field>`, `settings.<key>` — to `{from, to}`, `null` meaning absent; a change too large to carry is `{truncated, from_bytes, to_bytes}`), `organization.deleted` (`OrganizationDeletedData`), `organization.user.added|removed` (`MemberEventData`) and `organization.user.updated` (`MemberUpdatedData`). No event when nothing changed.";
+    let description = doc.info.description.get_or_insert_with(String::new);
+    description.push_str(summary);
+    doc
+}
+
+/// A schema and those it refers to, under their names.
+fn add_schema<T: utoipa::ToSchema>(components: &mut utoipa::openapi::Components) {
+    let mut referred = Vec::new();
+    T::schemas(&mut referred);
+    for (name, schema) in referred {
+        components.schemas.entry(name).or_insert(schema);
+    }
+    components
+        .schemas
+        .insert(T::name().into_owned(), T::schema());
+}
+
 /// Documents the `Idempotency-Key` header on every POST of a family whose
 /// router has the idempotency layer.
 pub fn with_idempotency(mut doc: OpenApi) -> OpenApi {

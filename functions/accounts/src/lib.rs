@@ -14,6 +14,7 @@ use axum::Router;
 use shared::auth::organization_id;
 use shared::auth::{OrgAccess, Own, Read};
 use shared::auth::{Principal, SecretCaller, Session};
+use shared::domain::event::{Actor, Credential};
 use shared::domain::organization::validate_email;
 use shared::http::Json;
 use shared::http::{IfMatch, Path, Query};
@@ -88,9 +89,9 @@ struct Document;
 
 /// The document as served at `/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    shared::openapi::with_idempotency(shared::openapi::finish(
+    shared::openapi::with_events(shared::openapi::with_idempotency(shared::openapi::finish(
         <Document as utoipa::OpenApi>::openapi(),
-    ))
+    )))
 }
 
 const DEFAULT_LIMIT: usize = 10;
@@ -309,7 +310,7 @@ async fn remove(
         .delete_organization_id(
             caller.project_id,
             organization_id(&id)?,
-            "accounts:secret-key",
+            &Actor::key("accounts", Credential::SecretKey),
         )
         .await?;
     shared::events::announce_deletion(

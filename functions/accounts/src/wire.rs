@@ -155,7 +155,12 @@ pub struct OrganizationList {
 #[schema(as = OrganizationEvent)]
 pub struct TimelineItem {
     pub id: String,
+    /// A system event (`SystemEventName`, `scheduled.<name>`) or a custom one.
     pub name: String,
+    /// A system event's data (`OrganizationCreatedData`,
+    /// `OrganizationUpdatedData`, `OrganizationDeletedData`,
+    /// `MemberEventData`, `MemberUpdatedData`; a firing: the schedule's
+    /// data) or what the custom event was posted with.
     #[schema(value_type = Object)]
     pub data: shared::domain::Data,
     #[schema(format = DateTime)]

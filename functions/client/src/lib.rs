@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use shared::auth::Caller;
+use shared::domain::event::{Actor, Credential};
 use shared::domain::ProfileUpsert;
 use shared::http::Json;
 use shared::{AppState, Error};
@@ -54,9 +55,9 @@ struct Document;
 
 /// The document as served at `/api/client/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    shared::openapi::with_idempotency(shared::openapi::finish(
+    shared::openapi::with_events(shared::openapi::with_idempotency(shared::openapi::finish(
         <Document as utoipa::OpenApi>::openapi(),
-    ))
+    )))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -126,10 +127,13 @@ async fn delete_organization(
         .delete_organization(
             caller.project_id,
             &keys,
-            match caller.kind {
-                shared::auth::KeyKind::Publishable => "client:publishable-key",
-                shared::auth::KeyKind::Secret => "client:secret-key",
-            },
+            &Actor::key(
+                "client",
+                match caller.kind {
+                    shared::auth::KeyKind::Publishable => Credential::PublishableKey,
+                    shared::auth::KeyKind::Secret => Credential::SecretKey,
+                },
+            ),
             caller.scope(),
         )
         .await?;

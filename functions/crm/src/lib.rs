@@ -64,9 +64,9 @@ struct Document;
 
 /// The document as served at `/organizations/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    shared::openapi::with_idempotency(shared::openapi::finish(
+    shared::openapi::with_events(shared::openapi::with_idempotency(shared::openapi::finish(
         <Document as utoipa::OpenApi>::openapi(),
-    ))
+    )))
 }
 
 /// Page size when none is asked for, and the most a page holds (a larger

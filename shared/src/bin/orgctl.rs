@@ -422,7 +422,7 @@ async fn run(command: Command) -> Result<(), Error> {
                     });
                     if !purged {
                         let deletion = shared::domain::cleanup::Deletion {
-                            name: "organization.deleted".into(),
+                            name: shared::domain::event::ORGANIZATION_DELETED.into(),
                             project_id: project,
                             org_id: org,
                             deleted_at: record.deleted_at,

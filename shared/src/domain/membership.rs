@@ -3,7 +3,6 @@
 //! organization's.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::data::Data;
@@ -49,12 +48,12 @@ impl Membership {
         user_id: Uuid,
         data: Option<&Data>,
         now: &str,
-    ) -> (Self, SystemEvent) {
+    ) -> Self {
         let mut initial = Data::new();
         if let Some(patch) = data {
             super::data::merge_data(&mut initial, patch);
         }
-        let membership = Membership {
+        Membership {
             project_id,
             organization_id,
             user_id,
@@ -63,51 +62,47 @@ impl Membership {
             version: 1,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
-        };
-        let event = SystemEvent::new(
-            "organization.user.added",
-            json!({"user_id": user_id, "data": membership.data}),
-        );
-        (membership, event)
+        }
     }
 
     /// Shallow-merges membership `data`; the `organization.user.updated`
-    /// event, or `None` when nothing changed.
+    /// event (what changed), or `None` when nothing changed.
     pub fn apply(&mut self, data: Option<&Data>, now: &str) -> Result<Option<SystemEvent>, Error> {
-        let Some(changed) = merge_changes(&mut self.data, data, "membership data after merge")?
-        else {
+        let before = self.clone();
+        merge_changes(&mut self.data, data, "membership data after merge")?;
+        let Some(event) = super::event::member_updated(&before, self) else {
             return Ok(None);
         };
         self.version += 1;
         self.updated_at = now.to_owned();
-        Ok(Some(SystemEvent::new(
-            "organization.user.updated",
-            json!({"user_id": self.user_id, "data": Value::Object(changed)}),
-        )))
+        Ok(Some(event))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn membership_data_merges_shallowly_and_reports_the_change() {
         let now = "2026-01-01T00:00:00.000Z";
-        let (mut m, added) = Membership::create(
+        let mut m = Membership::create(
             Uuid::nil(),
             Uuid::nil(),
             Uuid::nil(),
             json!({"role": "admin", "department": "eng"}).as_object(),
             now,
         );
-        assert_eq!(added.name, "organization.user.added");
         let updated = m
             .apply(json!({"role": "viewer"}).as_object(), now)
             .unwrap()
             .unwrap();
-        assert_eq!(updated.name, "organization.user.updated");
-        assert_eq!(updated.data["data"], json!({"role": "viewer"}));
+        assert_eq!(updated.name, super::super::event::MEMBER_UPDATED);
+        assert_eq!(
+            updated.data["changes"],
+            json!({"data.role": {"from": "admin", "to": "viewer"}})
+        );
         assert_eq!(
             Value::Object(m.data.clone()),
             json!({"role": "viewer", "department": "eng"})

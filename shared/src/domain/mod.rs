@@ -2,10 +2,12 @@
 //! them. Knows neither HTTP nor DynamoDB; every dialect maps onto these.
 
 pub mod address;
+pub mod changes;
 pub mod cleanup;
 pub mod crm;
 pub mod data;
 pub mod domains;
+pub mod event;
 pub mod features;
 pub mod identifier;
 pub mod membership;
@@ -17,8 +19,6 @@ pub mod segment;
 pub mod tenant;
 pub mod user;
 
-use serde_json::Value;
-
 pub use data::{merge_data, Data};
 pub use identifier::{Identifier, IdentifierKey, IdentifierSpec};
 pub use membership::Membership;
@@ -28,19 +28,9 @@ pub use scope::Scope;
 pub use user::User;
 
 /// An event the service itself emits, written in the same transaction as
-/// the change it describes.
+/// the change it describes; built by [`event`], which names them all.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SystemEvent {
     pub name: &'static str,
     pub data: Data,
-}
-
-impl SystemEvent {
-    pub fn new(name: &'static str, data: Value) -> Self {
-        let data = match data {
-            Value::Object(map) => map,
-            _ => Data::new(),
-        };
-        Self { name, data }
-    }
 }

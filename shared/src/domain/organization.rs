@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::data::Data;
@@ -141,10 +140,7 @@ impl Organization {
             crm: None,
             tenant: None,
         };
-        let event = SystemEvent::new(
-            "organization.created",
-            json!({ "name": org.name, "data": org.data }),
-        );
+        let event = super::event::organization_created(&org);
         Ok((org, event))
     }
 
@@ -169,45 +165,32 @@ impl Organization {
             crm: None,
             tenant: None,
         };
-        let event = SystemEvent::new(
-            "organization.created",
-            json!({ "name": org.name, "data": org.data }),
-        );
+        let event = super::event::organization_created(&org);
         (org, event)
     }
 
     /// Applies an upsert: `name` replaced when given, `data` shallow-merged,
     /// new identifiers attached and known ones' metadata updated. Returns
-    /// the `organization.updated` event, or `None` when nothing changed (and
-    /// then nothing needs writing).
+    /// the `organization.updated` event (what changed), or `None` when
+    /// nothing changed (and then nothing needs writing).
     pub fn apply(
         &mut self,
         upsert: &ProfileUpsert,
         now: &str,
     ) -> Result<Option<SystemEvent>, Error> {
-        let mut changes = Data::new();
+        let before = self.clone();
         if let Some(name) = upsert.name() {
-            if self.name.as_deref() != Some(name) {
-                self.name = Some(name.to_owned());
-                changes.insert("name".into(), Value::String(name.to_owned()));
-            }
+            self.name = Some(name.to_owned());
         }
-        if let Some(changed) = merge_changes(&mut self.data, upsert.data(), "data after merge")? {
-            changes.insert("data".into(), Value::Object(changed));
-        }
-        let attached = attach_identifiers(&mut self.identifiers, upsert.identifiers(), now)?;
-        if !attached.added.is_empty() {
-            changes.insert("identifiers_added".into(), Value::Array(attached.added));
-        }
-        if changes.is_empty() && !attached.metadata_changed {
+        merge_changes(&mut self.data, upsert.data(), "data after merge")?;
+        attach_identifiers(&mut self.identifiers, upsert.identifiers(), now)?;
+        let Some(event) = super::event::organization_updated(&before, self) else {
+            *self = before;
             return Ok(None);
-        }
+        };
         self.version += 1;
         self.updated_at = now.to_owned();
-        Ok(Some(SystemEvent {
-            name: "organization.updated",
-            data: changes,
-        }))
+        Ok(Some(event))
     }
 }
 
@@ -215,6 +198,7 @@ impl Organization {
 mod tests {
     use super::*;
     use crate::domain::{IdentifierKey, IdentifierSpec};
+    use serde_json::{json, Value};
 
     fn upsert(ids: &[&str], name: Option<&str>, data: Value) -> ProfileUpsert {
         let specs = ids
@@ -240,7 +224,7 @@ mod tests {
             ),
             now,
         );
-        assert_eq!(event.name, "organization.created");
+        assert_eq!(event.name, super::super::event::ORGANIZATION_CREATED);
         assert_eq!(
             Value::Object(org.data.clone()),
             json!({"plan": "free", "region": "na"})
@@ -254,10 +238,13 @@ mod tests {
             )
             .unwrap()
             .unwrap();
-        assert_eq!(event.name, "organization.updated");
+        assert_eq!(event.name, super::super::event::ORGANIZATION_UPDATED);
         assert_eq!(
             Value::Object(event.data),
-            json!({"data": {"plan": "enterprise", "arr": 1}})
+            json!({"changes": {
+                "data.plan": {"from": "free", "to": "enterprise"},
+                "data.arr": {"from": null, "to": 1},
+            }})
         );
         assert_eq!(org.name.as_deref(), Some("Acme"));
         assert_eq!(
@@ -312,8 +299,11 @@ mod tests {
             .unwrap();
         assert_eq!(org.identifiers.len(), 2);
         assert_eq!(
-            event.data["identifiers_added"],
-            json!([{"source": "default", "external_id": "b"}])
+            event.data["changes"]["identifiers"],
+            json!({
+                "from": [{"source": "default", "external_id": "a"}],
+                "to": [{"source": "default", "external_id": "a"}, {"source": "default", "external_id": "b"}],
+            })
         );
     }
 }

@@ -7,7 +7,8 @@ use uuid::Uuid;
 use super::timeline::{record_event, TimelineEvent};
 use super::{build, from_item, key, n, s, to_item, Store, TxOutcome};
 use crate::domain::address::{Address, AddressChange};
-use crate::domain::SystemEvent;
+use crate::domain::changes::Changes;
+use crate::domain::event;
 use crate::error::Error;
 use crate::keys;
 
@@ -59,15 +60,11 @@ impl Store {
             }
             let now = crate::ids::now();
             let address = Address::apply(current.as_ref(), org, change, &now)?;
-            if current.as_ref().is_some_and(|c| {
-                Address {
-                    version: c.version,
-                    updated_at: c.updated_at.clone(),
-                    ..address.clone()
-                } == *c
-            }) {
+            // The domain says what changed; nothing changed, nothing to write.
+            let Some(event) = event::changed(Changes::address(current.as_ref(), Some(&address)))
+            else {
                 return Ok(current.unwrap_or(address));
-            }
+            };
             let mut item = to_item(&address)?;
             item.insert(keys::PK.into(), s(keys::org_pk(project, org)));
             item.insert(keys::SK.into(), s(keys::ADDRESS_SK));
@@ -79,10 +76,6 @@ impl Store {
                     .expression_attribute_values(":expected", n(c.version)),
                 None => put.condition_expression("attribute_not_exists(PK)"),
             };
-            let event = SystemEvent::new(
-                "organization.updated",
-                serde_json::json!({"address": address}),
-            );
             let mut items = vec![
                 self.org_exists(project, org)?,
                 TransactWriteItem::builder()

@@ -10,6 +10,7 @@ use super::organizations::Upserted;
 use super::profiles::{marker_keys, not_found, put_new, record_item, Fetched, MAX_ATTEMPTS};
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, to_item, Item, Store, TxOutcome};
+use crate::domain::event;
 use crate::domain::identifier::ID_SOURCE;
 use crate::domain::{
     Data, IdentifierKey, IdentifierSpec, Membership, Organization, ProfileUpsert, Scope,
@@ -120,7 +121,7 @@ impl Store {
             let now = crate::ids::now();
             let sides = self.resolve_sides(project, &org_refs, &user_refs).await?;
             let mut items = vec![self.org_in_scope(project, sides.org, scope)?];
-            let (user, existing) = match sides.user {
+            let (user, existing, named) = match sides.user {
                 Some(user) => {
                     if scope.is_unclaimed() {
                         items.push(self.user_in_scope(project, user)?);
@@ -129,6 +130,7 @@ impl Store {
                         user,
                         self.membership(&sides.fetched, project, sides.org, user)
                             .await?,
+                        sides.fetched.naming::<User>(project, &user_refs, user),
                     )
                 }
                 // An id names an existing user only.
@@ -142,12 +144,14 @@ impl Store {
                     let user = User::create(project, crate::ids::new_id(), &upsert, &now);
                     items.push(put_new(&self.table, record_item(&user)?)?);
                     items.extend(self.marker_puts(&user, &user_refs)?);
-                    (user.id, None)
+                    let named = user.identifiers.iter().map(|i| i.key()).collect();
+                    (user.id, None, named)
                 }
             };
             let (membership, created, event) = match existing {
                 None => {
-                    let (m, event) = Membership::create(project, sides.org, user, data, &now);
+                    let m = Membership::create(project, sides.org, user, data, &now);
+                    let event = event::member_added(&m, &named);
                     items.push(put_new(&self.table, membership_item(&m)?)?);
                     items.push(count_members(&self.table, project, sides.org, 1, 0, false)?);
                     (m, true, event)
@@ -235,9 +239,9 @@ impl Store {
                 return Err(crate::domain::scope::owned_organization());
             }
             let now = crate::ids::now();
-            let removed = SystemEvent::new(
-                "organization.user.removed",
-                serde_json::json!({"user_id": user}),
+            let removed = event::member_removed(
+                &membership,
+                &sides.fetched.naming::<User>(project, &user_refs, user),
             );
             let mut items = vec![TransactWriteItem::builder()
                 .delete(build(
@@ -323,9 +327,9 @@ impl Store {
     }
 }
 
-/// Keeps the organization's member and owner counts; with `guard_owners`,
-/// holds only while another owner remains (the last owner cannot go).
-/// The owner's membership of a newly created organization.
+/// The owner's membership of a newly created organization, with its
+/// `organization.user.added` (record the organization's `created` first:
+/// timeline order is id order).
 pub(crate) fn owner_writes(
     table: &str,
     project: Uuid,
@@ -333,12 +337,15 @@ pub(crate) fn owner_writes(
     user: Uuid,
     now: &str,
 ) -> Result<Vec<TransactWriteItem>, Error> {
-    let (mut membership, _) = Membership::create(project, org, user, None, now);
+    let mut membership = Membership::create(project, org, user, None, now);
     membership.role = Some(crate::domain::membership::OWNER.into());
-    Ok(vec![
+    let added = TimelineEvent::system(event::member_added(&membership, &[]), now);
+    let mut writes = vec![
         put_new(table, membership_item(&membership)?)?,
         count_members(table, project, org, 1, 1, false)?,
-    ])
+    ];
+    writes.extend(record_event(table, project, org, &added)?);
+    Ok(writes)
 }
 
 /// Takes the user off the organization record's owners (whose oldest
@@ -365,6 +372,8 @@ fn drop_owner(
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
+/// Keeps the organization's member and owner counts; with `guard_owners`,
+/// holds only while another owner remains (the last owner cannot go).
 pub(crate) fn count_members(
     table: &str,
     project: Uuid,
@@ -545,10 +554,8 @@ impl Store {
             if owner {
                 items.push(drop_owner(&self.table, project, org, user)?);
             }
-            let removed = SystemEvent::new(
-                "organization.user.removed",
-                serde_json::json!({"user_id": user}),
-            );
+            let session = IdentifierKey::session(user_external_id)?;
+            let removed = event::member_removed(&membership, std::slice::from_ref(&session));
             items.extend(self.org_event(project, org, removed, &now)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),

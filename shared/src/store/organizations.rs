@@ -12,6 +12,7 @@ use super::timeline::{record_event, TimelineEvent};
 use super::{
     backoff, build, from_item, key, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
 };
+use crate::domain::event::{self, Actor};
 use crate::domain::{
     Identifier, IdentifierKey, Organization, ProfileUpsert, Scope, SystemEvent, User,
 };
@@ -211,7 +212,7 @@ impl Store {
         &self,
         project: Uuid,
         ids: &[IdentifierKey],
-        deleted_by: &str,
+        deleted_by: &Actor,
         scope: Scope,
     ) -> Result<crate::domain::cleanup::Deletion, Error> {
         scope.check_identifiers(ids)?;
@@ -230,7 +231,7 @@ impl Store {
         &self,
         project: Uuid,
         id: Uuid,
-        deleted_by: &str,
+        deleted_by: &Actor,
     ) -> Result<crate::domain::cleanup::Deletion, Error> {
         self.delete_organization_in(project, id, deleted_by, Scope::Project)
             .await
@@ -240,9 +241,10 @@ impl Store {
         &self,
         project: Uuid,
         id: Uuid,
-        deleted_by: &str,
+        deleted_by: &Actor,
         scope: Scope,
     ) -> Result<crate::domain::cleanup::Deletion, Error> {
+        let label = deleted_by.label();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -306,13 +308,10 @@ impl Store {
                 &crate::domain::cleanup::OrganizationToCleanup {
                     org_id: id.to_string(),
                     deleted_at: now.clone(),
-                    deleted_by: deleted_by.to_owned(),
+                    deleted_by: label.clone(),
                 },
             )?);
-            let event = SystemEvent::new(
-                "organization.deleted",
-                serde_json::json!({"name": org.name}),
-            );
+            let event = event::organization_deleted(&org, deleted_by);
             items.extend(record_event(
                 &self.table,
                 project,
@@ -347,11 +346,11 @@ impl Store {
                         }
                     }
                     return Ok(crate::domain::cleanup::Deletion {
-                        name: "organization.deleted".into(),
+                        name: event::ORGANIZATION_DELETED.into(),
                         project_id: project,
                         org_id: id,
                         deleted_at: now,
-                        deleted_by: deleted_by.to_owned(),
+                        deleted_by: label,
                     });
                 }
                 TxOutcome::Cancelled(reasons) => {
@@ -389,8 +388,10 @@ impl Store {
         customize: impl FnOnce(&mut Organization),
     ) -> Result<Organization, Error> {
         let now = crate::ids::now();
-        let (mut org, event) = Organization::create_named(project, name, accounts, &now)?;
+        let (mut org, _) = Organization::create_named(project, name, accounts, &now)?;
         customize(&mut org);
+        // After `customize`: the event shows every field it was created with.
+        let event = event::organization_created(&org);
         if let Some(user) = owner {
             org.owners.insert(user, now.clone());
         }
@@ -399,6 +400,12 @@ impl Store {
             super::profiles::record_item(&org)?,
         )?];
         items.extend(org.creation_writes(&self.table, &now)?);
+        items.extend(record_event(
+            &self.table,
+            project,
+            org.id,
+            &TimelineEvent::system(event, &now),
+        )?);
         if let Some(user) = owner {
             items.extend(super::memberships::owner_writes(
                 &self.table,
@@ -408,18 +415,6 @@ impl Store {
                 &now,
             )?);
         }
-        items.extend(record_event(
-            &self.table,
-            project,
-            org.id,
-            &TimelineEvent::system(
-                SystemEvent {
-                    name: event.name,
-                    data: event.data,
-                },
-                &now,
-            ),
-        )?);
         match self.transact(items).await? {
             TxOutcome::Committed => Ok(org),
             TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
@@ -511,30 +506,23 @@ impl Store {
             let Some(extra) = change(&mut org, &now)? else {
                 return Ok(org);
             };
+            // The domain says what changed; nothing changed, nothing to write.
+            let event = event::organization_updated(&before, &org);
+            if event.is_none() && extra.is_empty() {
+                return Ok(before);
+            }
             org.version += 1;
             org.updated_at = now.clone();
-            let mut changes = serde_json::Map::new();
-            if org.name != before.name {
-                changes.insert("name".into(), serde_json::json!(org.name));
-            }
-            if org.accounts != before.accounts {
-                changes.insert(
-                    "accounts".into(),
-                    serde_json::to_value(&org.accounts).unwrap_or_default(),
-                );
-            }
-            let event = SystemEvent {
-                name: "organization.updated",
-                data: changes,
-            };
             let mut items = vec![self.versioned_update(&org, &before, expected)?];
             items.extend(extra);
-            items.extend(record_event(
-                &self.table,
-                project,
-                id,
-                &TimelineEvent::system(event, &now),
-            )?);
+            if let Some(event) = event {
+                items.extend(record_event(
+                    &self.table,
+                    project,
+                    id,
+                    &TimelineEvent::system(event, &now),
+                )?);
+            }
             let outcome = self.transact(items).await?;
             if let TxOutcome::Committed = outcome {
                 return Ok(org);

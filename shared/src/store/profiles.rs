@@ -147,6 +147,24 @@ impl Fetched {
         }
     }
 
+    /// Those of the identifiers whose markers this batch read naming
+    /// `record` (what the store has of them; source `id` is never stored).
+    pub(crate) fn naming<P: Profile>(
+        &self,
+        project: Uuid,
+        ids: &[&IdentifierKey],
+        record: Uuid,
+    ) -> Vec<IdentifierKey> {
+        ids.iter()
+            .filter(|id| {
+                self.get(&marker_key::<P>(project, id))
+                    .and_then(|item| from_item::<MarkerItem>(item.clone()).ok())
+                    .is_some_and(|marker| marker.owner_id == record)
+            })
+            .map(|id| (*id).clone())
+            .collect()
+    }
+
     pub(crate) fn record<P: Profile>(&self, project: Uuid, id: Uuid) -> Result<Option<P>, Error> {
         self.get(&record_key::<P>(project, id))
             .cloned()

@@ -606,7 +606,7 @@ impl Store {
         };
         let event = TimelineEvent {
             id: firing_id(schedule, &seen),
-            name: format!("scheduled.{}", schedule.name),
+            name: crate::domain::event::scheduled(&schedule.name),
             data: schedule.data.clone(),
             created_at: timestamp(now),
             origin: "system".into(),

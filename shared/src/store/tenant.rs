@@ -4,7 +4,7 @@
 //! counts.
 
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder};
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -12,12 +12,12 @@ use super::profiles::record_key;
 use super::profiles::MAX_ATTEMPTS;
 use super::timeline::{record_event, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, Store, TxOutcome};
+use crate::domain::changes::Changes;
+use crate::domain::event;
 use crate::domain::features::FeatureDocument;
 use crate::domain::organization::AccountsProfile;
 use crate::domain::tenant::{validate_setting_key, validate_setting_value, TenantProfile};
-use crate::domain::{
-    IdentifierKey, IdentifierSpec, Organization, ProfileUpsert, Scope, SystemEvent,
-};
+use crate::domain::{IdentifierKey, IdentifierSpec, Organization, ProfileUpsert, Scope};
 use crate::error::Error;
 use crate::keys;
 use crate::limits::{MAX_SETTINGS_BYTES, MAX_SETTINGS_PER_ORGANIZATION};
@@ -61,6 +61,8 @@ fn number(item: &super::Item, name: &str) -> Option<u64> {
 struct StoredSetting {
     bytes: u64,
     revision: Option<String>,
+    /// The value, for the event's `from`.
+    value: Option<Value>,
 }
 
 impl StoredSetting {
@@ -209,6 +211,12 @@ impl Store {
                 backoff(attempt).await;
             }
             let (old, count) = self.setting_and_count(project, org, name).await?;
+            let before = old.as_ref().and_then(|o| o.value.as_ref());
+            // The same value again changes nothing: no write, no event (a
+            // setting exists only while its organization does).
+            let Some(event) = event::changed(Changes::setting(name, before, Some(value))) else {
+                return Ok(());
+            };
             let settings = count.settings + u64::from(old.is_none());
             let total = count
                 .bytes
@@ -243,8 +251,6 @@ impl Store {
                     .build(),
                 count.replaced(&self.table, project, org, settings, total)?,
             ];
-            let event =
-                SystemEvent::new("organization.updated", serde_json::json!({"setting": name}));
             items.extend(record_event(
                 &self.table,
                 project,
@@ -283,13 +289,6 @@ impl Store {
                 .set_key(Some(setting_key(project, org, name)));
             let mut items = vec![self.org_exists(project, org)?];
             match &old {
-                None => items.push(
-                    TransactWriteItem::builder()
-                        .delete(build(
-                            delete.condition_expression("attribute_exists(PK)").build(),
-                        )?)
-                        .build(),
-                ),
                 Some(old) => {
                     items.push(
                         TransactWriteItem::builder()
@@ -303,18 +302,31 @@ impl Store {
                         count.settings.saturating_sub(1),
                         count.bytes.saturating_sub(old.bytes),
                     )?);
+                    let changes = Changes::setting(name, old.value.as_ref(), None);
+                    if let Some(event) = event::changed(changes) {
+                        items.extend(record_event(
+                            &self.table,
+                            project,
+                            org,
+                            &TimelineEvent::system(event, &now),
+                        )?);
+                    }
                 }
+                // Nothing there: nothing changes, no event — as long as
+                // the organization exists and the setting is still absent
+                // (one put meanwhile: read again, then delete it).
+                None => items.push(
+                    TransactWriteItem::builder()
+                        .condition_check(build(
+                            ConditionCheck::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(setting_key(project, org, name)))
+                                .condition_expression("attribute_not_exists(PK)")
+                                .build(),
+                        )?)
+                        .build(),
+                ),
             }
-            let event = SystemEvent::new(
-                "organization.updated",
-                serde_json::json!({"setting": name, "deleted": true}),
-            );
-            items.extend(record_event(
-                &self.table,
-                project,
-                org,
-                &TimelineEvent::system(event, &now),
-            )?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
                 outcome if outcome.condition_failed_at(0) => {
@@ -322,7 +334,6 @@ impl Store {
                         "no organization has the id {org}"
                     )))
                 }
-                outcome if old.is_none() && outcome.condition_failed_at(1) => return Ok(()),
                 TxOutcome::Cancelled(reasons) => {
                     tracing::debug!(?reasons, attempt, "setting lost a race; retrying");
                 }
@@ -348,6 +359,7 @@ impl Store {
             bytes: number(&item, "bytes")
                 .unwrap_or_else(|| setting_bytes(name, super::text(&item, "value"))),
             revision: item.get("revision").and_then(|v| v.as_s().ok()).cloned(),
+            value: serde_json::from_str(super::text(&item, "value")).ok(),
         });
         let count = fetched.item(&count);
         let count = SettingsCount {
