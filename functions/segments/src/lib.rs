@@ -99,7 +99,7 @@ async fn matches(
     SecretCaller(caller): SecretCaller,
     Json(request): Json<MatchRequest>,
 ) -> Result<axum::Json<MatchResponse>, Error> {
-    request.rule.validate()?;
+    let segment = request.rule.compile()?;
     if request.user.identifier.is_empty() {
         return Err(Error::invalid(
             "user.identifier needs at least one identifier",
@@ -116,11 +116,11 @@ async fn matches(
         .user_facts(
             caller.project_id,
             &keys,
-            &request.rule,
+            &segment,
             time::OffsetDateTime::now_utc(),
         )
         .await?;
-    let (matched, reasons) = request.rule.evaluate(&facts);
+    let (matched, reasons) = segment.evaluate(&facts)?;
     Ok(axum::Json(MatchResponse { matched, reasons }))
 }
 
@@ -171,7 +171,7 @@ async fn evaluate(
     SecretCaller(caller): SecretCaller,
     Json(request): Json<EvaluateRequest>,
 ) -> Result<axum::Json<EvaluateResponse>, Error> {
-    request.rule.validate()?;
+    let segment = request.rule.compile()?;
     let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::invalid(format!(
@@ -188,7 +188,7 @@ async fn evaluate(
         .store
         .evaluate_segment(
             project,
-            &request.rule,
+            &segment,
             after,
             limit,
             time::OffsetDateTime::now_utc(),
