@@ -24,7 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[openapi(
     info(
         title = "Organizations: segments API",
-        description = "Rule trees over user, organization, membership and organization-event facts: whether one user matches and why, and every user a rule selects (secret keys)."
+        description = "Rule trees in Lunogram's format (README \"Segment rules\") over user, organization, membership and organization-event facts: whether one user matches and why, and every user a rule selects (secret keys). A rule reading a user's own events (group `event`) is a 400: this service holds none."
     ),
     paths(matches, evaluate)
 )]
@@ -93,7 +93,8 @@ pub struct MatchResponse {
 /// `{match, reasons}` (which organizations and nodes made it match).
 #[utoipa::path(post, path = "/api/admin/segments/match", tag = "segments",
     request_body = MatchRequest,
-    responses((status = 200, description = "Whether the rule selects the user, and which organizations and nodes made it", body = MatchResponse)))]
+    responses((status = 200, description = "Whether the rule selects the user, and which organizations and nodes made it", body = MatchResponse),
+        (status = 422, description = "An organization's events past the per-rule cap would decide (`limit_exceeded`)", body = shared::error::Problem, content_type = "application/problem+json")))]
 async fn matches(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
@@ -165,7 +166,8 @@ pub struct EvaluateResponse {
 /// users the rule selects, in user id order, `{users, next_cursor}`.
 #[utoipa::path(post, path = "/api/admin/segments/evaluate", tag = "segments",
     request_body = EvaluateRequest,
-    responses((status = 200, description = "A page of the users the rule selects, in user id order", body = EvaluateResponse)))]
+    responses((status = 200, description = "A page of the users the rule selects, in user id order", body = EvaluateResponse),
+        (status = 422, description = "An organization's events past the per-rule cap would decide (`limit_exceeded`)", body = shared::error::Problem, content_type = "application/problem+json")))]
 async fn evaluate(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,

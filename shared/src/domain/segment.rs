@@ -206,7 +206,6 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frequency: Option<Frequency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(no_recursion)]
     pub user_match: Option<UserMatch>,
     /// Lunogram's node ids: accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
