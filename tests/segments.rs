@@ -231,6 +231,13 @@ fn cases() -> Vec<Case> {
             without_orgs: None,
         },
         Case {
+            name: "plan = enterprise (a bare organization leaf, also Lunogram's)",
+            seed: false,
+            rule: org_rule(".plan", "enterprise"),
+            orgs: Box::new(move |f, j| set(f, j, &|o, _| o.plan == "enterprise")),
+            without_orgs: None,
+        },
+        Case {
             name: "plan = enterprise, members matching role = admin",
             seed: true,
             rule: organization_has(

@@ -199,8 +199,12 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<Value>,
-    // A tree: its schema refers to itself.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // A tree: its schema refers to itself. `null` is no children.
+    #[serde(
+        default,
+        deserialize_with = "null_is_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     #[schema(no_recursion)]
     pub children: Vec<Rule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,6 +221,10 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub parent_uuid: Option<Value>,
+}
+
+fn null_is_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Rule>, D::Error> {
+    Ok(Option::<Vec<Rule>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn at(node: &str, problem: impl std::fmt::Display) -> Error {
@@ -2168,6 +2176,10 @@ mod tests {
             "one organization, one plan"
         );
         assert!(holds(&rule(wrapper("or", vec![])), &alone));
+        assert!(holds(
+            &rule(json!({"type": "wrapper", "group": "parent", "children": null})),
+            &alone
+        ));
         assert!(holds(
             &rule(
                 json!({"uuid": "x", "root_uuid": "y", "parent_uuid": Value::Null,
