@@ -1111,9 +1111,9 @@ struct Ctx {
 
 impl EventCount {
     fn holds(&self, org: &Organization, activity: &Activity, ctx: &mut Ctx) -> Tri {
-        let f = &self.frequency;
+        let frequency = &self.frequency;
         let Some(condition) = &self.condition else {
-            let from = window_start(ctx.now, &f.period);
+            let from = window_start(ctx.now, &frequency.period);
             let today = ctx.now.date();
             let total: u64 = activity
                 .counters
@@ -1128,9 +1128,12 @@ impl EventCount {
                 })
                 .map(|(_, _, n)| n)
                 .sum();
-            return Tri::of(ordered(f.operator, Some(total.cmp(&f.count))));
+            return Tri::of(ordered(
+                frequency.operator,
+                Some(total.cmp(&frequency.count)),
+            ));
         };
-        let from = window_start_at(ctx.now, &f.period);
+        let from = window_start_at(ctx.now, &frequency.period);
         let read = activity.events.get(&self.name);
         let seen = read.map_or(0, |r| {
             r.events
@@ -1143,16 +1146,19 @@ impl EventCount {
                 .count() as u64
         });
         if !read.is_some_and(|r| r.capped) {
-            return Tri::of(ordered(f.operator, Some(seen.cmp(&f.count))));
+            return Tri::of(ordered(
+                frequency.operator,
+                Some(seen.cmp(&frequency.count)),
+            ));
         }
         // Past the cap the true count is `seen` or more: decided when
         // every count from `seen` on gives the same answer.
-        let decided = match f.operator {
-            Operator::Ge => (seen >= f.count).then_some(true),
-            Operator::Gt => (seen > f.count).then_some(true),
-            Operator::Ne => (seen > f.count).then_some(true),
-            Operator::Le | Operator::Eq => (seen > f.count).then_some(false),
-            Operator::Lt => (seen >= f.count).then_some(false),
+        let decided = match frequency.operator {
+            Operator::Ge => (seen >= frequency.count).then_some(true),
+            Operator::Gt => (seen > frequency.count).then_some(true),
+            Operator::Ne => (seen > frequency.count).then_some(true),
+            Operator::Le | Operator::Eq => (seen > frequency.count).then_some(false),
+            Operator::Lt => (seen >= frequency.count).then_some(false),
             _ => Option::None,
         };
         match decided {
