@@ -1166,7 +1166,7 @@ impl EventCount {
             Option::None => {
                 ctx.undecided.get_or_insert_with(|| {
                     format!(
-                        "organization {} has more than {MAX_RULE_EVENTS_PER_ORGANIZATION} `{}` events in the rule's window, more than one evaluation reads; the newest {MAX_RULE_EVENTS_PER_ORGANIZATION} do not decide the count: shorten frequency.period",
+                        "organization {} has more than {MAX_RULE_EVENTS_PER_ORGANIZATION} `{}` events in the rule's window, and the newest {MAX_RULE_EVENTS_PER_ORGANIZATION} (what one evaluation reads) do not decide the count: shorten frequency.period",
                         org.id, self.name
                     )
                 });
