@@ -7,9 +7,10 @@ use axum::http::{Method, StatusCode};
 use integration_tests::{call, project, project_items, state, Exchange};
 use serde_json::{json, Value};
 use shared::limits::{
-    MAX_DOMAINS, MAX_IDENTIFIERS_PER_RECORD, MAX_ITEM_BYTES, MAX_SCHEDULES_PER_ORGANIZATION,
-    MAX_SETTINGS_BYTES, MAX_SETTINGS_PER_ORGANIZATION, SCHEDULER_FIRINGS_PER_TICK,
-    SCHEDULER_PROJECT_SHARE, SCHEDULER_QUERIES_PER_TICK, SCHEDULER_TICK_SECS,
+    MAX_DOMAINS, MAX_IDENTIFIERS_PER_RECORD, MAX_ITEM_BYTES, MAX_RULE_EVENTS_PER_ORGANIZATION,
+    MAX_SCHEDULES_PER_ORGANIZATION, MAX_SETTINGS_BYTES, MAX_SETTINGS_PER_ORGANIZATION,
+    SCHEDULER_FIRINGS_PER_TICK, SCHEDULER_PROJECT_SHARE, SCHEDULER_QUERIES_PER_TICK,
+    SCHEDULER_TICK_SECS,
 };
 
 const ORGS: &str = "/api/client/organizations";
@@ -68,6 +69,10 @@ fn the_readme_publishes_these_limits() {
     has(
         "system event `changes`",
         &[shared::limits::MAX_EVENT_CHANGES_BYTES.to_string()],
+    );
+    has(
+        "events one organization contributes to a segment rule",
+        &[MAX_RULE_EVENTS_PER_ORGANIZATION.to_string()],
     );
 }
 

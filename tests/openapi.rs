@@ -501,6 +501,42 @@ async fn segments_document_is_served_complete() {
         rule["properties"]["children"]["items"]["$ref"], "#/components/schemas/SegmentRule",
         "a rule tree refers to itself"
     );
+    // Lunogram's shape: member_conditions is one node (or, the earlier
+    // format, a list of them); node ids are accepted.
+    let schemas = &doc["components"]["schemas"];
+    let conditions = unwrap_nullable(
+        &doc,
+        &schemas["UserMatch"]["properties"]["member_conditions"],
+    );
+    let options = conditions["oneOf"]
+        .as_array()
+        .or_else(|| conditions["anyOf"].as_array())
+        .unwrap_or_else(|| panic!("member_conditions: one node or a list: {conditions}"));
+    let text = serde_json::to_string(options).unwrap();
+    assert!(
+        text.contains("#/components/schemas/SegmentRule") && text.contains("array"),
+        "{text}"
+    );
+    for field in [
+        "uuid",
+        "root_uuid",
+        "parent_uuid",
+        "operator",
+        "value",
+        "frequency",
+        "user_match",
+    ] {
+        assert!(!rule["properties"][field].is_null(), "SegmentRule.{field}");
+        assert!(
+            !required(rule).contains(field),
+            "SegmentRule.{field} is optional"
+        );
+    }
+    let groups = serde_json::to_string(&schemas["Group"]).unwrap();
+    assert!(
+        groups.contains("organization_event") && groups.contains("\"event\""),
+        "{groups}"
+    );
     let state = integration_tests::state().await;
     assert_eq!(
         served(segments::router(state), "/api/admin/segments/openapi.json").await,

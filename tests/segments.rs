@@ -152,9 +152,33 @@ fn org_rule(path: &str, value: &str) -> Value {
     json!({"type": "string", "group": "organization", "path": path, "operator": "=", "value": value})
 }
 
+/// Lunogram's organization event rule: the event named in `value`.
 fn updated_within(days: u32) -> Value {
+    json!({"uuid": "0b0e0f00-0000-4000-8000-000000000001", "type": "wrapper", "group": "organization_event",
+        "path": "", "value": "organization.updated",
+        "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": days}},
+        "children": [], "user_match": {"type": "all"}})
+}
+
+/// This service's earlier shape of the same rule (the event in `path`),
+/// still accepted: a Lunogram path starts with `.`.
+fn updated_within_by_path(days: u32) -> Value {
     json!({"type": "number", "group": "organization_event", "path": "organization.updated", "operator": "=",
         "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": days}}})
+}
+
+/// Lunogram's organization property rule, optionally narrowed to members.
+fn organization_has(children: Vec<Value>, member_conditions: Option<Value>) -> Value {
+    let user_match = match member_conditions {
+        Some(c) => json!({"type": "conditions", "member_conditions": c}),
+        None => json!({"type": "all"}),
+    };
+    json!({"uuid": "0b0e0f00-0000-4000-8000-000000000002", "type": "wrapper", "group": "organization",
+        "operator": "and", "path": "", "children": children, "user_match": user_match})
+}
+
+fn member_rule(path: &str, value: &str) -> Value {
+    json!({"type": "string", "group": "organization_user", "path": path, "operator": "=", "value": value})
 }
 
 type Expect = Box<dyn Fn(&Fixture, usize) -> BTreeSet<usize>>;
@@ -202,6 +226,13 @@ fn cases() -> Vec<Case> {
         Case {
             name: "plan = enterprise",
             seed: true,
+            rule: organization_has(vec![org_rule(".plan", "enterprise")], None),
+            orgs: Box::new(move |f, j| set(f, j, &|o, _| o.plan == "enterprise")),
+            without_orgs: None,
+        },
+        Case {
+            name: "plan = enterprise (a bare organization leaf, also Lunogram's)",
+            seed: false,
             rule: org_rule(".plan", "enterprise"),
             orgs: Box::new(move |f, j| set(f, j, &|o, _| o.plan == "enterprise")),
             without_orgs: None,
@@ -209,9 +240,23 @@ fn cases() -> Vec<Case> {
         Case {
             name: "plan = enterprise, members matching role = admin",
             seed: true,
-            rule: json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "enterprise",
-                "user_match": {"type": "conditions", "member_conditions": [
-                    {"type": "string", "group": "organization_user", "path": ".role", "operator": "=", "value": "admin"}]}}),
+            rule: organization_has(
+                vec![org_rule(".plan", "enterprise")],
+                Some(
+                    json!({"type": "wrapper", "group": "parent", "operator": "and",
+                    "children": [member_rule(".role", "admin")]}),
+                ),
+            ),
+            orgs: Box::new(move |f, j| {
+                set(f, j, &|o, role| o.plan == "enterprise" && role == "admin")
+            }),
+            without_orgs: None,
+        },
+        Case {
+            name: "plan = enterprise and role = admin, one wrapper: the same membership",
+            seed: false,
+            rule: json!({"type": "wrapper", "group": "parent", "operator": "and", "children": [
+                org_rule(".data.plan", "enterprise"), member_rule(".data.role", "admin")]}),
             orgs: Box::new(move |f, j| {
                 set(f, j, &|o, role| o.plan == "enterprise" && role == "admin")
             }),
@@ -225,9 +270,9 @@ fn cases() -> Vec<Case> {
             without_orgs: None,
         },
         Case {
-            name: "... in the last 60 days (reaches the 45-day-old counter)",
+            name: "... in the last 60 days (reaches the 45-day-old counter; the earlier shape)",
             seed: false,
-            rule: updated_within(60),
+            rule: updated_within_by_path(60),
             orgs: Box::new(move |f, j| set(f, j, &|o, _| o.updated || o.updated_long_ago)),
             without_orgs: None,
         },
@@ -531,5 +576,535 @@ async fn bad_requests_are_refused_and_keys_are_checked() {
         )
         .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+/// Records one event in an organization's timeline as the processor does
+/// (the event and its day's counter), at `at`, with an id made then.
+async fn record(
+    state: &AppState,
+    project: Uuid,
+    org: Uuid,
+    name: &str,
+    data: Value,
+    at: time::OffsetDateTime,
+) {
+    let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let event = shared::store::timeline::TimelineEvent {
+        id: uuid::Builder::from_unix_timestamp_millis(millis, &rand_bytes()).into_uuid(),
+        name: name.into(),
+        data: data.as_object().cloned().unwrap(),
+        created_at: shared::ids::timestamp(at),
+        origin: "custom".into(),
+    };
+    let recorded = state
+        .store
+        .record_event(project, org, &event)
+        .await
+        .unwrap();
+    assert_eq!(recorded, shared::store::timeline::Recorded::Recorded);
+}
+
+fn rand_bytes() -> [u8; 10] {
+    let mut out = [0; 10];
+    out.copy_from_slice(&Uuid::new_v4().as_bytes()[..10]);
+    out
+}
+
+/// The users a rule selects, by external id, through `evaluate` (all
+/// pages) and through `match` for each of `everyone` — the two must agree.
+async fn selected(
+    segments: &Router,
+    key: &str,
+    rule: &Value,
+    everyone: &[&str],
+) -> BTreeSet<String> {
+    let mut got = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut body = json!({"rule": rule, "limit": 2});
+        if let Some(c) = &cursor {
+            body["cursor"] = json!(c);
+        }
+        let r = evaluate(segments, key, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{rule}: {:?}", r.body);
+        for u in r.body["users"].as_array().unwrap() {
+            got.insert(
+                u["identifier"][0]["external_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    for user in everyone {
+        let body = json!({"user": {"identifier": [{"external_id": user}]}, "rule": rule});
+        let r = call(
+            segments,
+            Method::POST,
+            "/api/admin/segments/match",
+            Some(key),
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{rule}: {:?}", r.body);
+        assert_eq!(
+            r.body["match"],
+            got.contains(*user),
+            "{rule}: match for {user}"
+        );
+    }
+    got
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// (organization, role) pairs of one user.
+type Memberships = &'static [(&'static str, &'static str)];
+
+/// Lunogram's rule JSON as Lunogram writes it, through the router: the
+/// same-membership counter-example, events filtered by their data, paths,
+/// `or` across groups, and the refusals.
+#[tokio::test]
+async fn lunogram_rules_as_lunogram_writes_them() {
+    let state = state().await;
+    let p = project(&state).await;
+    let client = client::router(state.clone());
+    let segments = segments::router(state.clone());
+    let key = p.secret_key.as_str();
+    let post = |path: &'static str, body: Value| {
+        let client = client.clone();
+        async move {
+            let r = call(
+                &client,
+                Method::POST,
+                path,
+                Some(key),
+                Some(&body.to_string()),
+            )
+            .await;
+            assert!(r.status.is_success(), "{path}: {:?}", r.body);
+            r.body
+        }
+    };
+    let mut orgs = BTreeMap::new();
+    for (name, display, data) in [
+        (
+            "acme",
+            "Acme",
+            json!({"plan": "enterprise", "purchase agreement": {"value": "signed"}}),
+        ),
+        ("freeco", "Free Co", json!({"plan": "free"})),
+        ("bigco", "Big Co", json!({"plan": "enterprise"})),
+    ] {
+        let made = post(
+            "/api/client/organizations",
+            json!({"identifier": [{"external_id": name}], "name": display, "data": data}),
+        )
+        .await;
+        orgs.insert(name, made["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    // admin_elsewhere: a viewer in the enterprise organization and an
+    // admin in the free one — an admin, and in an enterprise organization,
+    // but not an admin of one.
+    let users: [(&str, &str, Memberships); 5] = [
+        (
+            "admin_elsewhere",
+            "basic",
+            &[("acme", "viewer"), ("freeco", "admin")],
+        ),
+        ("enterprise_admin", "basic", &[("acme", "admin")]),
+        ("free_admin", "basic", &[("freeco", "admin")]),
+        ("big_viewer", "basic", &[("bigco", "viewer")]),
+        ("lonely", "premium", &[]),
+    ];
+    let everyone: Vec<&str> = users.iter().map(|u| u.0).collect();
+    for (user, plan, memberships) in users {
+        post(
+            "/api/client/users",
+            json!({"identifier": [{"external_id": user}], "data": {"plan": plan}}),
+        )
+        .await;
+        for (org, role) in memberships {
+            post(
+                "/api/client/organizations/users",
+                json!({
+                "organization": {"identifier": [{"external_id": org}]},
+                "user": {"identifier": [{"external_id": user}]},
+                "data": {"role": role}}),
+            )
+            .await;
+        }
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let paid = |amount: u64| json!({"amount": amount, "currency": "EUR"});
+    record(
+        &state,
+        p.project_id,
+        orgs["acme"],
+        "invoice.paid",
+        paid(300),
+        now - time::Duration::hours(2),
+    )
+    .await;
+    record(
+        &state,
+        p.project_id,
+        orgs["acme"],
+        "invoice.paid",
+        paid(50),
+        now - time::Duration::days(3),
+    )
+    .await;
+    record(
+        &state,
+        p.project_id,
+        orgs["freeco"],
+        "invoice.paid",
+        paid(500),
+        now - time::Duration::days(40),
+    )
+    .await;
+    record(
+        &state,
+        p.project_id,
+        orgs["bigco"],
+        "invoice.refunded",
+        paid(500),
+        now - time::Duration::hours(1),
+    )
+    .await;
+
+    let enterprise = org_rule(".plan", "enterprise");
+    let admin = member_rule(".role", "admin");
+    let wrap = |op: &str, children: Vec<Value>| json!({"type": "wrapper", "group": "parent", "operator": op, "children": children});
+    let paid_rule = |count: u64, days: u32, children: Vec<Value>, members: Option<Value>| {
+        let mut r = json!({"type": "wrapper", "group": "organization_event", "path": "", "value": "invoice.paid",
+            "frequency": {"count": count, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": days}},
+            "children": children, "user_match": {"type": "all"}});
+        if let Some(m) = members {
+            r["user_match"] = json!({"type": "conditions", "member_conditions": m});
+        }
+        r
+    };
+    let amount = |op: &str, n: u64| json!({"type": "number", "group": "organization_event", "path": ".amount", "operator": op, "value": n});
+
+    let cases: Vec<(&str, Value, &[&str])> = vec![
+        // The seed's "Organization has plan = enterprise / Members
+        // matching role = admin", in each of Lunogram's shapes.
+        (
+            "same membership",
+            wrap("and", vec![enterprise.clone(), admin.clone()]),
+            &["enterprise_admin"],
+        ),
+        (
+            "property rule + user_match (one node)",
+            organization_has(
+                vec![enterprise.clone()],
+                Some(wrap("and", vec![admin.clone()])),
+            ),
+            &["enterprise_admin"],
+        ),
+        (
+            "property rule + user_match (a leaf)",
+            organization_has(vec![enterprise.clone()], Some(admin.clone())),
+            &["enterprise_admin"],
+        ),
+        (
+            "the earlier list",
+            json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "enterprise",
+            "user_match": {"type": "conditions", "member_conditions": [admin.clone()]}}),
+            &["enterprise_admin"],
+        ),
+        (
+            "apart: any membership each",
+            wrap(
+                "and",
+                vec![
+                    wrap("and", vec![enterprise.clone()]),
+                    wrap("and", vec![admin.clone()]),
+                ],
+            ),
+            &["admin_elsewhere", "enterprise_admin"],
+        ),
+        (
+            "organization has plan = enterprise",
+            organization_has(vec![enterprise.clone()], None),
+            &["admin_elsewhere", "enterprise_admin", "big_viewer"],
+        ),
+        // Events filtered by their own data (paths read the event's data).
+        (
+            "paid over 100 in 30 days",
+            paid_rule(1, 30, vec![amount(">", 100)], None),
+            &["admin_elsewhere", "enterprise_admin"],
+        ),
+        (
+            "... by admins",
+            paid_rule(
+                1,
+                30,
+                vec![amount(">", 100)],
+                Some(wrap("and", vec![admin.clone()])),
+            ),
+            &["enterprise_admin"],
+        ),
+        (
+            "paid under 100 (.data.amount)",
+            paid_rule(
+                1,
+                30,
+                vec![
+                    json!({"type": "number", "group": "organization_event", "path": ".data.amount", "operator": "<", "value": 100}),
+                ],
+                None,
+            ),
+            &["admin_elsewhere", "enterprise_admin"],
+        ),
+        (
+            "paid over 100 twice in 30 days",
+            paid_rule(2, 30, vec![amount(">", 100)], None),
+            &[],
+        ),
+        (
+            "paid over 400 in 60 days",
+            paid_rule(1, 60, vec![amount(">", 400)], None),
+            &["admin_elsewhere", "free_admin"],
+        ),
+        (
+            "paid in 7 days (counters)",
+            paid_rule(2, 7, vec![], None),
+            &["admin_elsewhere", "enterprise_admin"],
+        ),
+        // Paths: record fields, custom data, brackets.
+        (
+            "name",
+            org_rule(".name", "Acme"),
+            &["admin_elsewhere", "enterprise_admin"],
+        ),
+        (
+            "external_id",
+            org_rule(".external_id", "bigco"),
+            &["big_viewer"],
+        ),
+        (
+            "brackets",
+            org_rule(".data['purchase agreement'].value", "signed"),
+            &["admin_elsewhere", "enterprise_admin"],
+        ),
+        (
+            "double quotes",
+            org_rule(r#".data["purchase agreement"].value"#, "signed"),
+            &["admin_elsewhere", "enterprise_admin"],
+        ),
+        (
+            "a custom `name` is data",
+            org_rule(".data.name", "Acme"),
+            &[],
+        ),
+        // `or` is a union across groups.
+        (
+            "user or organization",
+            wrap(
+                "or",
+                vec![
+                    json!({"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": "premium"}),
+                    org_rule(".plan", "free"),
+                ],
+            ),
+            &["admin_elsewhere", "free_admin", "lonely"],
+        ),
+        (
+            "user or organization event",
+            wrap(
+                "or",
+                vec![
+                    json!({"type": "string", "group": "user", "path": ".data.plan", "operator": "=", "value": "premium"}),
+                    paid_rule(1, 60, vec![amount(">", 400)], None),
+                ],
+            ),
+            &["admin_elsewhere", "free_admin", "lonely"],
+        ),
+    ];
+    for (name, rule, want) in cases {
+        assert_eq!(
+            selected(&segments, key, &rule, &everyone).await,
+            names(want),
+            "{name}"
+        );
+    }
+
+    // A user's own events are not here: refused, never false.
+    let user_event = json!({"type": "wrapper", "group": "event", "value": "purchase",
+        "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": 7}}});
+    let refusals = [
+        (
+            wrap("or", vec![enterprise.clone(), user_event.clone()]),
+            "user's own events",
+        ),
+        (
+            json!({"type": "wrapper", "group": "organization_event", "value": "invoice.paid",
+            "frequency": {"count": 1, "operator": ">=", "period": {"type": "absolute", "unit": "day", "value": 7}}}),
+            "rolling",
+        ),
+        (
+            json!({"type": "wrapper", "group": "organization_event", "value": "invoice.paid"}),
+            "frequency",
+        ),
+    ];
+    for (rule, says) in refusals {
+        let r = evaluate(&segments, key, json!({"rule": rule})).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{rule}");
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(says),
+            "{rule}: {:?}",
+            r.body
+        );
+        let body = json!({"user": {"identifier": [{"external_id": "lonely"}]}, "rule": rule});
+        let r = call(
+            &segments,
+            Method::POST,
+            "/api/admin/segments/match",
+            Some(key),
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{rule}");
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(says),
+            "{rule}: {:?}",
+            r.body
+        );
+    }
+}
+
+/// Past MAX_RULE_EVENTS_PER_ORGANIZATION events of one name in a window,
+/// a rule that reads their data sees the newest that many: a count they
+/// decide is answered, one they cannot is a 422 naming the limit.
+#[tokio::test]
+async fn an_organizations_events_past_the_cap() {
+    use shared::limits::MAX_RULE_EVENTS_PER_ORGANIZATION as CAP;
+    let state = state().await;
+    let p = project(&state).await;
+    let client = client::router(state.clone());
+    let segments = segments::router(state.clone());
+    let key = p.secret_key.as_str();
+    let made = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(key),
+        Some(&json!({"identifier": [{"external_id": "busy"}]}).to_string()),
+    )
+    .await;
+    let org: Uuid = made.body["id"].as_str().unwrap().parse().unwrap();
+    let r = call(
+        &client,
+        Method::POST,
+        "/api/client/users",
+        Some(key),
+        Some(&json!({"identifier": [{"external_id": "u"}]}).to_string()),
+    )
+    .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    let r = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations/users",
+        Some(key),
+        Some(
+            &json!({
+        "organization": {"identifier": [{"external_id": "busy"}]},
+        "user": {"identifier": [{"external_id": "u"}]}})
+            .to_string(),
+        ),
+    )
+    .await;
+    assert!(r.status.is_success(), "{:?}", r.body);
+    // CAP + 1 events in the last hour, written directly (the timeline's
+    // item shape), 25 per batch.
+    let start = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let items: Vec<_> = (0..=CAP)
+        .map(|i| {
+            let at = start + time::Duration::seconds(i as i64);
+            let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap();
+            let id = uuid::Builder::from_unix_timestamp_millis(millis, &rand_bytes()).into_uuid();
+            let data = std::collections::HashMap::from([(
+                "seats".to_owned(),
+                AttributeValue::N("1".into()),
+            )]);
+            integration_tests::aws_sdk_dynamodb::types::WriteRequest::builder()
+                .put_request(
+                    integration_tests::aws_sdk_dynamodb::types::PutRequest::builder()
+                        .item(
+                            "PK",
+                            AttributeValue::S(shared::keys::org_pk(p.project_id, org)),
+                        )
+                        .item("SK", AttributeValue::S(shared::keys::event_sk(id)))
+                        .item("id", AttributeValue::S(id.to_string()))
+                        .item("name", AttributeValue::S("seat.added".into()))
+                        .item("data", AttributeValue::M(data))
+                        .item("created_at", AttributeValue::S(shared::ids::timestamp(at)))
+                        .item("origin", AttributeValue::S("custom".into()))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect();
+    for chunk in items.chunks(25) {
+        state
+            .aws
+            .dynamodb
+            .batch_write_item()
+            .request_items(&state.config.table, chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+    }
+    let seats = |count: usize, op: &str| {
+        json!({"type": "wrapper", "group": "organization_event", "value": "seat.added",
+            "frequency": {"count": count, "operator": op, "period": {"type": "rolling", "unit": "day", "value": 1}},
+            "children": [{"type": "number", "group": "organization_event", "path": ".seats", "operator": "=", "value": 1}]})
+    };
+    for rule in [seats(CAP, ">="), seats(1, ">"), seats(CAP - 1, "<=")] {
+        let want = rule["frequency"]["operator"] != "<=";
+        let got = selected(&segments, key, &rule, &["u"]).await;
+        assert_eq!(got.contains("u"), want, "{rule}");
+    }
+    for rule in [seats(CAP + 1, ">="), seats(CAP, "=")] {
+        let r = evaluate(&segments, key, json!({"rule": rule})).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{rule}: {:?}",
+            r.body
+        );
+        assert_eq!(r.body["code"], "limit_exceeded");
+        let detail = r.body["detail"].as_str().unwrap().replace(',', "");
+        assert!(
+            detail.contains(&CAP.to_string()) && detail.contains(&org.to_string()),
+            "{detail}"
+        );
+        let body = json!({"user": {"identifier": [{"external_id": "u"}]}, "rule": rule});
+        let r = call(
+            &segments,
+            Method::POST,
+            "/api/admin/segments/match",
+            Some(key),
+            Some(&body.to_string()),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{rule}: {:?}",
+            r.body
+        );
     }
 }

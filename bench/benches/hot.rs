@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
-use shared::domain::segment::{Facts, OrgFacts, Rule};
+use shared::domain::segment::{Activity, Facts, OrgFacts, Rule};
 use shared::domain::{Data, Membership, Organization, User};
 use uuid::Uuid;
 
@@ -65,7 +65,10 @@ fn facts(organizations: usize) -> Facts {
                     created_at: NOW.into(),
                     updated_at: NOW.into(),
                 },
-                counters: vec![("organization.updated".into(), "2026-11-20".into(), 2)],
+                activity: std::sync::Arc::new(Activity {
+                    counters: vec![("organization.updated".into(), "2026-11-20".into(), 2)],
+                    ..Activity::default()
+                }),
                 organization,
             }
         })
@@ -83,13 +86,13 @@ fn segments(c: &mut Criterion) {
         {"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "enterprise",
          "user_match": {"type": "conditions", "member_conditions": [
             {"type": "string", "group": "organization_user", "path": ".role", "operator": "=", "value": "admin"}]}},
-        {"type": "number", "group": "organization_event", "path": "organization.updated", "operator": "=",
+        {"type": "wrapper", "group": "organization_event", "value": "organization.updated",
          "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": 30}}}]}))
     .expect("a rule");
-    rule.validate().expect("a valid rule");
+    let segment = rule.compile().expect("a valid rule");
     let facts = facts(5);
     c.bench_function("segments/evaluate (3 conditions, 5 organizations)", |b| {
-        b.iter(|| black_box(rule.evaluate(black_box(&facts))))
+        b.iter(|| black_box(segment.evaluate(black_box(&facts)).is_ok()))
     });
     let raw = serde_json::to_string(&rule).expect("json");
     c.bench_function("segments/parse and validate a rule", |b| {

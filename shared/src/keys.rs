@@ -322,6 +322,16 @@ pub fn event_sk(event: Uuid) -> String {
     format!("{EVENT_PREFIX}{event}")
 }
 
+/// The lowest event key of events whose id was made at or after `millis`
+/// (Unix milliseconds): event ids are UUIDv7, so the timeline sorts by the
+/// time each id was made.
+pub fn event_sk_from(millis: u64) -> String {
+    event_sk(uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid())
+}
+
+/// Above every event key (`g` sorts after the hex digits and `-`).
+pub const EVENT_SK_END: &str = "EVT#g";
+
 /// Per-organization, per-event-name, per-UTC-day counter: what segmentation's
 /// frequency rules read instead of counting the timeline.
 pub fn counter_sk(event_name: &str, day: &str) -> String {
@@ -364,6 +374,9 @@ mod tests {
         let id = Uuid::now_v7();
         assert!(event_sk(id).as_str() < ORG_STATE_FROM);
         assert!(counter_sk("x", "2026-01-01").as_str() < ORG_STATE_FROM);
+        let early = event_sk_from(1_700_000_000_000);
+        assert!(early.as_str() < event_sk(id).as_str() && event_sk(id).as_str() < EVENT_SK_END);
+        assert!(event_sk_from(0).as_str() < early.as_str());
         assert!(membership_sk(id).as_str() >= ORG_STATE_FROM);
         assert!(schedule_sk("anniversary").as_str() >= ORG_STATE_FROM);
         assert!(MEMBER_COUNT_SK >= ORG_STATE_FROM);

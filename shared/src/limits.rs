@@ -58,3 +58,9 @@ pub const SCHEDULER_MINUTES_PER_TICK: usize = 120;
 /// A tick starts no new work after this many seconds (the function's
 /// timeout in infra/template.yaml is 50 s).
 pub const SCHEDULER_TICK_SECS: u64 = 35;
+
+/// Events of one name one organization contributes to a segment rule that
+/// reads the events' data (an `organization_event` rule with `children`):
+/// the newest in the rule's window. Past it, a count the events read
+/// cannot decide is refused (422), never guessed.
+pub const MAX_RULE_EVENTS_PER_ORGANIZATION: usize = 1_000;

@@ -56,8 +56,8 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         )
         .await;
     }
-    let updated_within_30_days = json!({"type": "number", "group": "organization_event",
-        "path": "organization.updated", "operator": "=",
+    let updated_within_30_days = json!({"type": "wrapper", "group": "organization_event",
+        "value": "organization.updated",
         "frequency": {"count": 1, "operator": ">=", "period": {"type": "rolling", "unit": "day", "value": 30}}});
 
     let mut family = Family::new("segments", &router);

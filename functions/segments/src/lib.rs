@@ -24,7 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[openapi(
     info(
         title = "Organizations: segments API",
-        description = "Rule trees over user, organization, membership and organization-event facts: whether one user matches and why, and every user a rule selects (secret keys)."
+        description = "Rule trees in Lunogram's format (README \"Segment rules\") over user, organization, membership and organization-event facts: whether one user matches and why, and every user a rule selects (secret keys). A rule reading a user's own events (group `event`) is a 400: this service holds none."
     ),
     paths(matches, evaluate)
 )]
@@ -93,13 +93,14 @@ pub struct MatchResponse {
 /// `{match, reasons}` (which organizations and nodes made it match).
 #[utoipa::path(post, path = "/api/admin/segments/match", tag = "segments",
     request_body = MatchRequest,
-    responses((status = 200, description = "Whether the rule selects the user, and which organizations and nodes made it", body = MatchResponse)))]
+    responses((status = 200, description = "Whether the rule selects the user, and which organizations and nodes made it", body = MatchResponse),
+        (status = 422, description = "An organization's events past the per-rule cap would decide (`limit_exceeded`)", body = shared::error::Problem, content_type = "application/problem+json")))]
 async fn matches(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
     Json(request): Json<MatchRequest>,
 ) -> Result<axum::Json<MatchResponse>, Error> {
-    request.rule.validate()?;
+    let segment = request.rule.compile()?;
     if request.user.identifier.is_empty() {
         return Err(Error::invalid(
             "user.identifier needs at least one identifier",
@@ -116,11 +117,11 @@ async fn matches(
         .user_facts(
             caller.project_id,
             &keys,
-            &request.rule,
+            &segment,
             time::OffsetDateTime::now_utc(),
         )
         .await?;
-    let (matched, reasons) = request.rule.evaluate(&facts);
+    let (matched, reasons) = segment.evaluate(&facts)?;
     Ok(axum::Json(MatchResponse { matched, reasons }))
 }
 
@@ -165,13 +166,14 @@ pub struct EvaluateResponse {
 /// users the rule selects, in user id order, `{users, next_cursor}`.
 #[utoipa::path(post, path = "/api/admin/segments/evaluate", tag = "segments",
     request_body = EvaluateRequest,
-    responses((status = 200, description = "A page of the users the rule selects, in user id order", body = EvaluateResponse)))]
+    responses((status = 200, description = "A page of the users the rule selects, in user id order", body = EvaluateResponse),
+        (status = 422, description = "An organization's events past the per-rule cap would decide (`limit_exceeded`)", body = shared::error::Problem, content_type = "application/problem+json")))]
 async fn evaluate(
     State(state): State<AppState>,
     SecretCaller(caller): SecretCaller,
     Json(request): Json<EvaluateRequest>,
 ) -> Result<axum::Json<EvaluateResponse>, Error> {
-    request.rule.validate()?;
+    let segment = request.rule.compile()?;
     let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::invalid(format!(
@@ -188,7 +190,7 @@ async fn evaluate(
         .store
         .evaluate_segment(
             project,
-            &request.rule,
+            &segment,
             after,
             limit,
             time::OffsetDateTime::now_utc(),

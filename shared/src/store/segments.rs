@@ -3,29 +3,41 @@
 //! One user ([`Store::user_facts`]): the user (its markers, then its
 //! record), its memberships (one Query of the user → organizations index),
 //! their organizations (one BatchGetItem), and — only for the events the
-//! rule counts — each organization's daily counters in the rule's window
-//! (one Query per organization and event, in parallel).
+//! rule reads — each organization's activity in the rule's window: the
+//! daily counters of an event the rule counts whole, or the events
+//! themselves (newest first, at most [`MAX_RULE_EVENTS_PER_ORGANIZATION`])
+//! when the rule reads their data; one Query per organization and event,
+//! in parallel.
 //!
 //! A whole project ([`Store::evaluate_segment`]): candidates in user id
-//! order, then the same facts per candidate, with organizations and
-//! counters read once per request however many candidates share them.
+//! order, then the same facts per candidate, with organizations and their
+//! activity read once per request however many candidates share them.
 //! Candidates come from the rule's [`Narrowing`]: when every user the rule
-//! can select must belong to an organization that passes a gate, the
-//! organization index is read (one paged Query), the counters too when the
-//! gate counts events, and only the passing organizations' membership items
-//! (one Query each); otherwise the user index is read from the cursor on.
+//! can select must have a membership that passes a gate, the organization
+//! index is read (one paged Query), the activity too when the gate reads
+//! events, and only the passing organizations' membership items (one Query
+//! each); otherwise the user index is read from the cursor on.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{from_item, s, Store};
-use crate::domain::segment::{Facts, Gate, Narrowing, OrgFacts, Rule};
+use crate::domain::segment::{
+    Activity, EventsRead, Facts, Narrowing, OrgEvent, OrgFacts, Reads, Segment,
+};
 use crate::domain::{IdentifierKey, Membership, Organization, User};
 use crate::error::Error;
 use crate::keys;
+use crate::limits::MAX_RULE_EVENTS_PER_ORGANIZATION;
+use crate::store::timeline::TimelineEvent;
 
+/// How much earlier than its `created_at` an event's id may have been
+/// made (a schedule fired late): the timeline is read from this much before
+/// a window's start.
+const EVENT_ID_SLACK: time::Duration = time::Duration::days(1);
 /// Reads in flight at once within one request.
 const CONCURRENCY: usize = 16;
 /// Most candidates read per round (one BatchGetItem or Query of users).
@@ -85,46 +97,39 @@ where
     Ok(results.into_iter().flatten().collect())
 }
 
-/// What one request has read: organizations and counters are shared by
-/// every candidate that belongs to them.
+/// What one request has read: organizations and their activity are shared
+/// by every candidate that belongs to them.
 struct Gathered {
     project: Uuid,
     /// `None`: deleted since a membership named it.
     organizations: HashMap<Uuid, Option<Organization>>,
-    counters: HashMap<Uuid, Vec<(String, String, u64)>>,
-    /// Each counted event with the first day its widest window reaches
-    /// (`None`: all time).
-    windows: Vec<(String, Option<Date>)>,
+    activity: HashMap<Uuid, Arc<Activity>>,
+    /// What the rule reads of the organizations' events.
+    reads: Reads,
     today: Date,
     now: OffsetDateTime,
 }
 
+/// One read of one organization's activity.
+enum Piece {
+    Counters(Vec<Counter>),
+    Events(String, EventsRead),
+}
+
 impl Gathered {
-    fn new(project: Uuid, rule: &Rule, now: OffsetDateTime) -> Self {
-        let mut windows: Vec<(String, Option<Date>)> = Vec::new();
-        for (name, from) in rule.event_windows(now) {
-            match windows.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, widest)) => {
-                    *widest = match (*widest, from) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        _ => None,
-                    }
-                }
-                None => windows.push((name, from)),
-            }
-        }
+    fn new(project: Uuid, segment: &Segment, now: OffsetDateTime) -> Self {
         Self {
             project,
             organizations: HashMap::new(),
-            counters: HashMap::new(),
-            windows,
+            activity: HashMap::new(),
+            reads: segment.reads(now),
             today: now.date(),
             now,
         }
     }
 
     /// Reads the organizations (one BatchGetItem per 100) and their
-    /// counters (when the rule counts events) not read yet.
+    /// activity (when the rule reads events) not read yet.
     async fn load(
         &mut self,
         store: &Store,
@@ -152,28 +157,30 @@ impl Gathered {
                 self.organizations.insert(*id, org);
             }
         }
-        self.load_counters(store, wanted).await
+        self.load_activity(store, wanted).await
     }
 
-    async fn load_counters(&mut self, store: &Store, orgs: Vec<Uuid>) -> Result<(), Error> {
-        if self.windows.is_empty() {
+    /// Per organization not read yet: the daily counters of each event the
+    /// rule counts whole (one Query per name), and the events whose data
+    /// the rule reads (one Query per name, newest first, at most
+    /// [`MAX_RULE_EVENTS_PER_ORGANIZATION`] each).
+    async fn load_activity(&mut self, store: &Store, orgs: Vec<Uuid>) -> Result<(), Error> {
+        if self.reads.counters.is_empty() && self.reads.events.is_empty() {
             return Ok(());
         }
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<PieceRead> = Vec::new();
+        let mut loaded: HashMap<Uuid, Activity> = HashMap::new();
         for org in orgs {
-            if self.counters.contains_key(&org)
+            if self.activity.contains_key(&org)
                 || !matches!(self.organizations.get(&org), Some(Some(_)))
             {
                 continue;
             }
-            self.counters.insert(org, Vec::new());
-            for (name, from) in &self.windows {
-                let store = store.clone();
-                let project = self.project;
-                let name = name.clone();
-                let from = from.map_or_else(|| "0000-00-00".to_owned(), |d| d.to_string());
-                let to = self.today.to_string();
-                tasks.push(async move {
+            loaded.insert(org, Activity::default());
+            for (name, from) in &self.reads.counters {
+                let (store, project, name) = (store.clone(), self.project, name.clone());
+                let (from, to) = (from.to_string(), self.today.to_string());
+                tasks.push(Box::pin(async move {
                     let query = store
                         .db
                         .query()
@@ -188,17 +195,37 @@ impl Gathered {
                         .into_iter()
                         .map(from_item::<Counter>)
                         .collect::<Result<Vec<_>, _>>()?;
-                    Ok::<_, Error>((org, counters))
-                });
+                    Ok::<_, Error>((org, Piece::Counters(counters)))
+                }));
+            }
+            for (name, from) in &self.reads.events {
+                let (store, project, name, from) =
+                    (store.clone(), self.project, name.clone(), *from);
+                tasks.push(Box::pin(async move {
+                    let read = store.events_since(project, org, &name, from).await?;
+                    Ok::<_, Error>((org, Piece::Events(name, read)))
+                }));
             }
         }
-        for (org, counters) in bounded(tasks).await? {
-            self.counters
-                .entry(org)
-                .or_default()
-                .extend(counters.into_iter().map(|c| (c.name, c.day, c.count)));
+        for (org, piece) in bounded(tasks).await? {
+            let activity = loaded.entry(org).or_default();
+            match piece {
+                Piece::Counters(counters) => activity
+                    .counters
+                    .extend(counters.into_iter().map(|c| (c.name, c.day, c.count))),
+                Piece::Events(name, read) => {
+                    activity.events.insert(name, read);
+                }
+            }
+        }
+        for (org, activity) in loaded {
+            self.activity.insert(org, Arc::new(activity));
         }
         Ok(())
+    }
+
+    fn activity_of(&self, org: Uuid) -> Arc<Activity> {
+        self.activity.get(&org).cloned().unwrap_or_default()
     }
 
     /// The facts of one user whose memberships and organizations are read.
@@ -211,15 +238,11 @@ impl Gathered {
                     .get(&membership.organization_id)
                     .cloned()
                     .flatten()?;
-                let counters = self
-                    .counters
-                    .get(&organization.id)
-                    .cloned()
-                    .unwrap_or_default();
+                let activity = self.activity_of(organization.id);
                 Some(OrgFacts {
                     organization,
                     membership,
-                    counters,
+                    activity,
                 })
             })
             .collect();
@@ -231,39 +254,44 @@ impl Gathered {
     }
 }
 
+/// One organization's read of one kind, boxed so that both kinds share a
+/// list.
+type PieceRead =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Uuid, Piece), Error>> + Send>>;
+
 impl Store {
     pub async fn user_facts(
         &self,
         project: Uuid,
         user: &[IdentifierKey],
-        rule: &Rule,
+        segment: &Segment,
         now: OffsetDateTime,
     ) -> Result<Facts, Error> {
         let user = self.find_user(project, user).await?;
         let memberships = self.user_memberships(project, user.id).await?;
-        let mut gathered = Gathered::new(project, rule, now);
+        let mut gathered = Gathered::new(project, segment, now);
         gathered
             .load(self, memberships.iter().map(|m| m.organization_id))
             .await?;
         Ok(gathered.facts(user, memberships))
     }
 
-    /// The users `rule` selects after user `after`, in user id order: at
-    /// most `limit`, examining at most [`MAX_EXAMINED`] candidates.
+    /// The users `segment` selects after user `after`, in user id order:
+    /// at most `limit`, examining at most [`MAX_EXAMINED`] candidates.
     pub async fn evaluate_segment(
         &self,
         project: Uuid,
-        rule: &Rule,
+        segment: &Segment,
         after: Option<Uuid>,
         limit: usize,
         now: OffsetDateTime,
     ) -> Result<SegmentPage, Error> {
-        let mut gathered = Gathered::new(project, rule, now);
-        let reads_organizations = rule.reads_organizations();
+        let mut gathered = Gathered::new(project, segment, now);
+        let reads_organizations = segment.reads_organizations();
         // The admitted memberships of each candidate, when they are all the
-        // facts the rule can use (its every organization leaf is a gate).
+        // facts the rule can use (its every organization node is a gate).
         let mut known: Option<HashMap<Uuid, Vec<Membership>>> = None;
-        let mut candidates = match rule.narrowing() {
+        let mut candidates = match segment.narrowing() {
             Narrowing::Everyone => Candidates::AllUsers { after, done: false },
             Narrowing::MembersOf(gates) if gates.is_empty() => Candidates::Listed(Vec::new()),
             Narrowing::MembersOf(gates) => {
@@ -273,30 +301,33 @@ impl Store {
                     gathered.organizations.insert(o.id, Some(o));
                 }
                 if gates.iter().any(|g| g.counts_events()) {
-                    gathered.load_counters(self, ids.clone()).await?;
+                    gathered.load_activity(self, ids.clone()).await?;
                 }
-                let admits = |g: &Gate<'_>, org: Uuid| {
+                let organization = |org: Uuid| {
                     gathered
                         .organizations
                         .get(&org)
                         .and_then(Option::as_ref)
-                        .is_some_and(|o| {
-                            let counters =
-                                gathered.counters.get(&org).map_or(&[][..], Vec::as_slice);
-                            g.admits_organization(o, counters, now)
-                        })
+                        .map(|o| (o, gathered.activity_of(org)))
                 };
                 let admitted: Vec<Uuid> = ids
                     .into_iter()
-                    .filter(|org| gates.iter().any(|g| admits(g, *org)))
+                    .filter(|org| {
+                        organization(*org).is_some_and(|(o, activity)| {
+                            gates
+                                .iter()
+                                .any(|g| g.admits_organization(o, &activity, now))
+                        })
+                    })
                     .collect();
-                let complete = gates.len() == rule.organization_leaves();
+                let complete = gates.len() == segment.organization_nodes();
                 let mut users: BTreeMap<Uuid, Vec<Membership>> = BTreeMap::new();
                 for members in self.members_of(project, admitted).await? {
                     for m in members {
-                        let admitted = gates
-                            .iter()
-                            .any(|g| g.admits_member(&m) && admits(g, m.organization_id));
+                        let admitted =
+                            organization(m.organization_id).is_some_and(|(o, activity)| {
+                                gates.iter().any(|g| g.admits(o, &activity, &m, now))
+                            });
                         if admitted && after.is_none_or(|a| m.user_id > a) {
                             users.entry(m.user_id).or_default().push(m);
                         }
@@ -365,7 +396,7 @@ impl Store {
                 seen += 1;
                 last = Some(user.id);
                 let facts = gathered.facts(user, memberships);
-                let (hit, reasons) = rule.evaluate(&facts);
+                let (hit, reasons) = segment.evaluate(&facts)?;
                 if hit {
                     let mut organizations: Vec<Uuid> = reasons
                         .iter()
@@ -392,6 +423,61 @@ impl Store {
                 });
             }
         }
+    }
+
+    /// The events of one name in one organization's timeline created at
+    /// or after `from`, newest first, at most
+    /// [`MAX_RULE_EVENTS_PER_ORGANIZATION`] (`capped` when more were
+    /// there). One Query of the timeline's keys from the window's start:
+    /// event ids are UUIDv7, made when the event was taken in, so the keys
+    /// sort by time. A schedule's firing takes its id from its due time,
+    /// which may precede `created_at`: the key range starts
+    /// [`EVENT_ID_SLACK`] earlier, and `created_at` decides.
+    async fn events_since(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        name: &str,
+        from: OffsetDateTime,
+    ) -> Result<EventsRead, Error> {
+        let earliest = from - EVENT_ID_SLACK;
+        let millis = u64::try_from(earliest.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let mut events = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+                .filter_expression("#name = :name AND #created_at >= :since")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_names("#created_at", "created_at")
+                .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+                .expression_attribute_values(":from", s(keys::event_sk_from(millis)))
+                .expression_attribute_values(":to", s(keys::EVENT_SK_END))
+                .expression_attribute_values(":name", s(name))
+                .expression_attribute_values(":since", s(crate::ids::timestamp(from)))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| super::storage("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let event: TimelineEvent = from_item(item)?;
+                events.push(OrgEvent {
+                    data: event.data,
+                    created_at: event.created_at,
+                });
+            }
+            start = out.last_evaluated_key;
+            if events.len() > MAX_RULE_EVENTS_PER_ORGANIZATION || start.is_none() {
+                break;
+            }
+        }
+        let capped = events.len() > MAX_RULE_EVENTS_PER_ORGANIZATION;
+        events.truncate(MAX_RULE_EVENTS_PER_ORGANIZATION);
+        Ok(EventsRead { events, capped })
     }
 
     /// Every organization of the project (the organization index, one
