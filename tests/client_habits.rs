@@ -348,8 +348,9 @@ impl aws_sdk_dynamodb::config::Intercept for HoldFirstWrite {
             .is_some_and(|target| target.ends_with(".TransactWriteItems"));
         if is_write && !self.0.taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
             signal(&self.0.entered);
-            // Blocks this worker thread only: the test runs on several.
-            wait_for(&self.0.released);
+            // The hook cannot await: block, handing this worker's queued
+            // tasks to another thread (else they wait for the release too).
+            tokio::task::block_in_place(|| wait_for(&self.0.released));
         }
         Ok(())
     }
