@@ -273,6 +273,19 @@ async fn an_unknown_id_is_404_and_creates_nothing() {
         )
         .await;
         assert_eq!(user.status, StatusCode::NOT_FOUND, "{:?}", user.body);
+        let member = call(
+            &client,
+            Method::POST,
+            MEMBERS,
+            Some(&p.secret_key),
+            Some(
+                &json!({"organization": {"identifier": [named]},
+                        "user": {"identifier": [{"external_id": "someone"}]}})
+                .to_string(),
+            ),
+        )
+        .await;
+        assert_eq!(member.status, StatusCode::NOT_FOUND, "{:?}", member.body);
     }
     assert_eq!(
         project_items(&state, p.project_id).await.len(),
