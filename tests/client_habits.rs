@@ -300,3 +300,128 @@ async fn a_setting_sent_as_axios_sends_a_string_is_that_string() {
         assert!(text.contains(stored), "{stored} in {text}");
     }
 }
+
+/// Holds the first `TransactWriteItems` a DynamoDB client sends until the
+/// test releases it: a request caught inside its handler's write, its
+/// Idempotency-Key claimed and not yet answered.
+#[derive(Clone, Debug, Default)]
+struct HoldFirstWrite(std::sync::Arc<Hold>);
+
+#[derive(Debug, Default)]
+struct Hold {
+    taken: std::sync::atomic::AtomicBool,
+    entered: (std::sync::Mutex<bool>, std::sync::Condvar),
+    released: (std::sync::Mutex<bool>, std::sync::Condvar),
+}
+
+fn signal((flag, changed): &(std::sync::Mutex<bool>, std::sync::Condvar)) {
+    *flag.lock().expect("the hold's lock") = true;
+    changed.notify_all();
+}
+
+fn wait_for((flag, changed): &(std::sync::Mutex<bool>, std::sync::Condvar)) -> bool {
+    let (done, _) = changed
+        .wait_timeout_while(
+            flag.lock().expect("the hold's lock"),
+            std::time::Duration::from_secs(30),
+            |done| !*done,
+        )
+        .expect("the hold's lock");
+    *done
+}
+
+impl aws_sdk_dynamodb::config::Intercept for HoldFirstWrite {
+    fn name(&self) -> &'static str {
+        "HoldFirstWrite"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let is_write = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target.ends_with(".TransactWriteItems"));
+        if is_write && !self.0.taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            signal(&self.0.entered);
+            // The hook cannot await: block, handing this worker's queued
+            // tasks to another thread (else they wait for the release too).
+            tokio::task::block_in_place(|| wait_for(&self.0.released));
+        }
+        Ok(())
+    }
+}
+
+/// A request with the same Idempotency-Key as one still running is refused
+/// with a 409 that says a retry will help; once the first has answered, the
+/// retry gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_still_in_progress_says_retry() {
+    let base = state().await;
+    // Made before the hold is in place: its own write is not the one held.
+    let p = project(&base).await;
+    let hold = HoldFirstWrite::default();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        base.aws
+            .dynamodb
+            .config()
+            .to_builder()
+            .interceptor(hold.clone())
+            .build(),
+    );
+    let aws = shared::Aws {
+        dynamodb,
+        ..base.aws.clone()
+    };
+    let state = shared::AppState::new(base.config.clone(), aws);
+    let accounts = accounts::router(state.clone());
+    let create = || {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/organizations")
+            .header("authorization", format!("Bearer {}", p.secret_key))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "create-acme")
+            .body(Body::from(r#"{"name": "Acme"}"#))
+            .expect("a request")
+    };
+
+    let first = tokio::spawn({
+        let (accounts, request) = (accounts.clone(), create());
+        async move { send(&accounts, request).await }
+    });
+    let held = hold.clone();
+    let entered = tokio::task::spawn_blocking(move || wait_for(&held.0.entered))
+        .await
+        .expect("the waiting thread");
+    assert!(entered, "the first request never reached its write");
+
+    let busy = send(&accounts, create()).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT, "{:?}", busy.body);
+    assert_eq!(should_retry(&busy), Some("true"), "{:?}", busy.body);
+    assert!(
+        busy.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("still in progress")),
+        "{:?}",
+        busy.body
+    );
+
+    signal(&hold.0.released);
+    let answered = first.await.expect("the first request");
+    assert_eq!(answered.status, StatusCode::OK, "{:?}", answered.body);
+    let retried = send(&accounts, create()).await;
+    assert_eq!(retried.status, StatusCode::OK, "{:?}", retried.body);
+    assert_eq!(
+        retried
+            .headers
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(retried.body["id"], answered.body["id"], "one organization");
+}

@@ -57,6 +57,24 @@ ensure_dnsmasq() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dnsmasq-base >/dev/null
 }
 
+# ensure_epilot_client: epilot's published npm client, as pinned by
+# tests/clients/epilot/package-lock.json, into that folder (never globally);
+# tests/epilot_client.rs drives the tenant family with it and checks the
+# installed versions against the lock file. Not `npm ci`: @epilot/sdk
+# declares an optional dependency that is not on the public registry
+# (@epilot/epilot-journey-sdk), so no lock file can list it and `npm ci`
+# refuses every lock as out of sync; `npm install --no-save` follows the
+# lock and leaves it as committed. npm's cache serves repeated installs.
+ensure_epilot_client() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "Node.js 18+ with npm is needed: tests/epilot_client.rs runs epilot's npm client" >&2
+    return 1
+  fi
+  echo "==> epilot's client (npm install in tests/clients/epilot, as locked)"
+  (cd "$ROOT/tests/clients/epilot" &&
+    npm install --no-save --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 # ensure_module MODULE PIP_SPEC: installs PIP_SPEC into .tools unless its
 # python imports MODULE (for libraries without a command).
 ensure_module() {

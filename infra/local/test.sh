@@ -8,6 +8,7 @@ cd "$ROOT"
 "$ROOT/infra/local/lint.sh"
 
 ensure_dnsmasq
+ensure_epilot_client
 export DNSMASQ="$(command -v dnsmasq || echo /usr/sbin/dnsmasq)"
 
 port="$(free_port)"

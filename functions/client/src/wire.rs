@@ -18,7 +18,11 @@ pub struct ExternalId {
     #[serde(alias = "externalId")]
     #[schema(min_length = 1, max_length = 255, example = "acme_inc")]
     pub external_id: String,
-    /// `default` when omitted.
+    /// `default` when omitted. Reserved: `id` names an existing record by
+    /// its id (`external_id` is the id; matching only, never stored, an
+    /// unknown id is 404: an upsert naming an organization this way with
+    /// other identifiers attaches those), and `session` is the identity of
+    /// a session's user (written only by a secret key or the session).
     #[serde(default)]
     #[schema(max_length = 255)]
     pub source: Option<String>,
