@@ -26,6 +26,10 @@ fn assert_empty_and_untyped(answer: &Exchange, what: &str) {
     assert_eq!(answer.content_type, None, "{what} is labelled");
 }
 
+// Every exchange of the suite (tests/common `send`) also fails on an empty
+// answer with a content type and on a JSON label over a body that is not
+// JSON, so every route the suite calls is checked; these are the empty
+// answers of the clients' own flows, named.
 #[tokio::test]
 async fn empty_answers_carry_no_content_type_in_every_family() {
     let state = state().await;

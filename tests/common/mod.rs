@@ -79,6 +79,7 @@ pub async fn call(
 
 /// One HTTP exchange with a request built by the test (its own headers).
 pub async fn send(router: &Router, request: Request<Body>) -> Exchange {
+    let head = request.method() == Method::HEAD;
     let response = router
         .clone()
         .oneshot(request)
@@ -92,6 +93,9 @@ pub async fn send(router: &Router, request: Request<Body>) -> Exchange {
         .map(str::to_owned);
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("a body").to_bytes();
+    if !head {
+        assert_labelled_truthfully(status, content_type.as_deref(), &bytes);
+    }
     let body = if bytes.is_empty() {
         Value::Null
     } else {
@@ -103,6 +107,28 @@ pub async fn send(router: &Router, request: Request<Body>) -> Exchange {
         content_type,
         headers: parts.headers,
         body,
+    }
+}
+
+/// What every answer of every route the suite calls must hold, because the
+/// vendors' clients rely on it (Lunogram's js-sdk parses any answer
+/// labelled JSON): an empty answer carries no content type, and one
+/// labelled JSON is JSON. (A HEAD answer is labelled as its GET would be,
+/// without the body, as HTTP wants.)
+fn assert_labelled_truthfully(status: StatusCode, content_type: Option<&str>, bytes: &[u8]) {
+    match content_type {
+        Some(label) if bytes.is_empty() => {
+            panic!("a {status} answer with an empty body is labelled {label:?}")
+        }
+        Some(label) if label.contains("json") => {
+            if let Err(e) = serde_json::from_slice::<Value>(bytes) {
+                panic!(
+                    "a {status} answer labelled {label:?} is not JSON ({e}): {}",
+                    String::from_utf8_lossy(bytes)
+                )
+            }
+        }
+        _ => {}
     }
 }
 
