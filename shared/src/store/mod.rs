@@ -269,3 +269,23 @@ pub(crate) async fn backoff(attempt: u32) {
     let jitter = u64::from(byte[0]) % base.max(1);
     tokio::time::sleep(std::time::Duration::from_millis(base / 2 + jitter)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TxOutcome;
+
+    fn cancelled(reasons: &[&str]) -> TxOutcome {
+        TxOutcome::Cancelled(reasons.iter().map(|r| (*r).to_owned()).collect())
+    }
+
+    #[test]
+    fn only_a_transaction_cancelled_by_conflicts_alone_is_sent_again() {
+        assert!(cancelled(&["None", "TransactionConflict"]).only_conflicts());
+        assert!(cancelled(&["TransactionConflict"]).only_conflicts());
+        // A failed condition decides: the caller reads what it means.
+        assert!(!cancelled(&["ConditionalCheckFailed", "TransactionConflict"]).only_conflicts());
+        assert!(!cancelled(&["ConditionalCheckFailed", "None"]).only_conflicts());
+        assert!(!cancelled(&["None", "None"]).only_conflicts());
+        assert!(!TxOutcome::Committed.only_conflicts());
+    }
+}
