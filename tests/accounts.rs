@@ -321,8 +321,8 @@ async fn a_get_is_one_read_and_a_list_page_one_query() {
     ops.sort();
     assert_eq!(
         ops,
-        ["GetItem", "GetItem", "Query"],
-        "the key; the page and the count, concurrently"
+        ["GetItem", "Query", "Query"],
+        "the key; the page and the count's shards (one Query), concurrently"
     );
     call(
         &router,

@@ -275,20 +275,33 @@ async fn fifty_parallel_adds_of_one_member_make_one_membership_and_no_lost_updat
         let router = router.clone();
         let key = p.secret_key.clone();
         tokio::spawn(async move {
-            post(
-                &router,
-                &key,
-                MEMBERS,
-                json!({
-                    "organization": {"identifier": [{"external_id": "o"}]},
-                    "user": {"identifier": [{"external_id": "new_user"}]},
-                    "data": {format!("k{i}"): i}
-                }),
-            )
-            .await
+            // A writer that kept losing the race is told to retry (409,
+            // `x-should-retry: true`), and does, as a client would.
+            for _ in 0..10 {
+                let exchange = post(
+                    &router,
+                    &key,
+                    MEMBERS,
+                    json!({
+                        "organization": {"identifier": [{"external_id": "o"}]},
+                        "user": {"identifier": [{"external_id": "new_user"}]},
+                        "data": {format!("k{i}"): i}
+                    }),
+                )
+                .await;
+                let retry = exchange.headers.get(shared::error::SHOULD_RETRY);
+                if exchange.status != StatusCode::CONFLICT
+                    || retry.and_then(|v| v.to_str().ok()) != Some("true")
+                {
+                    return exchange;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("still told to retry after 10 attempts");
         })
     });
-    for call in calls {
+    // Spawned all at once (an iterator's tasks would start one by one).
+    for call in calls.collect::<Vec<_>>() {
         let exchange = call.await.unwrap();
         assert_eq!(exchange.status, StatusCode::OK, "{:?}", exchange.body);
     }

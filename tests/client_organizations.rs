@@ -200,7 +200,8 @@ async fn fifty_concurrent_upserts_of_a_new_identifier_make_one_organization() {
     });
     let mut ids = std::collections::HashSet::new();
     let mut acknowledged = 0;
-    for call in calls {
+    // Spawned all at once (an iterator's tasks would start one by one).
+    for call in calls.collect::<Vec<_>>() {
         let exchange = call.await.unwrap();
         // A writer that keeps losing the race is told so (409) after its
         // retries; it is never silently dropped.

@@ -194,7 +194,8 @@ async fn overlapping_scheduler_runs_fire_each_schedule_once() {
         tokio::spawn(async move { scheduler::tick_at(&state, now).await.unwrap() })
     });
     let mut total = 0;
-    for run in runs {
+    // Spawned all at once (an iterator's tasks would start one by one).
+    for run in runs.collect::<Vec<_>>() {
         total += run.await.unwrap()["fired"].as_u64().unwrap();
     }
     assert_eq!(total, 5);

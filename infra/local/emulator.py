@@ -1,4 +1,4 @@
-"""moto server, with two fixes to its DynamoDB transactions.
+"""moto server, with three fixes to its DynamoDB transactions.
 
 moto implements TransactWriteItems by deep-copying every table it touches,
 applying the items, and restoring the copy if one fails. Two transactions
@@ -7,16 +7,44 @@ each transaction costs a copy of the whole table. Here DynamoDB requests
 are served one at a time (so transactions are atomic, and concurrency tests
 test the service, not the emulator), and a transaction saves and restores
 only the items it touches. Other services (SQS long polls) stay concurrent.
+
+Served one at a time, though, transactions never overlap, so moto never
+refuses one the way DynamoDB does: DynamoDB cancels a transaction with the
+reason `TransactionConflict` at an item that another transaction in flight
+holds, and refuses a PutItem, UpdateItem or DeleteItem of such an item with
+TransactionConflictException (developer guide, "Transaction conflict
+handling"). Two requests are in flight together when each was sent before
+the other was answered; here, where they wait for their turn, that is when
+one arrived before the other's answer and is served soon after it. So a
+committed transaction holds its items while the emulator serves the next
+SPAN DynamoDB requests (environment variable EMULATOR_TRANSACTION_SPAN,
+default 4; 0 turns it off), and refuses, as DynamoDB does, those of them
+that touch its items and arrived before it answered. Counted in requests,
+not milliseconds: the emulator's speed (its table sizes, the machine's
+load) does not change which requests conflict, and no answer waits. A
+client's next request, sent after the answer, never meets its own
+transaction; concurrent requests on one hot item (one counter in every
+create) fail as they would in AWS.
+
 A table created by CloudFormation gets booleans where the template passes
 parameter text, as in AWS."""
 
 import argparse
+import collections
 import copy
+import itertools
+import json
+import os
 import signal
 import sys
 import threading
 
 import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    DynamodbException,
+    TransactionCanceledException,
+)
 
 from werkzeug.serving import run_simple
 
@@ -28,16 +56,75 @@ from moto.moto_server.werkzeug_app import (
 
 DYNAMODB = threading.Lock()
 
+# DynamoDB requests served while a transaction just served is still in
+# flight (see above).
+SPAN = int(os.environ.get("EMULATOR_TRANSACTION_SPAN", "4"))
+
+# Numbers every DynamoDB request as it arrives, before its turn; a
+# transaction's answer takes the next number (its horizon), so a request
+# with a smaller number was sent before that answer.
+ARRIVALS = itertools.count()
+
+CONFLICT_MESSAGE = "Transaction is ongoing for the item"
+
+
+class InFlight:
+    """The transactions still in flight: for each, the request count when it
+    was served, its horizon and its items. Used under DYNAMODB only."""
+
+    def __init__(self):
+        self.served = 0
+        self.holds = collections.deque()
+
+    def next_request(self):
+        self.served += 1
+        while self.holds and self.served - self.holds[0][0] > SPAN:
+            self.holds.popleft()
+
+    def hold(self, items, horizon):
+        if SPAN > 0 and items:
+            self.holds.append((self.served, horizon, frozenset(items)))
+
+    def conflicts(self, items, arrival):
+        """For each item: whether a transaction in flight holds it for a
+        request that arrived at `arrival`."""
+        return [any(item in held and arrival < horizon for _, horizon, held in self.holds) for item in items]
+
+
+IN_FLIGHT = InFlight()
+
+# The request this thread serves (werkzeug gives each request a thread):
+# its DynamoDB operation, when it arrived, and the items its transaction
+# wrote.
+REQUEST = threading.local()
+
+
+class TransactionConflictException(DynamodbException):
+    def __init__(self):
+        super().__init__(ERROR_TYPE_PREFIX + "TransactionConflictException", message=CONFLICT_MESSAGE)
+
 
 def serialised(app):
     def wsgi(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if target.startswith("DynamoDB"):
-            with DYNAMODB:
-                return list(app(environ, start_response))
-        return app(environ, start_response)
+        if not target.startswith("DynamoDB"):
+            return app(environ, start_response)
+        arrival = next(ARRIVALS)
+        with DYNAMODB:
+            IN_FLIGHT.next_request()
+            REQUEST.operation, REQUEST.arrival, REQUEST.held = target.rpartition(".")[2], arrival, []
+            try:
+                body = list(app(environ, start_response))
+                IN_FLIGHT.hold(REQUEST.held, next(ARRIVALS))
+            finally:
+                REQUEST.operation, REQUEST.held = None, []
+        return body
 
     return wsgi
+
+
+def held_item(table_name, key):
+    return (table_name, json.dumps(key, sort_keys=True))
 
 
 def item_key(backend, op_type, op):
@@ -67,6 +154,20 @@ def patch_transactions():
     dynamodb_models.copy = TableCopyIsIdentity
 
     def transact_write_items(self, transact_items):
+        touched = []
+        for entry in transact_items:
+            op_type, op = next(iter(entry.items()))
+            try:
+                touched.append(held_item(op["TableName"], item_key(self, op_type, op)))
+            except Exception:  # invalid request: moto reports it itself
+                touched.append(None)
+        # An invalid transaction (an item twice, say) is moto's to refuse.
+        valid = None not in touched and len(set(touched)) == len(touched)
+        held = IN_FLIGHT.conflicts(touched, REQUEST.arrival) if valid else []
+        if any(held):
+            raise TransactionCanceledException(
+                [("TransactionConflict", CONFLICT_MESSAGE, None) if h else (None, None, None) for h in held]
+            )
         saved = []
         for entry in transact_items:
             op_type, op = next(iter(entry.items()))
@@ -78,7 +179,7 @@ def patch_transactions():
             before = copy.deepcopy(current.to_json()["Attributes"]) if current else None
             saved.append((op["TableName"], key, before))
         try:
-            return original(self, transact_items)
+            result = original(self, transact_items)
         except Exception:
             for table_name, key, before in reversed(saved):
                 if before is None:
@@ -89,8 +190,36 @@ def patch_transactions():
                 else:
                     self.put_item(table_name, before)
             raise
+        REQUEST.held = touched
+        return result
 
     backend_class.transact_write_items = transact_write_items
+
+
+def patch_item_writes():
+    """A single-item write of an item a transaction holds is refused."""
+    backend_class = dynamodb_models.DynamoDBBackend
+
+    def guarded(name, operation, key_of):
+        original = getattr(backend_class, name)
+
+        def write(self, table_name, first, *args, **kwargs):
+            # Only the request itself: a transaction or a batch writes
+            # through the same methods.
+            if getattr(REQUEST, "operation", None) == operation and IN_FLIGHT.holds:
+                try:
+                    item = held_item(table_name, key_of(self, table_name, first))
+                except Exception:  # invalid request: moto reports it itself
+                    item = None
+                if item is not None and IN_FLIGHT.conflicts([item], REQUEST.arrival)[0]:
+                    raise TransactionConflictException()
+            return original(self, table_name, first, *args, **kwargs)
+
+        setattr(backend_class, name, write)
+
+    guarded("put_item", "PutItem", lambda self, table, item: item_key(self, "Put", {"TableName": table, "Item": item}))
+    guarded("update_item", "UpdateItem", lambda self, table, key: key)
+    guarded("delete_item", "DeleteItem", lambda self, table, key: key)
 
 
 def patch_cloudformation_booleans():
@@ -119,6 +248,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     patch_transactions()
+    patch_item_writes()
     patch_cloudformation_booleans()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialised(app), threaded=True, request_handler=MotoRequestHandler)

@@ -6,6 +6,7 @@
 //! | item                 | PK                              | SK                    | GSI1PK / GSI1SK                  |
 //! |----------------------|---------------------------------|-----------------------|----------------------------------|
 //! | project              | `P#<pid>`                       | `PROJECT`             |                                  |
+//! | organization count   | `P#<pid>#ORGCOUNT`              | `SHARD#<nn>`          |                                  |
 //! | API key              | `P#<pid>`                       | `KEY#<sha256>`        |                                  |
 //! | trusted issuer       | `P#<pid>`                       | `ISSUER#<iss>[#<aud>]` |                                 |
 //! | issuer lookup        | `ISSUER#<iss>` (no project: see [`issuer_pk`]) | `ISSUER` |                            |
@@ -67,8 +68,22 @@ pub fn project_pk(project: Uuid) -> String {
 
 pub const PROJECT_SK: &str = "PROJECT";
 
-/// The project's organization count.
-pub const ORG_COUNT_SK: &str = "ORGCOUNT";
+/// The project's organization count is kept in this many items (shards),
+/// and a create or delete adds to one of them, picked at random: DynamoDB
+/// cancels a transaction (`TransactionConflict`) that meets another one
+/// still in flight on one of its items, so one counter in every create
+/// would let concurrent creates in a project cancel each other.
+pub const ORG_COUNT_SHARDS: u32 = 16;
+
+/// The partition of the project's organization count shards, alone in it:
+/// one strongly consistent Query reads them all (a few hundred bytes).
+pub fn org_count_pk(project: Uuid) -> String {
+    format!("P#{project}#ORGCOUNT")
+}
+
+pub fn org_count_sk(shard: u32) -> String {
+    format!("SHARD#{shard:02}")
+}
 
 pub fn api_key_sk(hash_hex: &str) -> String {
     format!("KEY#{hash_hex}")

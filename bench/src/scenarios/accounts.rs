@@ -183,7 +183,7 @@ pub async fn scenarios(ctx: &Ctx) -> Vec<Scenario> {
         "GET",
         ORGS,
         3,
-        "the key; the page and the count, concurrently (a page with organizations lacking a billing email of their own, like the client family's, adds one read for their oldest owners)",
+        "the key; the page and the count (one Query of its shards), concurrently (a page with organizations lacking a billing email of their own, like the client family's, adds one read for their oldest owners)",
         Box::new(move |_| request("GET", ORGS, Some(&k), None)),
     );
     let (k, a) = (sk.clone(), acme.clone());

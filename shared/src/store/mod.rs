@@ -132,34 +132,65 @@ impl Store {
     /// the caller decides what each item's cancellation reason means.
     /// Every write path goes through here, so this is where each item is
     /// measured against DynamoDB's size limits before anything is sent.
+    ///
+    /// A transaction cancelled only because another one was in flight on
+    /// some of its items (`TransactionConflict`) wrote nothing and decided
+    /// nothing: it is sent again, unchanged, after a short randomised pause,
+    /// up to [`CONFLICT_ATTEMPTS`] times in all; then the request is
+    /// [`Error::Busy`] (409, `x-should-retry: true`), never a 5xx.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<TxOutcome, Error> {
         size::check_transaction(&items)?;
-        match self
+        let request = self
             .db
             .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(TxOutcome::Committed),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    Ok(TxOutcome::Cancelled(
-                        cancelled
-                            .cancellation_reasons()
-                            .iter()
-                            .map(|r| r.code().unwrap_or("None").to_owned())
-                            .collect(),
-                    ))
-                }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
-                    Ok(TxOutcome::Cancelled(vec!["TransactionInProgress".into()]))
-                }
-                _ => Err(storage("TransactWriteItems", err)),
-            },
+            .set_transact_items(Some(items));
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let outcome = match request.clone().send().await {
+                Ok(_) => TxOutcome::Committed,
+                Err(err) => match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        TxOutcome::Cancelled(
+                            cancelled
+                                .cancellation_reasons()
+                                .iter()
+                                .map(|r| r.code().unwrap_or("None").to_owned())
+                                .collect(),
+                        )
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                        TxOutcome::Cancelled(vec!["TransactionInProgress".into()])
+                    }
+                    _ => return Err(storage("TransactWriteItems", err)),
+                },
+            };
+            if !outcome.only_conflicts() {
+                return Ok(outcome);
+            }
+            tracing::debug!(
+                attempt,
+                "transaction met another in flight; sending it again"
+            );
         }
+        Err(in_flight_conflict())
     }
 }
+
+/// Times one transaction is sent while it only meets transactions in
+/// flight on its items (the pauses between add up to about 0.2 s).
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// What a write that kept meeting other writes in flight on its items
+/// returns: the same request may well succeed a moment later.
+fn in_flight_conflict() -> Error {
+    Error::busy("other changes to the same items were in progress; retry the request")
+}
+
+/// DynamoDB's cancellation reason for an item another transaction in
+/// flight holds.
+const CONFLICT: &str = "TransactionConflict";
 
 #[derive(Debug)]
 pub(crate) enum TxOutcome {
@@ -169,17 +200,35 @@ pub(crate) enum TxOutcome {
 }
 
 impl TxOutcome {
+    /// Cancelled because items were in other transactions in flight, and
+    /// for no other reason.
+    fn only_conflicts(&self) -> bool {
+        match self {
+            TxOutcome::Committed => false,
+            TxOutcome::Cancelled(reasons) => {
+                reasons.iter().any(|r| r == CONFLICT)
+                    && reasons.iter().all(|r| r == CONFLICT || r == "None")
+            }
+        }
+    }
+
     pub(crate) fn condition_failed_at(&self, index: usize) -> bool {
         matches!(self, TxOutcome::Cancelled(reasons) if reasons.get(index).map(String::as_str) == Some("ConditionalCheckFailed"))
     }
 }
 
 /// Wraps an SDK failure the caller cannot fix, keeping its cause for the log.
+/// A single-item write of an item a transaction in flight holds
+/// (`TransactionConflictException`) is [`Error::Busy`]: it passes by itself.
 pub fn storage<E, R>(operation: &str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    if err.code() == Some("TransactionConflictException") {
+        tracing::debug!(operation, "a transaction in flight held the item");
+        return in_flight_conflict();
+    }
     let code = err.code().unwrap_or("unknown").to_owned();
     let message = err.message().unwrap_or_default().to_owned();
     Error::Storage(format!("{operation} failed: {code}: {message} ({err:?})"))
@@ -219,4 +268,24 @@ pub(crate) async fn backoff(attempt: u32) {
     let base = 5u64 << attempt.min(5);
     let jitter = u64::from(byte[0]) % base.max(1);
     tokio::time::sleep(std::time::Duration::from_millis(base / 2 + jitter)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxOutcome;
+
+    fn cancelled(reasons: &[&str]) -> TxOutcome {
+        TxOutcome::Cancelled(reasons.iter().map(|r| (*r).to_owned()).collect())
+    }
+
+    #[test]
+    fn only_a_transaction_cancelled_by_conflicts_alone_is_sent_again() {
+        assert!(cancelled(&["None", "TransactionConflict"]).only_conflicts());
+        assert!(cancelled(&["TransactionConflict"]).only_conflicts());
+        // A failed condition decides: the caller reads what it means.
+        assert!(!cancelled(&["ConditionalCheckFailed", "TransactionConflict"]).only_conflicts());
+        assert!(!cancelled(&["ConditionalCheckFailed", "None"]).only_conflicts());
+        assert!(!cancelled(&["None", "None"]).only_conflicts());
+        assert!(!TxOutcome::Committed.only_conflicts());
+    }
 }

@@ -9,9 +9,7 @@ use super::profiles::{
     marker_key, not_found, record_key, to_value, Applied, Profile, MAX_ATTEMPTS,
 };
 use super::timeline::{record_event, TimelineEvent};
-use super::{
-    backoff, build, from_item, key, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS,
-};
+use super::{backoff, build, from_item, key, n, s, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS};
 use crate::domain::event::{self, Actor};
 use crate::domain::{
     Identifier, IdentifierKey, Organization, ProfileUpsert, Scope, SystemEvent, User,
@@ -141,17 +139,23 @@ impl Profile for Organization {
 }
 
 /// Keeps the project's organization count (what lists answer as
-/// `total_count` without counting).
+/// `total_count` without counting): adds `delta` to one of its
+/// [`keys::ORG_COUNT_SHARDS`] shards, picked at random, so concurrent
+/// creates and deletes in a project seldom meet on one item.
 pub(crate) fn count_organizations(
     table: &str,
     project: Uuid,
     delta: i64,
 ) -> Result<TransactWriteItem, Error> {
+    let mut bytes = [0u8; 4];
+    // Without randomness every write takes shard 0: slower, still exact.
+    let _ = getrandom::fill(&mut bytes);
+    let shard = u32::from_le_bytes(bytes) % keys::ORG_COUNT_SHARDS;
     let update = build(
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(table)
-            .key(keys::PK, s(keys::project_pk(project)))
-            .key(keys::SK, s(keys::ORG_COUNT_SK))
+            .key(keys::PK, s(keys::org_count_pk(project)))
+            .key(keys::SK, s(keys::org_count_sk(shard)))
             .update_expression("ADD #count :delta")
             .expression_attribute_names("#count", "count")
             .expression_attribute_values(":delta", n(delta))
@@ -538,7 +542,8 @@ impl Store {
     }
 
     /// One page of the project's organizations in creation order (one Query
-    /// of the organization index), with the project's count read beside it.
+    /// of the organization index), with the project's count read beside it
+    /// (one more Query, concurrently).
     pub async fn list_organizations(
         &self,
         project: Uuid,
@@ -551,29 +556,11 @@ impl Store {
             partition: keys::org_list_pk(project),
             sort_prefix: None,
         };
-        let count = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key(
-                keys::project_pk(project),
-                keys::ORG_COUNT_SK,
-            )))
-            .send();
-        let (page, count) = tokio::join!(
+        let (page, total) = tokio::join!(
             super::paging::page(self, project, listing, limit, cursor),
-            count
+            self.organization_count(project)
         );
-        let total = count
-            .map_err(|e| storage("GetItem", e))?
-            .item
-            .and_then(|i| {
-                i.get("count")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<i64>().ok())
-            })
-            .unwrap_or(0)
-            .max(0) as u64;
+        let total = total?;
         let page = page?;
         Ok(OrganizationPage {
             organizations: page
@@ -585,6 +572,25 @@ impl Store {
             previous_cursor: page.previous_cursor,
             total_count: total,
         })
+    }
+
+    /// How many organizations the project has: the sum of the count's
+    /// shards, one Query of their partition (a few hundred bytes, so one
+    /// page and half a read unit).
+    pub async fn organization_count(&self, project: Uuid) -> Result<u64, Error> {
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(keys::org_count_pk(project)));
+        let total: i64 = self
+            .query_all(query)
+            .await?
+            .iter()
+            .filter_map(|shard| shard.get("count")?.as_n().ok()?.parse::<i64>().ok())
+            .sum();
+        Ok(total.max(0) as u64)
     }
 
     /// A transaction item that holds only while the organization exists.
