@@ -1,5 +1,5 @@
 # The two commands: `make dev` (the whole service locally) and `make test`.
-.PHONY: dev test bench fuzz smoke lint fmt package tools clean
+.PHONY: dev test bench bench-scale fuzz smoke lint fmt package tools clean
 
 dev:
 	infra/local/dev.sh
@@ -10,6 +10,10 @@ test:
 # Not part of test: regenerates BENCHMARKS.md (see infra/local/bench.sh).
 bench:
 	infra/local/bench.sh
+
+# Not part of test: the Scale section of BENCHMARKS.md (see infra/local/bench-scale.sh).
+bench-scale:
+	infra/local/bench-scale.sh
 
 # Not part of test: schemathesis against every family (see infra/local/fuzz.sh).
 fuzz:

@@ -7,6 +7,7 @@ mod coldstart;
 mod meter;
 mod micro;
 mod report;
+mod scale;
 mod scenarios;
 
 use std::time::{Duration, Instant};
@@ -55,7 +56,7 @@ pub fn percentiles(mut samples: Vec<Duration>) -> Percentiles {
 
 /// The state every function builds, with a table and a bucket of the
 /// run's own, and every DynamoDB call metered.
-async fn metered_state() -> (AppState, Meter) {
+pub(crate) async fn metered_state() -> (AppState, Meter) {
     let mut config = Config::from_env().expect("TABLE_NAME is set by make bench");
     config.table = format!("{}-{}", config.table, uuid::Uuid::now_v7().simple());
     // The scenarios sign their sessions as dev tokens.
@@ -186,6 +187,11 @@ async fn measure(s: &scenarios::Scenario, meter: &Meter, iterations: usize) -> M
 
 #[tokio::main]
 async fn main() {
+    // `bench scale` (make bench-scale): the Scale section only.
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        scale::run().await;
+        return;
+    }
     let iterations: usize = std::env::var("BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -209,6 +215,8 @@ async fn main() {
     let cold = coldstart::measure().await;
     let micro = micro::read();
     let text = report::render(iterations, &measured, &processor, &cold, &micro);
-    std::fs::write(&output, text).expect("writing the report");
+    // The Scale section is make bench-scale's: kept as it was.
+    let existing = std::fs::read_to_string(&output).unwrap_or_default();
+    std::fs::write(&output, report::keep_scale(&text, &existing)).expect("writing the report");
     eprintln!("bench: wrote {output}");
 }

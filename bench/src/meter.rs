@@ -30,6 +30,10 @@ pub struct Call {
     pub end: Instant,
     pub read_units: f64,
     pub write_units: f64,
+    /// Items DynamoDB read to answer: a Query's or Scan's `ScannedCount`
+    /// (before any filter), the items a GetItem, BatchGetItem or
+    /// TransactGetItems returned.
+    pub items_read: u64,
     /// The capacity was estimated here, not reported by the emulator.
     pub estimated: bool,
 }
@@ -229,6 +233,7 @@ impl Intercept for Meter {
             end,
             read_units: 0.0,
             write_units: 0.0,
+            items_read: 0,
             estimated: false,
         };
         let output = context.output_or_error().and_then(Result::ok);
@@ -236,12 +241,24 @@ impl Intercept for Meter {
         if let Some(o) = output {
             if let Some(o) = o.downcast_ref::<op::get_item::GetItemOutput>() {
                 call.read_units = single(o.consumed_capacity());
+                call.items_read = u64::from(o.item().is_some());
             } else if let Some(o) = o.downcast_ref::<op::query::QueryOutput>() {
                 call.read_units = single(o.consumed_capacity());
+                call.items_read = o.scanned_count().max(0) as u64;
             } else if let Some(o) = o.downcast_ref::<op::scan::ScanOutput>() {
                 call.read_units = single(o.consumed_capacity());
+                call.items_read = o.scanned_count().max(0) as u64;
             } else if let Some(o) = o.downcast_ref::<op::batch_get_item::BatchGetItemOutput>() {
                 call.read_units = sum(o.consumed_capacity());
+                call.items_read = o
+                    .responses()
+                    .map_or(0, |r| r.values().map(|items| items.len() as u64).sum());
+            } else if let Some(o) =
+                o.downcast_ref::<op::transact_get_items::TransactGetItemsOutput>()
+            {
+                call.read_units = sum(o.consumed_capacity());
+                call.items_read =
+                    o.responses().iter().filter(|r| r.item().is_some()).count() as u64;
             } else if let Some(o) = o.downcast_ref::<op::put_item::PutItemOutput>() {
                 call.write_units = single(o.consumed_capacity());
             } else if let Some(o) = o.downcast_ref::<op::update_item::UpdateItemOutput>() {
@@ -282,6 +299,7 @@ mod tests {
             end: t + ms(b),
             read_units: 0.5,
             write_units: 0.0,
+            items_read: 1,
             estimated: false,
         };
         assert_eq!(covered(&[call(0, 10), call(5, 12), call(20, 25)]), ms(17));

@@ -267,9 +267,61 @@ fn init_verdict(cold: &[Cold]) -> String {
     text
 }
 
+/// The heading of the section `make bench-scale` writes; it runs to the
+/// end of the file, so `make bench` keeps it and `make bench-scale` keeps
+/// everything before it.
+pub const SCALE_HEADING: &str = "## Scale";
+
+/// The start of the Scale section in `text`, if it has one.
+fn scale_start(text: &str) -> Option<usize> {
+    if text.starts_with(SCALE_HEADING) {
+        return Some(0);
+    }
+    text.find(&format!("\n{SCALE_HEADING}")).map(|i| i + 1)
+}
+
+/// `make bench`'s report followed by the Scale section of the file it
+/// replaces (if it had one).
+pub fn keep_scale(report: &str, existing: &str) -> String {
+    match scale_start(existing) {
+        Some(i) => format!("{}\n\n{}", report.trim_end(), &existing[i..]),
+        None => report.to_owned(),
+    }
+}
+
+/// `existing` with its Scale section replaced by `section` (or added at
+/// the end).
+pub fn with_scale(existing: &str, section: &str) -> String {
+    let before = scale_start(existing).map_or(existing, |i| &existing[..i]);
+    let before = before.trim_end();
+    if before.is_empty() {
+        section.to_owned()
+    } else {
+        format!("{before}\n\n{section}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_and_bench_scale_keep_each_others_sections() {
+        let bench = "# Benchmarks\n\n## Routes\n\nr1\n";
+        let scale = "## Scale\n\ns1\n";
+        // bench-scale on a file without the section adds it at the end.
+        let both = with_scale(bench, scale);
+        assert_eq!(both, "# Benchmarks\n\n## Routes\n\nr1\n\n## Scale\n\ns1\n");
+        // bench rewrites its part, keeping the section.
+        let rerun = keep_scale("# Benchmarks\n\n## Routes\n\nr2\n", &both);
+        assert_eq!(rerun, "# Benchmarks\n\n## Routes\n\nr2\n\n## Scale\n\ns1\n");
+        // bench-scale replaces only its section.
+        let again = with_scale(&rerun, "## Scale\n\ns2\n");
+        assert_eq!(again, "# Benchmarks\n\n## Routes\n\nr2\n\n## Scale\n\ns2\n");
+        // Without a section, bench writes its report as it is.
+        assert_eq!(keep_scale(bench, "# old\n"), bench);
+        assert_eq!(with_scale("", scale), scale);
+    }
 
     fn cold(function: &'static str, p50: u64, p99: u64) -> Cold {
         Cold {

@@ -1,0 +1,946 @@
+//! `make bench-scale` (`bench scale`): how the cost of every list, search,
+//! evaluate and match route, the processor's `match` fan-out, a scheduler
+//! tick and an organization's purge grows with the project. One project is
+//! seeded in-process through the store's own write paths — N organizations
+//! (`SCALE_NS`, default 1,000, 10,000 and 100,000, grown in place from one
+//! N to the next) and one large organization (10,000 members, 100,000
+//! timeline events, 10,000 notes; `SCALE_LARGE` scales it, e.g. `0.01`) —
+//! and each row is measured at every N: items read (`ScannedCount` and the
+//! items returned by key reads), read units, round trips and wall time.
+//! The result is the "Scale" section of BENCHMARKS.md.
+//!
+//! Every organization create is one transaction (record, count,
+//! anniversary, event), so the seeding drives the store's normal path
+//! concurrently instead of writing items of its own: the items are exactly
+//! those the service writes.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use shared::domain::event::{Actor, Credential};
+use shared::domain::{Data, IdentifierKey, IdentifierSpec, ProfileUpsert, Scope};
+use shared::store::timeline::{Delivery, TimelineEvent};
+use shared::AppState;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::meter::Meter;
+use crate::scenarios::{request, Ctx};
+
+/// The goal: at the largest N, at most this times the N = 1,000 figure.
+pub const GOAL: f64 = 1.10;
+const PLANS: [&str; 3] = ["enterprise", "free", "pro"];
+/// Organizations with `tier: gold` (the processor's `match` selects them):
+/// the same few at every N, so its writes stay constant and only its reads
+/// can grow.
+const GOLD: usize = 5;
+/// Concurrent writers while seeding.
+const WRITERS: usize = 16;
+/// The session user (a member of the large organization).
+const SESSION_USER: &str = "scale-session";
+/// One timeline event in this many carries the rare name `?name=` asks for.
+const RARE_EVERY: usize = 1000;
+const RARE: &str = "scale.rare";
+
+/// The large organization's size.
+#[derive(Clone, Copy, Debug)]
+pub struct Large {
+    pub members: usize,
+    pub events: usize,
+    pub notes: usize,
+    pub settings: usize,
+}
+
+impl Large {
+    fn scaled(factor: f64) -> Self {
+        let at = |n: f64| ((n * factor).round() as usize).max(1);
+        Self {
+            members: at(10_000.0),
+            events: at(100_000.0),
+            notes: at(10_000.0),
+            settings: 50,
+        }
+    }
+}
+
+/// One row's figures at one N.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    pub items_read: f64,
+    pub read_units: f64,
+    pub trips: f64,
+    /// The fastest of the measured runs.
+    pub wall: Duration,
+    /// A run that did not succeed: its status and answer.
+    pub failed: Option<String>,
+}
+
+/// One measured route or step, its figures at each N.
+pub struct Row {
+    pub name: String,
+    /// The most items it answers (its page), when it answers a page.
+    pub page: Option<usize>,
+    /// The code path that reads more as the project grows (shown when the
+    /// row misses the goal).
+    pub why: &'static str,
+    pub at: Vec<(usize, Figures)>,
+}
+
+fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    let mut ns: Vec<usize> = std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|n| n.trim().replace('_', "").parse().ok())
+                .collect()
+        })
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec());
+    ns.sort_unstable();
+    ns.dedup();
+    ns
+}
+
+fn key(external_id: &str) -> IdentifierKey {
+    IdentifierKey::parse(None, external_id).expect("a valid identifier")
+}
+
+fn spec(key: IdentifierKey) -> IdentifierSpec {
+    IdentifierSpec {
+        key,
+        metadata: None,
+    }
+}
+
+fn data(v: Value) -> Data {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Runs `job(i)` for every `i` in `range` on [`WRITERS`] concurrent tasks,
+/// retrying a failed job (a conflicting transaction) a few times.
+async fn concurrently<F, Fut>(what: &str, range: std::ops::Range<usize>, job: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), shared::Error>> + Send,
+{
+    let total = range.len();
+    if total == 0 {
+        return;
+    }
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let job = Arc::new(job);
+    let end = range.end;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..WRITERS {
+        let (next, job) = (next.clone(), job.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    return;
+                }
+                let mut attempt = 0;
+                loop {
+                    match job(i).await {
+                        Ok(()) => break,
+                        // A refusal of the request itself is a bug here, not a race.
+                        Err(e @ shared::Error::Unprocessable(_)) => panic!("seeding {i}: {e}"),
+                        Err(e) if attempt < 5 => {
+                            attempt += 1;
+                            eprintln!("bench-scale: retrying {i}: {e}");
+                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                        }
+                        Err(e) => panic!("seeding {i} failed: {e}"),
+                    }
+                }
+            }
+        });
+    }
+    let progress = {
+        let next = next.clone();
+        let what = what.to_owned();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let done = next.load(Ordering::Relaxed).min(end);
+                eprintln!("bench-scale: {what}: {done} of {end}");
+            }
+        })
+    };
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("a seeding task panicked");
+    }
+    progress.abort();
+    eprintln!(
+        "bench-scale: {what}: {total} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn seed_organizations(state: &AppState, project: Uuid, range: std::ops::Range<usize>) {
+    let store = state.store.clone();
+    concurrently("organizations", range, move |i| {
+        let store = store.clone();
+        async move {
+            let mut d = json!({"plan": PLANS[i % PLANS.len()], "seats": i % 50});
+            if i < GOLD {
+                d["tier"] = json!("gold");
+            }
+            let upsert = ProfileUpsert::new(
+                vec![spec(key(&format!("scale-o{i}")))],
+                Some(format!("Org {i:06}")),
+                Some(data(d)),
+            )?;
+            store
+                .upsert_organization(project, &upsert, Scope::Project)
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+}
+
+/// The large organization, through the store's own paths: memberships
+/// (users created with them), timeline events (the processor's batched
+/// write), notes, settings.
+async fn seed_large(state: &AppState, project: Uuid, large: Large) -> Uuid {
+    let org = state
+        .store
+        .upsert_organization(
+            project,
+            &ProfileUpsert::new(
+                vec![spec(key("scale-large"))],
+                Some("Large".into()),
+                Some(data(json!({"plan": "enterprise"}))),
+            )
+            .expect("an upsert"),
+            Scope::Project,
+        )
+        .await
+        .expect("the large organization")
+        .record
+        .id;
+    let store = state.store.clone();
+    concurrently("members", 0..large.members, move |j| {
+        let store = store.clone();
+        async move {
+            let user = if j == 0 {
+                IdentifierKey::session(SESSION_USER)?
+            } else {
+                key(&format!("scale-m{j}"))
+            };
+            let role = if j % 10 == 0 { "admin" } else { "viewer" };
+            store
+                .add_member(
+                    project,
+                    &[key("scale-large")],
+                    &[spec(user)],
+                    Some(&data(json!({"role": role}))),
+                    Scope::Project,
+                )
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+    let store = state.store.clone();
+    let batches = large.events.div_ceil(10);
+    let total = large.events;
+    concurrently("timeline events (batches of 10)", 0..batches, move |b| {
+        let store = store.clone();
+        async move {
+            let events: Vec<TimelineEvent> = (b * 10..(b * 10 + 10).min(total))
+                .map(|e| TimelineEvent {
+                    id: Uuid::now_v7(),
+                    name: if e % RARE_EVERY == 0 {
+                        RARE.into()
+                    } else {
+                        format!("scale.event_{}", e % 5)
+                    },
+                    data: data(json!({"n": e})),
+                    created_at: shared::ids::now(),
+                    origin: "custom".into(),
+                })
+                .collect();
+            let deliveries: Vec<Delivery> = events
+                .iter()
+                .map(|event| Delivery {
+                    project,
+                    org,
+                    event,
+                })
+                .collect();
+            for verdict in store.record_events(&deliveries).await {
+                verdict?;
+            }
+            Ok(())
+        }
+    })
+    .await;
+    let store = state.store.clone();
+    concurrently("notes", 0..large.notes, move |k| {
+        let store = store.clone();
+        async move {
+            let change = shared::domain::crm::NoteChange {
+                title: shared::domain::address::Change::Set(format!("Note {k}")),
+                description: shared::domain::address::Change::Set("seeded".into()),
+                // The CRM's wire layer stores a category IRI's id.
+                category: shared::domain::address::Change::Set((k % 3 + 1).to_string()),
+                ..Default::default()
+            };
+            store.create_note(project, org, &change).await.map(|_| ())
+        }
+    })
+    .await;
+    // The purge fixtures' members: made here, so the project's users are
+    // the same at every N (the user-rule rows read them all).
+    for j in 0..PURGE_MEMBERS {
+        let upsert =
+            ProfileUpsert::new(vec![spec(key(&format!("scale-purge-user{j}")))], None, None)
+                .expect("an upsert");
+        state
+            .store
+            .upsert_user(project, &upsert, Scope::Project)
+            .await
+            .expect("a purge fixture's user");
+    }
+    for k in 0..large.settings {
+        state
+            .store
+            .put_setting(project, org, &format!("scale_setting_{k}"), &json!(k))
+            .await
+            .expect("a setting");
+    }
+    org
+}
+
+/// Measures `run` `iterations` times: the figures of the calls it made
+/// (mean per run) and its fastest wall time.
+async fn measure<F, Fut>(meter: &Meter, iterations: usize, warm: bool, mut run: F) -> Figures
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut f = Figures {
+        wall: Duration::MAX,
+        ..Figures::default()
+    };
+    let runs = iterations.max(1);
+    // `warm`: one unmeasured run first, so the container's caches (the
+    // session's user, the feature document) are warm, as in a serving
+    // container (not for a step that consumes its input, like a purge).
+    if warm {
+        let _ = run().await;
+    }
+    for _ in 0..runs {
+        meter.take();
+        let started = Instant::now();
+        let outcome = run().await;
+        let took = started.elapsed();
+        let calls = meter.take();
+        let dynamodb: Vec<_> = calls.iter().filter(|c| c.service == "DynamoDB").collect();
+        f.items_read += dynamodb.iter().map(|c| c.items_read as f64).sum::<f64>();
+        f.read_units += dynamodb.iter().map(|c| c.read_units).sum::<f64>();
+        f.trips += dynamodb.len() as f64;
+        f.wall = f.wall.min(took);
+        if let Err(e) = outcome {
+            f.failed = Some(e);
+        }
+    }
+    let n = runs as f64;
+    f.items_read /= n;
+    f.read_units /= n;
+    f.trips /= n;
+    f
+}
+
+async fn send(router: &Router, r: axum::http::Request<axum::body::Body>) -> Result<(), String> {
+    let response = router.clone().oneshot(r).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if status.is_success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&body);
+        Err(format!(
+            "{status} {}",
+            text.chars().take(160).collect::<String>()
+        ))
+    }
+}
+
+/// A route measured at every N.
+struct RouteRow {
+    name: &'static str,
+    page: Option<usize>,
+    why: &'static str,
+    router: Router,
+    method: &'static str,
+    path: String,
+    bearer: String,
+    body: Option<Value>,
+}
+
+/// What the rows need from the seeded project.
+struct Fixture {
+    ctx: Ctx,
+    large: Uuid,
+}
+
+fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
+    let accounts = ::accounts::router(state.clone());
+    let crm = ::crm::router(state.clone());
+    let tenant = ::tenant::router(state.clone());
+    let cleanup = ::cleanup::router(state.clone());
+    let segments = ::segments::router(state.clone());
+    let key = f.ctx.secret();
+    let large = f.large;
+    let session = f.ctx.session(SESSION_USER, Some(&large.to_string()));
+    let plan_is = |plan: &str| json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": plan});
+    let gold = json!({"type": "string", "group": "organization", "path": ".tier", "operator": "=", "value": "gold"});
+    let row =
+        |name, page, why, router: &Router, method, path: String, bearer: &str, body| RouteRow {
+            name,
+            page,
+            why,
+            router: router.clone(),
+            method,
+            path,
+            bearer: bearer.to_owned(),
+            body,
+        };
+    const CRM_LIST: &str = "`store/crm.rs` `crm_organizations` Queries the project's whole list index (GSI3, ~5,000 rows per 1 MB page) for every page, filters and sorts in memory, then fetches the page";
+    // A gate that admits many organizations (plan, 1 in 3) then reads the
+    // members of each with one Query: at 10,000 organizations in the
+    // emulator that is an hour per request, so the row asks for a gate that
+    // admits few; the fan-out is named in its why.
+    const EVALUATE: &str = "the organization gate of `evaluate` (`store/segments.rs` `evaluate_segment`) reads every organization of the project (`project_organizations`, GSI1, all pages) before it looks at one candidate, then one members Query per admitted organization (`members_of`: a gate admitting 1 in 3 reads N/3 partitions)";
+    vec![
+        row("accounts `GET /v1/organizations?limit=20` (key)", Some(20), "", &accounts, "GET", "/v1/organizations?limit=20".into(), &key, None),
+        row("accounts `GET /v1/organizations?limit=20` (session)", Some(20), "a session's organization count is an unpaginated COUNT of its memberships", &accounts, "GET", "/v1/organizations?limit=20".into(), &session, None),
+        row("accounts `GET …/memberships?limit=20` (large organization)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/memberships?limit=20"), &key, None),
+        row("accounts `GET …/events?limit=20` (large organization)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/events?limit=20"), &key, None),
+        row("accounts `GET …/events?name=…&limit=20` (large organization, 1 event in 1,000)", Some(20), "timeline `?name=` (`store/timeline.rs`) walks the timeline one Query per page of events, filtering by name, until the page fills: its cost follows the events, not the matches", &accounts, "GET", format!("/v1/organizations/{large}/events?name={RARE}&limit=20"), &key, None),
+        row("crm `GET /organizations?page=1`", Some(15), CRM_LIST, &crm, "GET", "/organizations?page=1".into(), &key, None),
+        row("crm `GET /organizations?page=20`", Some(15), CRM_LIST, &crm, "GET", "/organizations?page=20".into(), &key, None),
+        row("crm `GET /organizations?order[title.sort]=asc`", Some(15), CRM_LIST, &crm, "GET", "/organizations?order%5Btitle.sort%5D=asc".into(), &key, None),
+        row("crm `GET /organizations?order[owner.lastName]=desc`", Some(15), CRM_LIST, &crm, "GET", "/organizations?order%5Bowner.lastName%5D=desc".into(), &key, None),
+        row("crm `GET /organizations?createdAt[after]=…`", Some(15), CRM_LIST, &crm, "GET", "/organizations?createdAt%5Bafter%5D=2020-01-01T00:00:00Z".into(), &key, None),
+        row("crm `GET /organizations?exists[archivedAt]=false`", Some(15), CRM_LIST, &crm, "GET", "/organizations?exists%5BarchivedAt%5D=false".into(), &key, None),
+        row("crm `GET /organizations?tags.id=…` (no match)", Some(15), CRM_LIST, &crm, "GET", format!("/organizations?tags.id={}", Uuid::nil()), &key, None),
+        row("crm `GET /organizations?owner.id=…` (no match)", Some(15), CRM_LIST, &crm, "GET", format!("/organizations?owner.id={}", Uuid::nil()), &key, None),
+        row("crm `GET /organizations?segments.uuid=…` (no match)", Some(15), CRM_LIST, &crm, "GET", format!("/organizations?segments.uuid={}", Uuid::nil()), &key, None),
+        row("crm `GET /organizations?emailAddresses.email=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?emailAddresses.email=nobody%40example.com".into(), &key, None),
+        row("crm `GET /organizations?identifiers=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?identifiers=nobody.example.com".into(), &key, None),
+        row("crm `GET /organizations?q=Org 0000`", Some(15), CRM_LIST, &crm, "GET", "/organizations?q=Org%200000".into(), &key, None),
+        row("crm `GET /organizations?page=1` (session)", Some(15), "a session's list reads the project's whole list index and keeps its user's organizations", &crm, "GET", "/organizations?page=1".into(), &session, None),
+        row("crm `GET /organizations/{id}/notes` (large organization)", Some(30), "`store/crm.rs` `notes` reads every note of the organization (one Query of its partition, all pages)", &crm, "GET", format!("/organizations/{large}/notes"), &key, None),
+        row("tenant `GET /v2/organization/{id}/settings` (large organization)", Some(200), "`organization_with_settings` reads the organization's whole partition prefix of settings (at most 200 by the limits)", &tenant, "GET", format!("/v2/organization/{large}/settings"), &key, None),
+        row("tenant `GET /v2/organization/current` (session)", Some(1), "", &tenant, "GET", "/v2/organization/current".into(), &session, None),
+        row("cleanup `GET /v2/organization/cleanup`", Some(100), "", &cleanup, "GET", "/v2/organization/cleanup".into(), &key, None),
+        row("segments `evaluate`, organization condition (`tier`, 5 organizations)", Some(10), EVALUATE, &segments, "POST", "/api/admin/segments/evaluate".into(), &key, Some(json!({"rule": gold, "limit": 10}))),
+        row("segments `evaluate`, user condition (no user matches)", Some(10), "a rule on users walks the user index (100 users per Query) until its page fills: a sparse segment reads every user of the project", &segments, "POST", "/api/admin/segments/evaluate".into(), &key, Some(json!({"rule": {"type": "string", "group": "user", "path": ".role", "operator": "=", "value": "none"}, "limit": 10}))),
+        row("segments `match`, organization condition (a member of the large organization)", Some(1), "", &segments, "POST", "/api/admin/segments/match".into(), &key, Some(json!({"user": {"identifier": [{"external_id": "scale-m1"}]}, "rule": plan_is("enterprise")}))),
+    ]
+}
+
+/// Every row at one N.
+async fn measure_all(
+    state: &AppState,
+    meter: &Meter,
+    f: &Fixture,
+    n: usize,
+    iterations: usize,
+) -> Vec<(String, Option<usize>, &'static str, Figures)> {
+    let mut out = Vec::new();
+    for r in routes(state, f) {
+        eprintln!("bench-scale: N = {n}: {}", r.name);
+        let figures = measure(meter, iterations, true, || {
+            send(
+                &r.router,
+                request(r.method, &r.path, Some(&r.bearer), r.body.clone()),
+            )
+        })
+        .await;
+        out.push((r.name.to_owned(), r.page, r.why, figures));
+    }
+    let project = f.ctx.project.project_id;
+
+    eprintln!("bench-scale: N = {n}: processor match");
+    let figures = measure(meter, iterations, true, || async {
+        let queued = shared::events::QueuedEvent {
+            id: Uuid::now_v7(),
+            project_id: project,
+            organization_id: None,
+            matcher: Some(data(json!({"tier": "gold"}))),
+            name: "scale.matched".into(),
+            data: Data::new(),
+            created_at: shared::ids::now(),
+        };
+        let mut m = SqsMessage::default();
+        m.message_id = Some(queued.id.to_string());
+        m.body = Some(serde_json::to_string(&queued).map_err(|e| e.to_string())?);
+        let mut event = SqsEvent::default();
+        event.records = vec![m];
+        let response = ::processor::handle(state, event).await;
+        if response.batch_item_failures.is_empty() {
+            Ok(())
+        } else {
+            Err("the processor failed the event".into())
+        }
+    })
+    .await;
+    out.push((
+        format!("processor `match` fan-out ({GOLD} organizations match)"),
+        Some(GOLD),
+        "`organizations_matching` (`store/organizations.rs`) reads every organization of the project in one invocation to find the few that match",
+        figures,
+    ));
+
+    eprintln!("bench-scale: N = {n}: scheduler tick");
+    // One tick first, unmeasured: what the seeding made due is fired, so
+    // the measured ticks show the steady state at this N.
+    ::scheduler::tick(state).await.expect("a scheduler tick");
+    let figures = measure(meter, iterations, false, || async {
+        ::scheduler::tick(state)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    out.push((
+        "scheduler tick".into(),
+        None,
+        "the tick re-reads the whole due backlog (every anniversary due since the cursor) and fires serially",
+        figures,
+    ));
+
+    eprintln!("bench-scale: N = {n}: purge");
+    let mut purged = Figures {
+        wall: Duration::MAX,
+        ..Figures::default()
+    };
+    for i in 0..iterations.max(1) {
+        let org = purge_fixture(state, project, n, i).await;
+        let f = measure(meter, 1, false, || async {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            match ::cleanup::purge(state, project, org, deadline).await {
+                Ok(::cleanup::Progress::Done) => Ok(()),
+                Ok(::cleanup::Progress::Unfinished) => Err("unfinished".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        purged.items_read += f.items_read / iterations.max(1) as f64;
+        purged.read_units += f.read_units / iterations.max(1) as f64;
+        purged.trips += f.trips / iterations.max(1) as f64;
+        purged.wall = purged.wall.min(f.wall);
+        purged.failed = purged.failed.or(f.failed);
+    }
+    out.push((
+        format!("cleanup purge of a deleted organization ({PURGE_MEMBERS} members, {PURGE_NOTES} notes)"),
+        None,
+        "",
+        purged,
+    ));
+    out
+}
+
+const PURGE_MEMBERS: usize = 10;
+const PURGE_NOTES: usize = 10;
+
+/// An organization with members and notes, deleted (the purge's input).
+async fn purge_fixture(state: &AppState, project: Uuid, n: usize, i: usize) -> Uuid {
+    let name = format!("scale-purge-{n}-{i}");
+    let org = state
+        .store
+        .upsert_organization(
+            project,
+            &ProfileUpsert::new(vec![spec(key(&name))], Some(name.clone()), None)
+                .expect("an upsert"),
+            Scope::Project,
+        )
+        .await
+        .expect("the purge fixture")
+        .record
+        .id;
+    for j in 0..PURGE_MEMBERS {
+        state
+            .store
+            .add_member(
+                project,
+                &[key(&name)],
+                // The same users every time: the project's users stay constant.
+                &[spec(key(&format!("scale-purge-user{j}")))],
+                None,
+                Scope::Project,
+            )
+            .await
+            .expect("a member");
+    }
+    for k in 0..PURGE_NOTES {
+        let change = shared::domain::crm::NoteChange {
+            title: shared::domain::address::Change::Set(format!("Note {k}")),
+            description: shared::domain::address::Change::Set("purged".into()),
+            category: shared::domain::address::Change::Set("1".into()),
+            ..Default::default()
+        };
+        state
+            .store
+            .create_note(project, org, &change)
+            .await
+            .expect("a note");
+    }
+    let actor = Actor {
+        family: "client",
+        credential: Credential::SecretKey,
+        user_id: None,
+    };
+    state
+        .store
+        .delete_organization_id(project, org, &actor)
+        .await
+        .expect("deleting the purge fixture");
+    org
+}
+
+pub async fn run() {
+    let ns = env_list("SCALE_NS", &[1_000, 10_000, 100_000]);
+    let factor: f64 = std::env::var("SCALE_LARGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let large = Large::scaled(factor);
+    let iterations: usize = std::env::var("SCALE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let output = std::env::var("BENCH_OUTPUT").unwrap_or_else(|_| "BENCHMARKS.md".into());
+    let started = Instant::now();
+    let (state, meter) = crate::metered_state().await;
+    let project = state
+        .store
+        .create_dev_project("scale")
+        .await
+        .expect("the scale project");
+    let project_id = project.project_id;
+    let ctx = Ctx {
+        state: state.clone(),
+        project,
+        n: 0,
+    };
+    let seeding = Instant::now();
+    let large_id = seed_large(&state, project_id, large).await;
+    let large_seconds = seeding.elapsed().as_secs_f64();
+    meter.take();
+    let fixture = Fixture {
+        ctx,
+        large: large_id,
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    let mut seeded = 0;
+    let mut seed_seconds = Vec::new();
+    for &n in &ns {
+        let seeding = Instant::now();
+        seed_organizations(&state, project_id, seeded..n).await;
+        seed_seconds.push((n, seeding.elapsed().as_secs_f64()));
+        seeded = n;
+        meter.take();
+        for (index, (name, page, why, figures)) in
+            measure_all(&state, &meter, &fixture, n, iterations)
+                .await
+                .into_iter()
+                .enumerate()
+        {
+            if rows.len() <= index {
+                rows.push(Row {
+                    name,
+                    page,
+                    why,
+                    at: Vec::new(),
+                });
+            }
+            rows[index].at.push((n, figures));
+        }
+    }
+    let section = render(&Run {
+        ns: &ns,
+        large,
+        large_seconds,
+        seed_seconds: &seed_seconds,
+        iterations,
+        rows: &rows,
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+    });
+    let existing = std::fs::read_to_string(&output).unwrap_or_default();
+    std::fs::write(&output, crate::report::with_scale(&existing, &section))
+        .expect("writing the report");
+    eprintln!("bench-scale: wrote the Scale section of {output}");
+}
+
+/// What the section reports.
+pub struct Run<'a> {
+    pub ns: &'a [usize],
+    pub large: Large,
+    pub large_seconds: f64,
+    pub seed_seconds: &'a [(usize, f64)],
+    pub iterations: usize,
+    pub rows: &'a [Row],
+    pub minutes: f64,
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn figure(x: f64) -> String {
+    if x >= 100.0 || x.fract() == 0.0 {
+        thousands(x.round() as usize)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// `last ÷ first`; a figure that stays 0 is 1.
+fn growth(first: f64, last: f64) -> f64 {
+    if first == 0.0 {
+        if last == 0.0 {
+            1.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        last / first
+    }
+}
+
+/// Items read per item of the page above which a row within the goal is
+/// still named: its read grows with a partition, not with its page.
+const UNBOUNDED: f64 = 10.0;
+
+/// A row's verdict: within the goal, over it (with why), or failed.
+pub fn verdict(row: &Row) -> (f64, f64, String) {
+    let (Some((_, first)), Some((_, last))) = (row.at.first(), row.at.last()) else {
+        return (f64::NAN, f64::NAN, "not measured".into());
+    };
+    let items = growth(first.items_read, last.items_read);
+    let trips = growth(first.trips, last.trips);
+    let failed: Vec<String> = row
+        .at
+        .iter()
+        .filter_map(|(n, f)| {
+            f.failed
+                .as_ref()
+                .map(|e| format!("at N = {}: {e}", thousands(*n)))
+        })
+        .collect();
+    let text = if !failed.is_empty() {
+        format!("**failed** {}", failed.join("; "))
+    } else if row.at.len() < 2 {
+        "one N only".into()
+    } else if items <= GOAL && trips <= GOAL {
+        match (row.page, last.items_read) {
+            (Some(page), read)
+                if page > 0 && read > UNBOUNDED * page as f64 && !row.why.is_empty() =>
+            {
+                format!(
+                    "ok in N; **{:.0} items read per page item**: {}",
+                    read / page as f64,
+                    row.why
+                )
+            }
+            _ => "ok".into(),
+        }
+    } else if row.why.is_empty() {
+        "**over**".into()
+    } else {
+        format!("**over**: {}", row.why)
+    };
+    (items, trips, text)
+}
+
+fn ratio(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "∞".into()
+    }
+}
+
+pub fn render(run: &Run) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let now = time::OffsetDateTime::now_utc();
+    let ns: Vec<String> = run.ns.iter().map(|n| thousands(*n)).collect();
+    let (first, last) = (
+        ns.first().cloned().unwrap_or_default(),
+        ns.last().cloned().unwrap_or_default(),
+    );
+    let _ = writeln!(s, "{}\n", crate::report::SCALE_HEADING);
+    let _ = writeln!(
+        s,
+        "Written by `make bench-scale` ({} UTC, {:.0} minutes) on this machine ({} cores); \
+         regenerate with `make bench-scale`, do not edit by hand. **This run: N = {}** \
+         organizations in one project (`SCALE_NS`), grown in place from one N to the next, \
+         plus one large organization of {} members, {} timeline events ({} named `{RARE}`), {} \
+         notes and {} settings (`SCALE_LARGE`), and a few fixture organizations. Everything is \
+         seeded in-process through the store's own write paths (organization upserts, \
+         memberships, the processor's batched event write, notes, settings), {WRITERS} writers \
+         at a time: the large organization took {:.0} s; {}.\n",
+        now.date(),
+        run.minutes,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        ns.join(", "),
+        thousands(run.large.members),
+        thousands(run.large.events),
+        thousands(run.large.events.div_ceil(RARE_EVERY)),
+        thousands(run.large.notes),
+        run.large.settings,
+        run.large_seconds,
+        run.seed_seconds
+            .iter()
+            .map(|(n, secs)| format!("up to N = {}: {secs:.0} s", thousands(*n)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let _ = writeln!(
+        s,
+        "- **Items read**: per request, the sum over its DynamoDB calls of what DynamoDB read \
+         to answer — a Query's or Scan's `ScannedCount` (before its filter), the items a \
+         GetItem, BatchGetItem or TransactGetItems returned; **RCU** the read units it \
+         reported (`ReturnConsumedCapacity: TOTAL`). **Trips**: DynamoDB calls. Means of {} \
+         runs per row and N, after one unmeasured run (caches warm; not for the purge, \
+         which consumes its organization, or the tick, which follows an unmeasured tick).\n\
+         - **Wall**: the fastest run, in ms. The emulator's time grows with the table, not the \
+         page (LOCAL-AWS.md), so it is shown, not judged.\n\
+         - **Ratio**: the figure at N = {last} ÷ the figure at N = {first}, for items read and \
+         round trips; **verdict** `ok` when both are ≤ {GOAL:.2} (the goal of issue 21), \
+         otherwise the code path that reads more. **Page**: the most items the row answers; \
+         items read per page item at N = {last} shows a read that is constant in N but not in \
+         the page (the large organization's partitions).\n",
+        run.iterations.max(1),
+    );
+    let _ = write!(s, "| route or step | page |");
+    for n in &ns {
+        let _ = write!(s, " items read N = {n} |");
+    }
+    for n in &ns {
+        let _ = write!(s, " trips N = {n} |");
+    }
+    let _ = write!(s, " RCU N = {last} |");
+    for n in &ns {
+        let _ = write!(s, " wall ms N = {n} |");
+    }
+    let _ = writeln!(s, " items / page | ratio items | ratio trips | verdict |");
+    let columns = 7 + 3 * ns.len();
+    let _ = writeln!(s, "{}", "|---".repeat(columns) + "|");
+    let mut within = 0;
+    for row in run.rows {
+        let (items, trips, text) = verdict(row);
+        if text.starts_with("ok") {
+            within += 1;
+        }
+        let page = row.page.map_or("—".into(), thousands);
+        let _ = write!(s, "| {} | {page} |", row.name);
+        let at = |n: &usize| row.at.iter().find(|(m, _)| m == n).map(|(_, f)| f);
+        for n in run.ns {
+            let _ = write!(
+                s,
+                " {} |",
+                at(n).map_or("—".into(), |f| figure(f.items_read))
+            );
+        }
+        for n in run.ns {
+            let _ = write!(s, " {} |", at(n).map_or("—".into(), |f| figure(f.trips)));
+        }
+        let lastf = row.at.last().map(|(_, f)| f);
+        let _ = write!(
+            s,
+            " {} |",
+            lastf.map_or("—".into(), |f| figure(f.read_units))
+        );
+        for n in run.ns {
+            let _ = write!(
+                s,
+                " {} |",
+                at(n).map_or("—".into(), |f| format!(
+                    "{:.1}",
+                    f.wall.as_secs_f64() * 1e3
+                ))
+            );
+        }
+        let per_page = match (row.page, lastf) {
+            (Some(p), Some(f)) if p > 0 => format!("{:.1}", f.items_read / p as f64),
+            _ => "—".into(),
+        };
+        let _ = writeln!(
+            s,
+            " {per_page} | {} | {} | {text} |",
+            ratio(items),
+            ratio(trips)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nScale goal (items read and round trips at N = {last} ≤ {GOAL:.2} × N = {first}): \
+         {within} of {} rows.",
+        run.rows.len()
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(why: &'static str, first: f64, last: f64) -> Row {
+        let f = |items_read| Figures {
+            items_read,
+            trips: 3.0,
+            ..Figures::default()
+        };
+        Row {
+            name: "r".into(),
+            page: Some(10),
+            why,
+            at: vec![(1_000, f(first)), (10_000, f(last))],
+        }
+    }
+
+    #[test]
+    fn verdicts_name_the_goal_and_why() {
+        assert_eq!(verdict(&row("x", 10.0, 11.0)).2, "ok");
+        assert_eq!(
+            verdict(&row("reads it all", 10.0, 100.0)).2,
+            "**over**: reads it all"
+        );
+        assert_eq!(verdict(&row("", 0.0, 0.0)).0, 1.0);
+        let mut failed = row("", 1.0, 1.0);
+        failed.at[1].1.failed = Some("500".into());
+        assert!(verdict(&failed)
+            .2
+            .starts_with("**failed** at N = 10,000: 500"));
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(999), "999");
+    }
+}
