@@ -440,6 +440,22 @@ struct Compiler {
 }
 
 impl Compiler {
+    /// Each child of `rule` compiled by `each`, one level deeper, named
+    /// `node.children[i]` in a refusal.
+    fn children<T>(
+        &mut self,
+        rule: &Rule,
+        node: &str,
+        depth: usize,
+        each: fn(&mut Self, &Rule, &str, usize) -> Result<T, Error>,
+    ) -> Result<Vec<T>, Error> {
+        rule.children
+            .iter()
+            .enumerate()
+            .map(|(i, c)| each(self, c, &format!("{node}.children[{i}]"), depth + 1))
+            .collect()
+    }
+
     fn enter(&mut self, node: &str, depth: usize) -> Result<(), Error> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
@@ -552,14 +568,7 @@ impl Compiler {
         self.enter(node, depth)?;
         if rule.kind == Kind::Wrapper {
             let and = combinator(node, rule.operator)?;
-            let conditions = rule
-                .children
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    self.organization_condition(c, &format!("{node}.children[{i}]"), depth + 1)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let conditions = self.children(rule, node, depth, Self::organization_condition)?;
             return Ok(combine(and, conditions));
         }
         if rule.group != Group::Organization {
@@ -601,12 +610,7 @@ impl Compiler {
         self.enter(node, depth)?;
         if rule.kind == Kind::Wrapper {
             let and = combinator(node, rule.operator)?;
-            let conditions = rule
-                .children
-                .iter()
-                .enumerate()
-                .map(|(i, c)| self.member_condition(c, &format!("{node}.children[{i}]"), depth + 1))
-                .collect::<Result<Vec<_>, _>>()?;
+            let conditions = self.children(rule, node, depth, Self::member_condition)?;
             return Ok(combine(and, conditions));
         }
         if rule.group != Group::OrganizationUser {
@@ -652,12 +656,7 @@ impl Compiler {
         ) {
             return Err(at(node, "frequency.operator must compare (= != < <= > >=)"));
         }
-        let conditions = rule
-            .children
-            .iter()
-            .enumerate()
-            .map(|(i, c)| self.event_condition(c, &format!("{node}.children[{i}]"), depth + 1))
-            .collect::<Result<Vec<_>, _>>()?;
+        let conditions = self.children(rule, node, depth, Self::event_condition)?;
         let count = EventCount {
             name,
             frequency,
@@ -677,12 +676,7 @@ impl Compiler {
         self.enter(node, depth)?;
         if rule.kind == Kind::Wrapper {
             let and = combinator(node, rule.operator)?;
-            let conditions = rule
-                .children
-                .iter()
-                .enumerate()
-                .map(|(i, c)| self.event_condition(c, &format!("{node}.children[{i}]"), depth + 1))
-                .collect::<Result<Vec<_>, _>>()?;
+            let conditions = self.children(rule, node, depth, Self::event_condition)?;
             return Ok(if and {
                 EventCondition::All(conditions)
             } else {
