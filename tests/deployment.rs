@@ -315,6 +315,12 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
                 .map(|a| a.to_string())
                 .collect(),
         ),
+        (
+            keys::EVENT_NAME_INDEX,
+            vec![keys::EVENT_NAME_PK, keys::SK],
+            all(),
+            BTreeSet::new(),
+        ),
     ]
     .into_iter()
     .map(|(name, key, projection, attributes)| {

@@ -23,7 +23,7 @@
 //! | settings count       | `P#<pid>#ORG#<oid>`             | `ORGSETCOUNT`         |                                  |
 //! | scheduler cursor     | `SCHEDULER`                     | `CURSOR`              |                                  |
 //! | scheduler backlog    | `SCHEDULER`                     | `BACKLOG#<pid>`       |                                  |
-//! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      |                                  |
+//! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      | EVENTNAME: `P#<pid>#ORG#<oid>#EVT#<name>` / `SK` |
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //!
 //! Within an organization's partition the timeline (`CNT#`, `EVT#`) sorts
@@ -346,6 +346,21 @@ pub fn event_sk_from(millis: u64) -> String {
 
 /// Above every event key (`g` sorts after the hex digits and `-`).
 pub const EVENT_SK_END: &str = "EVT#g";
+
+/// The timeline by event name (`?name=`): a sparse index of the event items
+/// only, one partition per organization and name, sorted by the table's own
+/// `SK` (the event's time-ordered id), so a page of one name reads that
+/// page and not the other names' events in between. Its partition is a
+/// share of the organization's own partition's writes (no new hot key); an
+/// event item is at most about 100 KB, so its copy is too. An index rather
+/// than a second item per event in the table: the index write is not a
+/// transaction item, so a batch of events still fits 98 per transaction.
+pub const EVENT_NAME_INDEX: &str = "EVENTNAME";
+pub const EVENT_NAME_PK: &str = "EVENTNAMEPK";
+
+pub fn event_name_pk(project: Uuid, org: Uuid, name: &str) -> String {
+    format!("{}#{EVENT_PREFIX}{}", org_pk(project, org), component(name))
+}
 
 /// Per-organization, per-event-name, per-UTC-day counter: what segmentation's
 /// frequency rules read instead of counting the timeline.

@@ -139,6 +139,13 @@ pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<
             keys::GSI3SK,
             Some(keys::CRM_INDEX_ATTRIBUTES),
         )?)
+        .attribute_definitions(string_attribute(keys::EVENT_NAME_PK)?)
+        .global_secondary_indexes(index(
+            keys::EVENT_NAME_INDEX,
+            keys::EVENT_NAME_PK,
+            keys::SK,
+            None,
+        )?)
         .send()
         .await;
     match created {

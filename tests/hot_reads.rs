@@ -1,0 +1,395 @@
+//! Reads that must not grow with the data behind them, and reads on every
+//! request that must not sit on one hot item: counted in items read
+//! (a Query's `ScannedCount`, the items a GetItem or BatchGetItem
+//! returned) at two sizes, as bench/src/scale.rs measures them, never
+//! timed.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation as op;
+use axum::http::{Method, StatusCode};
+use axum::Router;
+use integration_tests::{call, project, state};
+use serde_json::Value;
+use shared::store::timeline::{Delivery, Recorded, TimelineEvent};
+use shared::AppState;
+use uuid::Uuid;
+
+/// One DynamoDB read as the meter sees it: the operation and the items it
+/// read.
+#[derive(Clone, Debug, PartialEq)]
+struct Read {
+    operation: &'static str,
+    items: u64,
+}
+
+/// Records the items every DynamoDB read returned or scanned, and the
+/// index of every Query sent.
+#[derive(Clone, Debug, Default)]
+struct ItemsRead {
+    reads: Arc<Mutex<Vec<Read>>>,
+    query_indexes: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl ItemsRead {
+    fn take(&self) -> Vec<Read> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
+    }
+
+    /// The index each Query since the last call read (`None`: the table).
+    fn take_query_indexes(&self) -> Vec<Option<String>> {
+        std::mem::take(&mut *self.query_indexes.lock().unwrap())
+    }
+}
+
+impl Intercept for ItemsRead {
+    fn name(&self) -> &'static str {
+        "ItemsRead"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let is_query = request
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|target| target.ends_with(".Query"));
+        if is_query {
+            let body: Value = request
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or_default();
+            let index = body["IndexName"].as_str().map(str::to_owned);
+            self.query_indexes.lock().unwrap().push(index);
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(Ok(output)) = context.output_or_error() else {
+            return Ok(());
+        };
+        let read = if let Some(o) = output.downcast_ref::<op::get_item::GetItemOutput>() {
+            Some(("GetItem", u64::from(o.item().is_some())))
+        } else if let Some(o) = output.downcast_ref::<op::query::QueryOutput>() {
+            Some(("Query", o.scanned_count().max(0) as u64))
+        } else {
+            output
+                .downcast_ref::<op::batch_get_item::BatchGetItemOutput>()
+                .map(|o| {
+                    let items = o
+                        .responses()
+                        .map_or(0, |r| r.values().map(|items| items.len() as u64).sum());
+                    ("BatchGetItem", items)
+                })
+        };
+        if let Some((operation, items)) = read {
+            self.reads.lock().unwrap().push(Read { operation, items });
+        }
+        Ok(())
+    }
+}
+
+/// [`state`] with every read counted.
+async fn metered_state() -> (AppState, ItemsRead) {
+    let base = state().await;
+    let meter = ItemsRead::default();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        base.aws
+            .dynamodb
+            .config()
+            .to_builder()
+            .interceptor(meter.clone())
+            .build(),
+    );
+    let aws = shared::Aws {
+        dynamodb,
+        ..base.aws.clone()
+    };
+    (AppState::new(base.config.clone(), aws), meter)
+}
+
+const ORGS: &str = "/v1/organizations";
+
+async fn create_organization(accounts: &Router, key: &str) -> Uuid {
+    let created = call(
+        accounts,
+        Method::POST,
+        ORGS,
+        Some(key),
+        Some(r#"{"name": "Acme"}"#),
+    )
+    .await;
+    assert!(created.status.is_success(), "{:?}", created.body);
+    created.body["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an organization id")
+}
+
+/// Appends `count` custom events to the organization's timeline through
+/// the processor's batched write, named by `name_of(position)`.
+async fn append_events(
+    state: &AppState,
+    project: Uuid,
+    org: Uuid,
+    count: usize,
+    name_of: impl Fn(usize) -> String,
+) {
+    let events: Vec<TimelineEvent> = (0..count)
+        .map(|i| TimelineEvent {
+            id: shared::ids::new_id(),
+            name: name_of(i),
+            data: serde_json::from_value(serde_json::json!({"position": i})).unwrap(),
+            created_at: shared::ids::now(),
+            origin: "custom".into(),
+        })
+        .collect();
+    for chunk in events.chunks(90) {
+        let deliveries: Vec<Delivery<'_>> = chunk
+            .iter()
+            .map(|event| Delivery {
+                project,
+                org,
+                event,
+            })
+            .collect();
+        for verdict in state.store.record_events(&deliveries).await {
+            assert_eq!(verdict.expect("recording events"), Recorded::Recorded);
+        }
+    }
+}
+
+/// Every page of a timeline list (`query` without the cursor): the pages'
+/// event ids, in order.
+async fn pages(
+    accounts: &Router,
+    key: &str,
+    path: &str,
+    cursor: Option<String>,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut cursor = cursor;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_owned(),
+        };
+        let page = call(accounts, Method::GET, &url, Some(key), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{url}: {:?}", page.body);
+        let ids: Vec<String> = page.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["id"].as_str().expect("an id").to_owned())
+            .collect();
+        pages.push(ids);
+        match &page.body["pagination"]["next_cursor"] {
+            Value::String(next) => cursor = Some(next.clone()),
+            _ => return pages,
+        }
+        assert!(pages.len() < 1_000, "{path}: the pages do not end");
+    }
+}
+
+/// The whole timeline, unfiltered: (id, name) oldest first.
+async fn whole_timeline(accounts: &Router, key: &str, org: Uuid) -> Vec<(String, String)> {
+    let mut events = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{ORGS}/{org}/events?limit=100&cursor={c}"),
+            None => format!("{ORGS}/{org}/events?limit=100"),
+        };
+        let page = call(accounts, Method::GET, &url, Some(key), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        for e in page.body["items"].as_array().expect("items") {
+            events.push((
+                e["id"].as_str().expect("an id").to_owned(),
+                e["name"].as_str().expect("a name").to_owned(),
+            ));
+        }
+        match &page.body["pagination"]["next_cursor"] {
+            Value::String(next) => cursor = Some(next.clone()),
+            _ => return events,
+        }
+    }
+}
+
+/// `?name=` reads the page it answers (from the timeline-by-name index),
+/// not the timeline between its events: the same items at 60 events as
+/// at 600, where the walk it replaces read 10 times as many.
+#[tokio::test]
+async fn the_timeline_by_name_reads_its_page_whatever_the_timeline_holds() {
+    let (state, meter) = metered_state().await;
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let key = p.secret_key.as_str();
+    const LIMIT: u64 = 5;
+    let mut figures = Vec::new();
+    for events in [60, 600] {
+        let org = create_organization(&accounts, key).await;
+        // One event in ten is `rare`, spread through the timeline.
+        append_events(&state, p.project_id, org, events, |i| {
+            if i % 10 == 9 { "rare" } else { "common" }.to_owned()
+        })
+        .await;
+        let path = format!("{ORGS}/{org}/events?name=rare&limit={LIMIT}");
+        // Unmeasured: fills this instance's caches (the key, the project).
+        call(&accounts, Method::GET, &path, Some(key), None).await;
+        meter.take();
+        meter.take_query_indexes();
+        let first = call(&accounts, Method::GET, &path, Some(key), None).await;
+        assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+        assert_eq!(
+            first.body["items"].as_array().map(Vec::len),
+            Some(LIMIT as usize)
+        );
+        let reads = meter.take();
+        let queries: Vec<&Read> = reads.iter().filter(|r| r.operation == "Query").collect();
+        assert_eq!(queries.len(), 1, "one Query for the page: {reads:?}");
+        assert_eq!(
+            meter.take_query_indexes(),
+            [Some(shared::keys::EVENT_NAME_INDEX.to_owned())]
+        );
+        assert!(queries[0].items <= LIMIT + 1, "{reads:?}");
+        figures.push(reads.iter().map(|r| r.items).sum::<u64>());
+    }
+    assert_eq!(
+        figures[0], figures[1],
+        "a page by name read {figures:?} items at 60 and 600 events"
+    );
+    assert!(
+        figures[1] <= LIMIT + 3,
+        "the key, the organization and the page: {figures:?}"
+    );
+}
+
+/// The pages by name hold what filtering the whole timeline gives, in its
+/// order, at every page size, for system and custom events alike; a cursor
+/// of the unfiltered timeline reads on by name from where it stood (as the
+/// walk did, both being positions in the timeline).
+#[tokio::test]
+async fn the_timeline_by_name_answers_as_the_filtered_timeline() {
+    let state = state().await;
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let key = p.secret_key.as_str();
+    let org = create_organization(&accounts, key).await;
+    let names = ["a", "b", "c#d", "a%23b"];
+    append_events(&state, p.project_id, org, 70, |i| {
+        names[(i * i + i / 7) % names.len()].to_owned()
+    })
+    .await;
+    // A system event, written in the change's own transaction.
+    let renamed = call(
+        &accounts,
+        Method::PATCH,
+        &format!("{ORGS}/{org}"),
+        Some(key),
+        Some(r#"{"name": "Acme Two"}"#),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+
+    let timeline = whole_timeline(&accounts, key, org).await;
+    assert_eq!(
+        timeline.len(),
+        72,
+        "70 custom events, a creation, an update"
+    );
+    let mut all_names: Vec<&str> = timeline.iter().map(|(_, name)| name.as_str()).collect();
+    all_names.sort();
+    all_names.dedup();
+    assert!(all_names.contains(&"organization.updated"), "{all_names:?}");
+    for name in all_names.iter().copied().chain(["never-sent"]) {
+        let expected: Vec<String> = timeline
+            .iter()
+            .filter(|(_, n)| n == name)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let encoded = name.replace('%', "%25").replace('#', "%23");
+        for limit in [1, 3, 7, 100] {
+            let path = format!("{ORGS}/{org}/events?name={encoded}&limit={limit}");
+            let got = pages(&accounts, key, &path, None).await;
+            for page in &got[..got.len() - 1] {
+                assert_eq!(
+                    page.len(),
+                    limit,
+                    "{name} by {limit}: every page but the last is full"
+                );
+            }
+            assert_eq!(got.concat(), expected, "{name} by {limit}");
+        }
+    }
+
+    // The unfiltered timeline's cursor after 20 events, read on by name.
+    let first = call(
+        &accounts,
+        Method::GET,
+        &format!("{ORGS}/{org}/events?limit=20"),
+        Some(key),
+        None,
+    )
+    .await;
+    let cursor = first.body["pagination"]["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let expected: Vec<String> = timeline[20..]
+        .iter()
+        .filter(|(_, n)| n == "a")
+        .map(|(id, _)| id.clone())
+        .collect();
+    let got = pages(
+        &accounts,
+        key,
+        &format!("{ORGS}/{org}/events?name=a&limit=4"),
+        Some(cursor),
+    )
+    .await;
+    assert_eq!(got.concat(), expected);
+
+    // A cursor by name is bound to its organization like the timeline's.
+    let other = create_organization(&accounts, key).await;
+    let by_name = call(
+        &accounts,
+        Method::GET,
+        &format!("{ORGS}/{org}/events?name=a&limit=1"),
+        Some(key),
+        None,
+    )
+    .await;
+    let cursor = by_name.body["pagination"]["next_cursor"]
+        .as_str()
+        .expect("a next page");
+    let crossed = call(
+        &accounts,
+        Method::GET,
+        &format!("{ORGS}/{other}/events?name=a&limit=1&cursor={cursor}"),
+        Some(key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        crossed.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        crossed.body
+    );
+}
