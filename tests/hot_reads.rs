@@ -16,6 +16,8 @@ use axum::http::{Method, StatusCode};
 use axum::Router;
 use integration_tests::{call, project, state};
 use serde_json::Value;
+use shared::auth::{ApiKey, KeyKind};
+use shared::keys::API_KEY_SHARDS;
 use shared::store::timeline::{Delivery, Recorded, TimelineEvent};
 use shared::AppState;
 use uuid::Uuid;
@@ -34,6 +36,8 @@ struct Read {
 struct ItemsRead {
     reads: Arc<Mutex<Vec<Read>>>,
     query_indexes: Arc<Mutex<Vec<Option<String>>>>,
+    /// The partition of every GetItem sent.
+    got_partitions: Arc<Mutex<Vec<String>>>,
 }
 
 impl ItemsRead {
@@ -44,6 +48,10 @@ impl ItemsRead {
     /// The index each Query since the last call read (`None`: the table).
     fn take_query_indexes(&self) -> Vec<Option<String>> {
         std::mem::take(&mut *self.query_indexes.lock().unwrap())
+    }
+
+    fn take_got_partitions(&self) -> Vec<String> {
+        std::mem::take(&mut *self.got_partitions.lock().unwrap())
     }
 }
 
@@ -59,18 +67,23 @@ impl Intercept for ItemsRead {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request();
-        let is_query = request
-            .headers()
-            .get("x-amz-target")
-            .is_some_and(|target| target.ends_with(".Query"));
-        if is_query {
-            let body: Value = request
-                .body()
-                .bytes()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or_default();
+        let Some(target) = request.headers().get("x-amz-target") else {
+            return Ok(());
+        };
+        let body: Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        if target.ends_with(".Query") {
             let index = body["IndexName"].as_str().map(str::to_owned);
             self.query_indexes.lock().unwrap().push(index);
+        } else if target.ends_with(".GetItem") {
+            let partition = body["Key"]["PK"]["S"].as_str().unwrap_or_default();
+            self.got_partitions
+                .lock()
+                .unwrap()
+                .push(partition.to_owned());
         }
         Ok(())
     }
@@ -392,4 +405,104 @@ async fn the_timeline_by_name_answers_as_the_filtered_timeline() {
         "{:?}",
         crossed.body
     );
+}
+
+/// A key is read from one of its copies, picked at random, so its reads
+/// spread over `API_KEY_SHARDS` partitions instead of one; a revocation
+/// reaches every copy in one transaction, so the very next request is
+/// refused whichever copy it reads.
+#[tokio::test]
+async fn a_key_is_read_from_its_copies_and_revoked_on_all_of_them_at_once() {
+    let (state, meter) = metered_state().await;
+    let p = project(&state).await;
+    let accounts = accounts::router(state.clone());
+    let created = state
+        .store
+        .create_key(p.project_id, KeyKind::Secret)
+        .await
+        .expect("a new key");
+    let key = ApiKey::parse(&created.key).expect("a key of ours");
+    for shard in 0..API_KEY_SHARDS {
+        let copy = state.store.api_key_copy(&key, shard).await.expect("a read");
+        assert!(copy.is_some_and(|c| c.revoked_at.is_none()), "copy {shard}");
+    }
+
+    meter.take_got_partitions();
+    for _ in 0..64 {
+        let listed = call(
+            &accounts,
+            Method::GET,
+            "/v1/organizations?limit=1",
+            Some(&created.key),
+            None,
+        )
+        .await;
+        assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    }
+    let key_prefix = format!("P#{}#KEY#{}#", p.project_id, key.hash());
+    let mut copies_read: Vec<String> = meter
+        .take_got_partitions()
+        .into_iter()
+        .filter(|pk| pk.starts_with(&key_prefix))
+        .collect();
+    assert_eq!(copies_read.len(), 64, "one key read per request");
+    copies_read.sort();
+    copies_read.dedup();
+    // 64 draws over 8 copies miss 5 of them with odds below 1 in 10^25.
+    assert!(copies_read.len() >= 4, "the reads sat on {copies_read:?}");
+
+    state.store.revoke_key(&key).await.expect("revoking");
+    for shard in 0..API_KEY_SHARDS {
+        let copy = state.store.api_key_copy(&key, shard).await.expect("a read");
+        assert!(
+            copy.is_some_and(|c| c.revoked_at.is_some()),
+            "copy {shard} is revoked"
+        );
+    }
+    for attempt in 0..32 {
+        let refused = call(
+            &accounts,
+            Method::GET,
+            "/v1/organizations?limit=1",
+            Some(&created.key),
+            None,
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNAUTHORIZED,
+            "request {attempt} after the revocation"
+        );
+        assert!(refused.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("revoked")));
+    }
+    let other = call(
+        &accounts,
+        Method::GET,
+        "/v1/organizations?limit=1",
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "the project's other keys keep working"
+    );
+
+    // Revoking twice keeps the first time; unknown keys and projects are 404s.
+    state.store.revoke_key(&key).await.expect("revoking again");
+    let unknown = ApiKey::generate(p.project_id, KeyKind::Secret).expect("a key");
+    assert!(matches!(
+        state.store.revoke_key(&unknown).await,
+        Err(shared::Error::NotFound(_))
+    ));
+    assert!(matches!(
+        state
+            .store
+            .create_key(Uuid::now_v7(), KeyKind::Secret)
+            .await,
+        Err(shared::Error::NotFound(_))
+    ));
 }

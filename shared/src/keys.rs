@@ -7,7 +7,7 @@
 //! |----------------------|---------------------------------|-----------------------|----------------------------------|
 //! | project              | `P#<pid>`                       | `PROJECT`             |                                  |
 //! | organization count   | `P#<pid>#ORGCOUNT`              | `SHARD#<nn>`          |                                  |
-//! | API key              | `P#<pid>`                       | `KEY#<sha256>`        |                                  |
+//! | API key (8 copies)   | `P#<pid>#KEY#<sha256>#<nn>`     | `KEY`                 |                                  |
 //! | trusted issuer       | `P#<pid>`                       | `ISSUER#<iss>[#<aud>]` |                                 |
 //! | issuer lookup        | `ISSUER#<iss>` (no project: see [`issuer_pk`]) | `ISSUER` |                            |
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
@@ -85,9 +85,19 @@ pub fn org_count_sk(shard: u32) -> String {
     format!("SHARD#{shard:02}")
 }
 
-pub fn api_key_sk(hash_hex: &str) -> String {
-    format!("KEY#{hash_hex}")
+/// An API key's record is kept in this many copies (shards), each in a
+/// partition of its own, created and revoked together in one transaction;
+/// a request reads one copy, picked at random. Every request reads its key
+/// strongly consistently (so a revocation holds from the next request on),
+/// and DynamoDB serves at most about 3,000 such reads a second from one
+/// partition: one item per key would cap every key at that rate.
+pub const API_KEY_SHARDS: u32 = 8;
+
+pub fn api_key_pk(project: Uuid, hash_hex: &str, shard: u32) -> String {
+    format!("P#{project}#KEY#{hash_hex}#{shard:02}")
 }
+
+pub const API_KEY_SK: &str = "KEY";
 
 /// A project's registration of a trusted issuer, for listing the project's
 /// issuers; an audience-less registration has no `#<aud>` part.
