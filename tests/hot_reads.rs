@@ -506,3 +506,179 @@ async fn a_key_is_read_from_its_copies_and_revoked_on_all_of_them_at_once() {
         Err(shared::Error::NotFound(_))
     ));
 }
+
+/// GSI1 copies only what its queries read: every attribute an item in it
+/// carries is projected, except the CRM's and the tenant family's fields
+/// and the other indexes' attributes, which no GSI1 query reads; and the
+/// accounts list, which answers from it, still answers what a read of
+/// each organization answers.
+#[tokio::test]
+async fn the_organization_index_holds_what_its_queries_read() {
+    let state = state().await;
+    let p = project(&state).await;
+    let (accounts, crm, client) = (
+        accounts::router(state.clone()),
+        crm::router(state.clone()),
+        client::router(state.clone()),
+    );
+    let key = p.secret_key.as_str();
+    // Every kind of item GSI1 holds: organizations (one with CRM fields),
+    // a user and a membership, a pending cleanup.
+    let described = serde_json::json!({
+        "title": "Big CRM Org",
+        "description": "d".repeat(9_000),
+        "tags": (0..50).map(|t| format!("/tags/{t}")).collect::<Vec<_>>(),
+        "website": "https://big.example",
+    });
+    let created = call(
+        &crm,
+        Method::POST,
+        "/organizations",
+        Some(key),
+        Some(&described.to_string()),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let upserted = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.publishable_key),
+        Some(
+            r#"{"identifier": [{"external_id": "acme"}], "name": "Acme", "data": {"plan": "pro"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(upserted.status, StatusCode::OK, "{:?}", upserted.body);
+    let member = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations/users",
+        Some(&p.publishable_key),
+        Some(
+            &serde_json::json!({
+                "organization": {"identifier": [{"external_id": "acme"}]},
+                "user": {"identifier": [{"external_id": "ann"}], "data": {"email": "ann@acme.example"}},
+                "data": {"department": "engineering"}
+            })
+            .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(member.status, StatusCode::OK, "{:?}", member.body);
+    let owned = create_organization(&accounts, key).await;
+    let gone = create_organization(&accounts, key).await;
+    let deleted = call(
+        &accounts,
+        Method::DELETE,
+        &format!("{ORGS}/{gone}"),
+        Some(key),
+        None,
+    )
+    .await;
+    assert!(deleted.status.is_success(), "{:?}", deleted.body);
+
+    let items = integration_tests::project_items(&state, p.project_id).await;
+    let indexed: Vec<_> = items
+        .iter()
+        .filter(|i| i.contains_key(shared::keys::GSI1PK))
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> = indexed
+        .iter()
+        .filter_map(|i| i.get(shared::keys::SK).and_then(|v| v.as_s().ok()))
+        .map(|sk| sk.split('#').next().unwrap_or(sk))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["CLEANUP", "MEM", "ORG", "USER"].into(),
+        "the kinds of item in GSI1"
+    );
+    let keys_and_others: Vec<&str> = [
+        shared::keys::PK,
+        shared::keys::SK,
+        shared::keys::GSI1PK,
+        shared::keys::GSI1SK,
+        shared::keys::GSI2PK,
+        shared::keys::GSI2SK,
+        shared::keys::GSI3PK,
+        shared::keys::GSI3SK,
+        "crm",
+        "tenant",
+        // A user's flag that writes are conditioned on, in the table.
+        "session_identity",
+    ]
+    .into_iter()
+    .chain(shared::keys::CRM_INDEX_ATTRIBUTES.iter().copied())
+    .collect();
+    for item in &indexed {
+        for attribute in item.keys() {
+            assert!(
+                shared::keys::GSI1_ATTRIBUTES.contains(&attribute.as_str())
+                    || keys_and_others.contains(&attribute.as_str()),
+                "{attribute} is in a GSI1 item but not projected: add it to keys::GSI1_ATTRIBUTES \
+                 if a GSI1 query reads it ({:?})",
+                item.get(shared::keys::SK)
+            );
+        }
+    }
+
+    // The index's copy of the CRM organization has none of its CRM fields.
+    let copies = state
+        .aws
+        .dynamodb
+        .query()
+        .table_name(&state.config.table)
+        .index_name(shared::keys::GSI1)
+        .key_condition_expression("GSI1PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(shared::keys::org_list_pk(p.project_id)),
+        )
+        .send()
+        .await
+        .expect("a Query of GSI1")
+        .items
+        .unwrap_or_default();
+    assert_eq!(
+        copies.len(),
+        3,
+        "the CRM's, the client's and the owned organization"
+    );
+    for copy in &copies {
+        assert!(
+            !copy.contains_key("crm") && !copy.contains_key("crm_search"),
+            "{copy:?}"
+        );
+        assert!(
+            copy.contains_key("accounts") || copy.contains_key("data"),
+            "{copy:?}"
+        );
+    }
+
+    // The list answers each organization as its read does.
+    let listed = call(
+        &accounts,
+        Method::GET,
+        &format!("{ORGS}?limit=100"),
+        Some(key),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let listed = listed.body["items"].as_array().expect("items").clone();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().any(|o| o["id"] == owned.to_string()));
+    for organization in listed {
+        let id = organization["id"].as_str().expect("an id");
+        let read = call(
+            &accounts,
+            Method::GET,
+            &format!("{ORGS}/{id}"),
+            Some(key),
+            None,
+        )
+        .await;
+        assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+        assert_eq!(organization, read.body);
+    }
+}

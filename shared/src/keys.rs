@@ -153,6 +153,35 @@ pub fn org_list_sk(org: Uuid) -> String {
     format!("ORG#{org}")
 }
 
+/// What GSI1 holds besides its keys (its `INCLUDE` projection): what its
+/// queries read. The accounts list answers from the organizations in it
+/// (and their `owners`, for the billing email); the segments read the
+/// organizations', users' and memberships' facts from it; the processor's
+/// `match` filters on the organizations' `data`; the cleanup list reads the
+/// pending cleanups (`org_id`, `deleted_*`). Not the CRM's and the tenant
+/// family's fields nor the CRM index's attributes: most of a large record
+/// (lists of 100 references, a 10,000-character description, 16 KiB of
+/// style). An organization read from GSI1 thus has no `crm` and `tenant`:
+/// answer from it, never write it back.
+pub const GSI1_ATTRIBUTES: &[&str] = &[
+    "id",
+    "project_id",
+    "name",
+    "identifiers",
+    "data",
+    "version",
+    "created_at",
+    "updated_at",
+    "accounts",
+    "owners",
+    "organization_id",
+    "user_id",
+    "role",
+    "org_id",
+    "deleted_at",
+    "deleted_by",
+];
+
 /// The project's CRM list (GSI3, a compact index: only what the CRM's
 /// filters and orders read), in title order.
 pub fn crm_list_pk(project: Uuid) -> String {
