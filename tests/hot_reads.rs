@@ -682,3 +682,94 @@ async fn the_organization_index_holds_what_its_queries_read() {
         assert_eq!(organization, read.body);
     }
 }
+
+/// The feature document is read per Lambda instance once per revision: a
+/// request reads its tiny revision item, and the document (up to 350 KiB)
+/// only when the revision changed, so every instance sees a change on its
+/// next request.
+#[tokio::test]
+async fn the_feature_document_is_read_once_per_revision_and_a_change_is_seen_at_once() {
+    let (state, meter) = metered_state().await;
+    let p = project(&state).await;
+    let (one, two) = (
+        tenant::router(state.clone()),
+        // Another instance: a store (and caches) of its own.
+        tenant::router(AppState::new(state.config.clone(), state.aws.clone())),
+    );
+    let key = p.secret_key.as_str();
+    let path = "/v2/organization/feature-settings";
+    let document = |version: &str, flag: &str| -> shared::domain::features::FeatureDocument {
+        serde_json::from_value(serde_json::json!({
+            "version": version,
+            "feature_flags": [{"feature_name": flag, "visibility_rules": [{"type": "always"}]}]
+        }))
+        .expect("a feature document")
+    };
+    let flags = |body: &Value| -> Vec<String> {
+        body["feature_flags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["feature_name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let features_pk = shared::keys::features_version_pk(p.project_id);
+    let document_pk = shared::keys::project_pk(p.project_id);
+    // The partitions a request read, its key's copies left out.
+    let read = || -> Vec<String> {
+        meter
+            .take_got_partitions()
+            .into_iter()
+            .filter(|pk| !pk.contains("#KEY#"))
+            .collect()
+    };
+
+    let none = call(&one, Method::GET, path, Some(key), None).await;
+    assert_eq!(none.status, StatusCode::OK, "{:?}", none.body);
+    assert_eq!(flags(&none.body), Vec::<String>::new());
+    assert_eq!(
+        read(),
+        vec![features_pk.clone()],
+        "no document: its revision only"
+    );
+
+    state
+        .store
+        .put_feature_document(p.project_id, &document("1.0.0", "first"))
+        .await
+        .expect("importing");
+    for router in [&one, &two] {
+        let fresh = call(router, Method::GET, path, Some(key), None).await;
+        assert_eq!(fresh.body["version"], "1.0.0", "{:?}", fresh.body);
+        assert_eq!(flags(&fresh.body), ["first"]);
+        assert_eq!(
+            read(),
+            [features_pk.clone(), document_pk.clone()],
+            "the new revision, then the document"
+        );
+        for _ in 0..3 {
+            let warm = call(router, Method::GET, path, Some(key), None).await;
+            assert_eq!(flags(&warm.body), ["first"]);
+            assert_eq!(
+                read(),
+                vec![features_pk.clone()],
+                "a known revision: the cache answers"
+            );
+        }
+    }
+
+    state
+        .store
+        .put_feature_document(p.project_id, &document("2.0.0", "second"))
+        .await
+        .expect("replacing");
+    for router in [&one, &two] {
+        let changed = call(router, Method::GET, path, Some(key), None).await;
+        assert_eq!(
+            changed.body["version"], "2.0.0",
+            "the next request sees the change"
+        );
+        assert_eq!(flags(&changed.body), ["second"]);
+        assert_eq!(read(), [features_pk.clone(), document_pk.clone()]);
+    }
+}

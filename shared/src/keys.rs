@@ -8,6 +8,8 @@
 //! | project              | `P#<pid>`                       | `PROJECT`             |                                  |
 //! | organization count   | `P#<pid>#ORGCOUNT`              | `SHARD#<nn>`          |                                  |
 //! | API key (8 copies)   | `P#<pid>#KEY#<sha256>#<nn>`     | `KEY`                 |                                  |
+//! | feature document     | `P#<pid>`                       | `FEATURES`            |                                  |
+//! | its revision         | `P#<pid>#FEATURES`              | `VERSION`             |                                  |
 //! | trusted issuer       | `P#<pid>`                       | `ISSUER#<iss>[#<aud>]` |                                 |
 //! | issuer lookup        | `ISSUER#<iss>` (no project: see [`issuer_pk`]) | `ISSUER` |                            |
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
@@ -241,6 +243,17 @@ pub fn cleanup_list_sk(deleted_at: &str, org: Uuid) -> String {
 
 /// The project's feature settings document.
 pub const FEATURES_SK: &str = "FEATURES";
+
+/// The revision of the project's feature settings document, a tiny item of
+/// its own partition, written in the document's transaction: a request
+/// reads it (one read unit, strongly consistent) and the document (up to
+/// 350 KiB, ~88 read units) only when this Lambda instance has not read
+/// that revision yet.
+pub fn features_version_pk(project: Uuid) -> String {
+    format!("P#{project}#FEATURES")
+}
+
+pub const FEATURES_VERSION_SK: &str = "VERSION";
 
 pub const NOTE_PREFIX: &str = "NOTE#";
 
