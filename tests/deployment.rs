@@ -297,8 +297,11 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
         (
             keys::GSI1,
             vec![keys::GSI1PK, keys::GSI1SK],
-            all(),
-            BTreeSet::new(),
+            ProjectionType::Include.as_str().to_owned(),
+            keys::GSI1_ATTRIBUTES
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
         ),
         (
             keys::GSI2,
@@ -314,6 +317,12 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
                 .iter()
                 .map(|a| a.to_string())
                 .collect(),
+        ),
+        (
+            keys::EVENT_NAME_INDEX,
+            vec![keys::EVENT_NAME_PK, keys::SK],
+            all(),
+            BTreeSet::new(),
         ),
     ]
     .into_iter()

@@ -112,7 +112,17 @@ async fn session_feature_settings_read_the_document_in_the_membership_batch() {
     let org = made.body["id"].as_str().unwrap().to_owned();
     let token = integration_tests::session_token(&p, "ann", Some(&org));
     let path = "/v2/organization/feature-settings";
-    // The first request teaches this container the user's id.
+    let document = |version: &str| -> shared::domain::features::FeatureDocument {
+        serde_json::from_value(serde_json::json!({"version": version, "feature_flags": []}))
+            .unwrap()
+    };
+    state
+        .store
+        .put_feature_document(p.project_id, &document("1.0.0"))
+        .await
+        .unwrap();
+    // The first request teaches this container the user's id and the
+    // document's revision.
     call(&tenant, Method::GET, path, Some(&token), None).await;
     log.take();
     let answer = call(&tenant, Method::GET, path, Some(&token), None).await;
@@ -125,6 +135,20 @@ async fn session_feature_settings_read_the_document_in_the_membership_batch() {
     assert_eq!(
         log.take(),
         ["GetItem", "BatchGetItem", "Query"],
-        "the token's project (local signing secret); marker, membership and document; the record and its settings"
+        "the token's project (local signing secret); marker, membership and the document's revision; the record and its settings"
+    );
+    // A new revision: the document is read once more, on the next request.
+    state
+        .store
+        .put_feature_document(p.project_id, &document("2.0.0"))
+        .await
+        .unwrap();
+    log.take();
+    let changed = call(&tenant, Method::GET, path, Some(&token), None).await;
+    assert_eq!(changed.body["version"], "2.0.0", "{:?}", changed.body);
+    assert_eq!(
+        log.take(),
+        ["GetItem", "BatchGetItem", "GetItem", "Query"],
+        "the revision changed: the document, then the record and its settings"
     );
 }

@@ -200,6 +200,25 @@ fn the_crm_index_projects_what_the_code_reads() {
     assert_eq!(projected, shared::keys::CRM_INDEX_ATTRIBUTES);
 }
 
+#[test]
+fn the_organization_index_projects_what_the_code_reads() {
+    let template = template();
+    let indexes = template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("GlobalSecondaryIndexes");
+    let gsi1 = indexes
+        .iter()
+        .find(|i| i["IndexName"].as_str() == Some(shared::keys::GSI1))
+        .expect("GSI1 in the template");
+    let projected: Vec<&str> = gsi1["Projection"]["NonKeyAttributes"]
+        .as_sequence()
+        .expect("NonKeyAttributes")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(projected, shared::keys::GSI1_ATTRIBUTES);
+}
+
 /// A function's policy statements: its SAM `Policies`, or those of the
 /// role it names (`Role: !GetAtt XRole.Arn`, the SQS consumers' own roles).
 fn policy_statements(template: &Value, function: &Value) -> Vec<Value> {

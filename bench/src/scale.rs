@@ -432,7 +432,7 @@ fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
         row("accounts `GET /v1/organizations?limit=20` (session)", Some(20), "a session's organization count is an unpaginated COUNT of its memberships", &accounts, "GET", "/v1/organizations?limit=20".into(), &session, None),
         row("accounts `GET …/memberships?limit=20` (large organization)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/memberships?limit=20"), &key, None),
         row("accounts `GET …/events?limit=20` (large organization)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/events?limit=20"), &key, None),
-        row("accounts `GET …/events?name=…&limit=20` (large organization, 1 event in 1,000)", Some(20), "timeline `?name=` (`store/timeline.rs`) walks the timeline one Query per page of events, filtering by name, until the page fills: its cost follows the events, not the matches", &accounts, "GET", format!("/v1/organizations/{large}/events?name={RARE}&limit=20"), &key, None),
+        row("accounts `GET …/events?name=…&limit=20` (large organization, 1 event in 1,000)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/events?name={RARE}&limit=20"), &key, None),
         row("crm `GET /organizations?page=1`", Some(15), CRM_LIST, &crm, "GET", "/organizations?page=1".into(), &key, None),
         row("crm `GET /organizations?page=20`", Some(15), CRM_LIST, &crm, "GET", "/organizations?page=20".into(), &key, None),
         row("crm `GET /organizations?order[title.sort]=asc`", Some(15), CRM_LIST, &crm, "GET", "/organizations?order%5Btitle.sort%5D=asc".into(), &key, None),

@@ -272,6 +272,7 @@ fn query_leading_key(body: &Value) -> Option<String> {
         Some(keys::GSI1) => keys::GSI1PK,
         Some(keys::GSI2) => keys::GSI2PK,
         Some(keys::GSI3) => keys::GSI3PK,
+        Some(keys::EVENT_NAME_INDEX) => keys::EVENT_NAME_PK,
         Some(_) => return None,
     };
     let expression = body.get("KeyConditionExpression")?.as_str()?;

@@ -7,7 +7,9 @@
 //! |----------------------|---------------------------------|-----------------------|----------------------------------|
 //! | project              | `P#<pid>`                       | `PROJECT`             |                                  |
 //! | organization count   | `P#<pid>#ORGCOUNT`              | `SHARD#<nn>`          |                                  |
-//! | API key              | `P#<pid>`                       | `KEY#<sha256>`        |                                  |
+//! | API key (8 copies)   | `P#<pid>#KEY#<sha256>#<nn>`     | `KEY`                 |                                  |
+//! | feature document     | `P#<pid>`                       | `FEATURES`            |                                  |
+//! | its revision         | `P#<pid>#FEATURES`              | `VERSION`             |                                  |
 //! | trusted issuer       | `P#<pid>`                       | `ISSUER#<iss>[#<aud>]` |                                 |
 //! | issuer lookup        | `ISSUER#<iss>` (no project: see [`issuer_pk`]) | `ISSUER` |                            |
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
@@ -23,7 +25,7 @@
 //! | settings count       | `P#<pid>#ORG#<oid>`             | `ORGSETCOUNT`         |                                  |
 //! | scheduler cursor     | `SCHEDULER`                     | `CURSOR`              |                                  |
 //! | scheduler backlog    | `SCHEDULER`                     | `BACKLOG#<pid>`       |                                  |
-//! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      |                                  |
+//! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      | EVENTNAME: `P#<pid>#ORG#<oid>#EVT#<name>` / `SK` |
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //!
 //! Within an organization's partition the timeline (`CNT#`, `EVT#`) sorts
@@ -85,9 +87,19 @@ pub fn org_count_sk(shard: u32) -> String {
     format!("SHARD#{shard:02}")
 }
 
-pub fn api_key_sk(hash_hex: &str) -> String {
-    format!("KEY#{hash_hex}")
+/// An API key's record is kept in this many copies (shards), each in a
+/// partition of its own, created and revoked together in one transaction;
+/// a request reads one copy, picked at random. Every request reads its key
+/// strongly consistently (so a revocation holds from the next request on),
+/// and DynamoDB serves at most about 3,000 such reads a second from one
+/// partition: one item per key would cap every key at that rate.
+pub const API_KEY_SHARDS: u32 = 8;
+
+pub fn api_key_pk(project: Uuid, hash_hex: &str, shard: u32) -> String {
+    format!("P#{project}#KEY#{hash_hex}#{shard:02}")
 }
+
+pub const API_KEY_SK: &str = "KEY";
 
 /// A project's registration of a trusted issuer, for listing the project's
 /// issuers; an audience-less registration has no `#<aud>` part.
@@ -142,6 +154,35 @@ pub fn org_list_pk(project: Uuid) -> String {
 pub fn org_list_sk(org: Uuid) -> String {
     format!("ORG#{org}")
 }
+
+/// What GSI1 holds besides its keys (its `INCLUDE` projection): what its
+/// queries read. The accounts list answers from the organizations in it
+/// (and their `owners`, for the billing email); the segments read the
+/// organizations', users' and memberships' facts from it; the processor's
+/// `match` filters on the organizations' `data`; the cleanup list reads the
+/// pending cleanups (`org_id`, `deleted_*`). Not the CRM's and the tenant
+/// family's fields nor the CRM index's attributes: most of a large record
+/// (lists of 100 references, a 10,000-character description, 16 KiB of
+/// style). An organization read from GSI1 thus has no `crm` and `tenant`:
+/// answer from it, never write it back.
+pub const GSI1_ATTRIBUTES: &[&str] = &[
+    "id",
+    "project_id",
+    "name",
+    "identifiers",
+    "data",
+    "version",
+    "created_at",
+    "updated_at",
+    "accounts",
+    "owners",
+    "organization_id",
+    "user_id",
+    "role",
+    "org_id",
+    "deleted_at",
+    "deleted_by",
+];
 
 /// The project's CRM list (GSI3, a compact index: only what the CRM's
 /// filters and orders read), in title order.
@@ -202,6 +243,17 @@ pub fn cleanup_list_sk(deleted_at: &str, org: Uuid) -> String {
 
 /// The project's feature settings document.
 pub const FEATURES_SK: &str = "FEATURES";
+
+/// The revision of the project's feature settings document, a tiny item of
+/// its own partition, written in the document's transaction: a request
+/// reads it (one read unit, strongly consistent) and the document (up to
+/// 350 KiB, ~88 read units) only when this Lambda instance has not read
+/// that revision yet.
+pub fn features_version_pk(project: Uuid) -> String {
+    format!("P#{project}#FEATURES")
+}
+
+pub const FEATURES_VERSION_SK: &str = "VERSION";
 
 pub const NOTE_PREFIX: &str = "NOTE#";
 
@@ -346,6 +398,21 @@ pub fn event_sk_from(millis: u64) -> String {
 
 /// Above every event key (`g` sorts after the hex digits and `-`).
 pub const EVENT_SK_END: &str = "EVT#g";
+
+/// The timeline by event name (`?name=`): a sparse index of the event items
+/// only, one partition per organization and name, sorted by the table's own
+/// `SK` (the event's time-ordered id), so a page of one name reads that
+/// page and not the other names' events in between. Its partition is a
+/// share of the organization's own partition's writes (no new hot key); an
+/// event item is at most about 100 KB, so its copy is too. An index rather
+/// than a second item per event in the table: the index write is not a
+/// transaction item, so a batch of events still fits 98 per transaction.
+pub const EVENT_NAME_INDEX: &str = "EVENTNAME";
+pub const EVENT_NAME_PK: &str = "EVENTNAMEPK";
+
+pub fn event_name_pk(project: Uuid, org: Uuid, name: &str) -> String {
+    format!("{}#{EVENT_PREFIX}{}", org_pk(project, org), component(name))
+}
 
 /// Per-organization, per-event-name, per-UTC-day counter: what segmentation's
 /// frequency rules read instead of counting the timeline.

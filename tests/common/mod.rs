@@ -133,12 +133,14 @@ fn assert_labelled_truthfully(status: StatusCode, content_type: Option<&str>, by
 }
 
 /// Every item of a project, read by a Scan (tests only: no request path
-/// scans), to prove what a request wrote or did not write.
+/// scans), to prove what a request wrote or did not write: the items under
+/// the project, not the project's own record and its API keys' copies.
 pub async fn project_items(
     state: &AppState,
     project: uuid::Uuid,
 ) -> Vec<HashMap<String, AttributeValue>> {
     let prefix = format!("P#{project}#");
+    let keys = format!("P#{project}#KEY#");
     let mut items = Vec::new();
     let mut start = None;
     loop {
@@ -147,8 +149,9 @@ pub async fn project_items(
             .dynamodb
             .scan()
             .table_name(&state.config.table)
-            .filter_expression("begins_with(PK, :prefix)")
+            .filter_expression("begins_with(PK, :prefix) AND NOT begins_with(PK, :keys)")
             .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
+            .expression_attribute_values(":keys", AttributeValue::S(keys.clone()))
             .set_exclusive_start_key(start)
             .consistent_read(true)
             .send()

@@ -57,6 +57,7 @@ pub struct Store {
     table: String,
     identifier_cache: std::sync::Arc<cache::IdentifierCache>,
     cursors: CursorKey,
+    feature_cache: std::sync::Arc<tenant::FeatureCache>,
 }
 
 impl Store {
@@ -66,6 +67,7 @@ impl Store {
             table: table.into(),
             identifier_cache: Default::default(),
             cursors,
+            feature_cache: Default::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Projects (tenants) and their API keys.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -95,11 +95,7 @@ impl Store {
             &project,
         )?];
         for key in [&publishable, &secret] {
-            items.push(self.put_new(
-                keys::project_pk(project.id),
-                keys::api_key_sk(&key.hash()),
-                &key.record(&now),
-            )?);
+            items.extend(self.key_copies(key, &now)?);
         }
         match self.transact(items).await? {
             TxOutcome::Committed => Ok(CreatedProject {
@@ -127,75 +123,107 @@ impl Store {
         out.item.map(from_item).transpose()
     }
 
-    /// A new key for an existing project.
+    /// A new key for an existing project: its copies, written only while
+    /// the project exists.
     pub async fn create_key(&self, project: Uuid, kind: KeyKind) -> Result<CreatedKey, Error> {
-        if self.get_project(project).await?.is_none() {
-            return Err(Error::not_found(format!(
-                "project {project} does not exist"
-            )));
-        }
         let key = ApiKey::generate(project, kind)?;
-        let item = self.put_new(
-            keys::project_pk(project),
-            keys::api_key_sk(&key.hash()),
-            &key.record(&crate::ids::now()),
-        )?;
-        match self.transact(vec![item]).await? {
+        let mut items = self.key_copies(&key, &crate::ids::now())?;
+        let project_exists = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key(
+                keys::project_pk(project),
+                keys::PROJECT_SK,
+            )))
+            .condition_expression("attribute_exists(PK)")
+            .build();
+        items.push(
+            TransactWriteItem::builder()
+                .condition_check(build(project_exists)?)
+                .build(),
+        );
+        match self.transact(items).await? {
             TxOutcome::Committed => Ok(CreatedKey {
                 project_id: project,
                 kind,
                 key: key.expose().to_owned(),
             }),
+            outcome if outcome.condition_failed_at(keys::API_KEY_SHARDS as usize) => Err(
+                Error::not_found(format!("project {project} does not exist")),
+            ),
             TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
                 "creating a key was cancelled: {reasons:?}"
             ))),
         }
     }
 
-    /// Revokes a key; it is refused from the next request on.
+    /// Revokes a key: every copy in one transaction, so from the next
+    /// request on each copy a request may read refuses it.
     pub async fn revoke_key(&self, key: &ApiKey) -> Result<(), Error> {
-        let result = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key(
-                keys::project_pk(key.project_id()),
-                keys::api_key_sk(&key.hash()),
-            )))
-            .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":now", s(crate::ids::now()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::not_found("no such key"))
-            }
-            Err(err) => Err(storage("UpdateItem", err)),
+        let now = s(crate::ids::now());
+        let items = (0..keys::API_KEY_SHARDS)
+            .map(|shard| {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(super::key(
+                        keys::api_key_pk(key.project_id(), &key.hash(), shard),
+                        keys::API_KEY_SK,
+                    )))
+                    .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
+                    .condition_expression("attribute_exists(PK)")
+                    .expression_attribute_values(":now", now.clone())
+                    .build();
+                Ok(TransactWriteItem::builder().update(build(update)?).build())
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        match self.transact(items).await? {
+            TxOutcome::Committed => Ok(()),
+            outcome if outcome.condition_failed_at(0) => Err(Error::not_found("no such key")),
+            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
+                "revoking a key was cancelled: {reasons:?}"
+            ))),
         }
     }
 
-    /// The stored record of a presented key, if it exists. Strongly
-    /// consistent, so a revocation takes effect at once.
+    /// The stored record of a presented key, if it exists: one of its
+    /// copies, picked at random. Strongly consistent, so a revocation takes
+    /// effect at once.
     pub async fn api_key(&self, key: &ApiKey) -> Result<Option<ApiKeyRecord>, Error> {
+        self.api_key_copy(key, random_shard()).await
+    }
+
+    /// One copy of a key's record (the tests read every one).
+    pub async fn api_key_copy(
+        &self,
+        key: &ApiKey,
+        shard: u32,
+    ) -> Result<Option<ApiKeyRecord>, Error> {
         let out = self
             .db
             .get_item()
             .table_name(&self.table)
             .set_key(Some(super::key(
-                keys::project_pk(key.project_id()),
-                keys::api_key_sk(&key.hash()),
+                keys::api_key_pk(key.project_id(), &key.hash(), shard),
+                keys::API_KEY_SK,
             )))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| storage("GetItem", e))?;
         out.item.map(from_item).transpose()
+    }
+
+    /// The puts of a new key's copies.
+    fn key_copies(&self, key: &ApiKey, now: &str) -> Result<Vec<TransactWriteItem>, Error> {
+        let record = key.record(now);
+        (0..keys::API_KEY_SHARDS)
+            .map(|shard| {
+                self.put_new(
+                    keys::api_key_pk(key.project_id(), &key.hash(), shard),
+                    keys::API_KEY_SK.into(),
+                    &record,
+                )
+            })
+            .collect()
     }
 
     fn put_new<T: Serialize>(
@@ -215,4 +243,12 @@ impl Store {
             )?)
             .build())
     }
+}
+
+/// A copy of a key's record, picked at random (a fault of the random source
+/// reads copy 0, which is as valid as any).
+fn random_shard() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes) % keys::API_KEY_SHARDS
 }

@@ -30,6 +30,80 @@ fn feature_document_key(project: Uuid) -> super::Item {
     key(keys::project_pk(project), keys::FEATURES_SK)
 }
 
+fn feature_version_key(project: Uuid) -> super::Item {
+    key(
+        keys::features_version_pk(project),
+        keys::FEATURES_VERSION_SK,
+    )
+}
+
+/// A stored document's revision and size (its body's bytes).
+fn revision_and_bytes(item: Option<&super::Item>) -> Option<(String, usize)> {
+    let bytes = item?.get("document")?.as_s().ok()?.len();
+    Some((revision(item)?, bytes))
+}
+
+/// The revision a document or its version item holds.
+fn revision(item: Option<&super::Item>) -> Option<String> {
+    item?.get("revision")?.as_s().ok().cloned()
+}
+
+/// The feature documents this Lambda instance's in-memory cache holds, by
+/// project, each with the revision it was read at. Only ever answered
+/// after a strongly consistent read of the revision, so a change is seen
+/// by the next request, in every instance.
+#[derive(Debug, Default)]
+pub(crate) struct FeatureCache {
+    documents: std::sync::Mutex<std::collections::HashMap<Uuid, CachedDocument>>,
+}
+
+#[derive(Debug)]
+struct CachedDocument {
+    revision: String,
+    document: FeatureDocument,
+    bytes: usize,
+}
+
+/// Bytes of documents (as stored) the cache holds before it starts over:
+/// a document may be 350 KiB, and one instance serves every project.
+const FEATURE_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+impl FeatureCache {
+    fn recall(&self, project: Uuid, revision: &str) -> Option<FeatureDocument> {
+        let documents = self.documents.lock().ok()?;
+        let cached = documents.get(&project)?;
+        (cached.revision == revision).then(|| cached.document.clone())
+    }
+
+    fn learn(&self, project: Uuid, revision: String, document: &FeatureDocument, bytes: usize) {
+        let Ok(mut documents) = self.documents.lock() else {
+            return;
+        };
+        documents.remove(&project);
+        if bytes > FEATURE_CACHE_BYTES {
+            return;
+        }
+        let held: usize = documents.values().map(|d| d.bytes).sum();
+        if held + bytes > FEATURE_CACHE_BYTES {
+            documents.clear();
+        }
+        documents.insert(
+            project,
+            CachedDocument {
+                revision,
+                document: document.clone(),
+                bytes,
+            },
+        );
+    }
+
+    fn forget(&self, project: Uuid) {
+        if let Ok(mut documents) = self.documents.lock() {
+            documents.remove(&project);
+        }
+    }
+}
+
 fn read_feature_document(item: Option<super::Item>) -> Result<Option<FeatureDocument>, Error> {
     let Some(item) = item else {
         return Ok(None);
@@ -370,36 +444,78 @@ impl Store {
         Ok((old, count))
     }
 
-    /// The project's feature settings document, if one was imported.
+    /// The project's feature settings document, if one was imported: its
+    /// revision (one tiny strongly consistent read), then the document
+    /// only when this instance has not read that revision yet.
     pub async fn feature_document(&self, project: Uuid) -> Result<Option<FeatureDocument>, Error> {
         let out = self
             .db
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(feature_document_key(project)))
+            .set_key(Some(feature_version_key(project)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| super::storage("GetItem", e))?;
-        read_feature_document(out.item)
+        self.feature_document_at(project, revision(out.item.as_ref()))
+            .await
+    }
+
+    /// The document at `revision` (`None`: none was imported), from this
+    /// instance's cache or read (strongly consistent) and kept.
+    async fn feature_document_at(
+        &self,
+        project: Uuid,
+        revision: Option<String>,
+    ) -> Result<Option<FeatureDocument>, Error> {
+        let Some(revision) = revision else {
+            self.feature_cache.forget(project);
+            return Ok(None);
+        };
+        if let Some(document) = self.feature_cache.recall(project, &revision) {
+            return Ok(Some(document));
+        }
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(feature_document_key(project)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        let read = revision_and_bytes(out.item.as_ref());
+        let document = read_feature_document(out.item)?;
+        if let (Some(document), Some((revision, bytes))) = (&document, read) {
+            self.feature_cache.learn(project, revision, document, bytes);
+        }
+        Ok(document)
     }
 
     /// A session's user's membership in an organization and the project's
-    /// feature document, in the one `BatchGetItem` that resolves the user
-    /// (when this container knows the user's id, else one more read).
+    /// feature document: the document's revision joins the one
+    /// `BatchGetItem` that resolves the user (when this container knows
+    /// the user's id, else one more read); the document is read only when
+    /// this instance has not read that revision yet.
     pub async fn session_membership_and_features(
         &self,
         project: Uuid,
         org: Uuid,
         external_id: &str,
     ) -> Result<(Option<crate::domain::Membership>, Option<FeatureDocument>), Error> {
-        let document = feature_document_key(project);
+        let version = feature_version_key(project);
         let (membership, fetched) = self
-            .session_membership_with(project, org, external_id, vec![document.clone()])
+            .session_membership_with(project, org, external_id, vec![version.clone()])
             .await?;
-        Ok((membership, read_feature_document(fetched.item(&document))?))
+        let document = self
+            .feature_document_at(project, revision(fetched.item(&version).as_ref()))
+            .await?;
+        Ok((membership, document))
     }
 
-    /// Replaces the project's feature settings document (checked first).
+    /// Replaces the project's feature settings document (checked first),
+    /// and its revision in the same transaction, so every instance reads
+    /// the new document from its next request on.
     pub async fn put_feature_document(
         &self,
         project: Uuid,
@@ -413,17 +529,30 @@ impl Store {
                 "the feature document is larger than 350 KiB".into(),
             ));
         }
-        let mut item = key(keys::project_pk(project), keys::FEATURES_SK);
+        let (revision, now) = (crate::ids::new_id().to_string(), crate::ids::now());
+        let mut item = feature_document_key(project);
         item.insert("document".into(), s(text));
-        item.insert("updated_at".into(), s(crate::ids::now()));
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| super::storage("PutItem", e))?;
-        Ok(())
+        item.insert("revision".into(), s(&revision));
+        item.insert("updated_at".into(), s(&now));
+        let mut version = feature_version_key(project);
+        version.insert("revision".into(), s(&revision));
+        version.insert("updated_at".into(), s(&now));
+        let puts = [item, version]
+            .into_iter()
+            .map(|item| {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build();
+                Ok(TransactWriteItem::builder().put(build(put)?).build())
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        match self.transact(puts).await? {
+            TxOutcome::Committed => Ok(()),
+            TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
+                "replacing the feature document was cancelled: {reasons:?}"
+            ))),
+        }
     }
 
     /// Creates a tenant organization and its owner: the owner is the user

@@ -31,6 +31,9 @@ struct EventItem<'a> {
     pk: String,
     #[serde(rename = "SK")]
     sk: String,
+    /// The event's entry in the timeline by name.
+    #[serde(rename = "EVENTNAMEPK")]
+    name_pk: String,
     #[serde(flatten)]
     event: &'a TimelineEvent,
 }
@@ -39,6 +42,7 @@ pub(crate) fn event_item(project: Uuid, org: Uuid, event: &TimelineEvent) -> Res
     to_item(&EventItem {
         pk: keys::org_pk(project, org),
         sk: keys::event_sk(event.id),
+        name_pk: keys::event_name_pk(project, org, &event.name),
         event,
     })
 }
@@ -406,6 +410,10 @@ impl super::Store {
         }))
     }
 
+    /// One page of the timeline, or (`name`) of the timeline by name: a
+    /// Query of `limit` items, repeated only when DynamoDB cut a Query short
+    /// at 1 MB. The position is the event's table key either way, so a
+    /// cursor of one list reads on in the other.
     async fn timeline_page(
         &self,
         project: Uuid,
@@ -417,26 +425,38 @@ impl super::Store {
         let mut events = Vec::with_capacity(limit);
         loop {
             let remaining = limit - events.len();
-            let mut query = self
+            let query = self
                 .db
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
-                .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
-                .expression_attribute_values(":evt", s(keys::EVENT_PREFIX))
-                .limit(remaining as i32)
-                .set_exclusive_start_key(start);
-            if let Some(name) = name {
-                query = query
-                    .filter_expression("#name = :name")
-                    .expression_attribute_names("#name", "name")
-                    .expression_attribute_values(":name", s(name));
-            }
+                .limit(remaining as i32);
+            let query = match name {
+                None => query
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
+                    .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+                    .expression_attribute_values(":evt", s(keys::EVENT_PREFIX))
+                    .set_exclusive_start_key(start),
+                Some(name) => {
+                    let partition = s(keys::event_name_pk(project, org, name));
+                    query
+                        .index_name(keys::EVENT_NAME_INDEX)
+                        .key_condition_expression("#pk = :pk")
+                        .expression_attribute_names("#pk", keys::EVENT_NAME_PK)
+                        .expression_attribute_values(":pk", partition.clone())
+                        .set_exclusive_start_key(start.map(|mut key| {
+                            key.insert(keys::EVENT_NAME_PK.into(), partition);
+                            key
+                        }))
+                }
+            };
             let out = query.send().await.map_err(|e| super::storage("Query", e))?;
             for item in out.items.unwrap_or_default() {
                 events.push(super::from_item(item)?);
             }
-            start = out.last_evaluated_key;
+            start = out.last_evaluated_key.map(|mut key| {
+                key.retain(|attribute, _| attribute == keys::PK || attribute == keys::SK);
+                key
+            });
             if start.is_none() || events.len() >= limit {
                 return Ok((events, start));
             }
