@@ -367,6 +367,17 @@ pub fn belongs_to(project: Uuid, key: &str) -> bool {
     key == prefix || key.starts_with(&format!("{prefix}#"))
 }
 
+/// Where a walk of the project's organization index (GSI1) goes on from:
+/// after organization `after`, or from its start.
+pub fn org_list_from(after: Option<Uuid>) -> String {
+    after.map_or_else(|| "ORG#".to_owned(), org_list_sk)
+}
+
+/// The organization an organization index key ([`org_list_sk`]) names.
+pub fn org_of_list_sk(sk: &str) -> Option<Uuid> {
+    sk.strip_prefix("ORG#")?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
