@@ -64,6 +64,8 @@ const BACKLOG_MINUTES: usize = 30;
 #[derive(Clone, Debug)]
 pub struct Budget {
     pub firings: usize,
+    /// Due-index Queries; a minute's shards are read together, so a tick
+    /// with fewer than `DUE_SHARDS` left reads no further minute.
     pub queries: usize,
     pub project_share: usize,
     pub minutes: usize,
@@ -210,9 +212,12 @@ impl Tick<'_> {
         }
         let mut running = tokio::task::JoinSet::new();
         let mut settle = |tick: &mut Self, done: Result<Vec<_>, tokio::task::JoinError>| {
-            let Ok(outcomes) = done else {
-                tracing::error!("a firing task failed");
-                return;
+            let outcomes = match done {
+                Ok(outcomes) => outcomes,
+                Err(err) => {
+                    tracing::error!(error = %err, "a firing task failed");
+                    return;
+                }
             };
             for (slot, schedule_id, outcome) in outcomes {
                 match outcome {
@@ -268,17 +273,21 @@ impl Tick<'_> {
             running
                 .spawn(async move { (shard, store.due_page(minute, shard, &read, limit).await) });
         }
-        let mut pages: Vec<(u128, Result<DuePage, Error>)> = Vec::new();
+        // A read that never reports back (its task panicked) stays failed.
+        let mut pages: Vec<Result<DuePage, Error>> = (0..shards)
+            .map(|_| Err(Error::Internal("a due read did not finish".into())))
+            .collect();
         while let Some(done) = running.join_next().await {
-            pages.push(done.unwrap_or_else(|e| {
-                (
-                    u128::MAX,
-                    Err(Error::Internal(format!("a due read failed: {e}"))),
-                )
-            }));
+            match done {
+                Ok((shard, page)) => {
+                    if let Some(slot) = usize::try_from(shard).ok().and_then(|i| pages.get_mut(i)) {
+                        *slot = page;
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "a due read failed"),
+            }
         }
-        pages.sort_by_key(|(shard, _)| *shard);
-        Some(pages.into_iter().map(|(_, page)| page).collect())
+        Some(pages)
     }
 
     /// Records that `project` has due entries left at `minute` (once per
