@@ -1122,7 +1122,7 @@ async fn scale_project(
     state: &AppState,
     users: usize,
     extra_orgs: usize,
-) -> (CreatedProject, People) {
+) -> (CreatedProject, People, String) {
     use shared::domain::{IdentifierKey, IdentifierSpec, ProfileUpsert, Scope};
     let p = project(state).await;
     let spec = |external: &str| IdentifierSpec {
@@ -1198,7 +1198,9 @@ async fn scale_project(
             people.get_mut(external).unwrap().1.insert(plan);
         }
     }
-    (p, people)
+    // The first user in id order: a member of `core` alone.
+    let first = made[0].1.clone();
+    (p, people, first)
 }
 
 /// Every page of `rule` (`limit` 3; only the first unless `whole`), with
@@ -1269,7 +1271,7 @@ async fn evaluate_reads_a_bounded_page_at_any_size_and_its_short_pages_add_up() 
     // Both sizes past one request's 100 users; the union is checked at the
     // larger (the emulator's Queries are slow).
     for (users, extra_orgs, whole) in [(110, 2, false), (150, 20, true)] {
-        let (p, people) = scale_project(&state, users, extra_orgs).await;
+        let (p, people, core_member) = scale_project(&state, users, extra_orgs).await;
         let mut firsts = Vec::new();
         for (name, rule) in &rules {
             let expected: BTreeSet<String> = people
@@ -1303,15 +1305,33 @@ async fn evaluate_reads_a_bounded_page_at_any_size_and_its_short_pages_add_up() 
                 assert!(reads.calls <= 120, "{name}: {reads:?}");
             }
         }
+        // `match` for a member of `core`: the same few reads at both sizes.
+        let body =
+            json!({"user": {"identifier": [{"external_id": core_member}]}, "rule": rules[1].1});
+        meter.take();
+        let matched = call(
+            &segments,
+            Method::POST,
+            "/api/admin/segments/match",
+            Some(&p.secret_key),
+            Some(&body.to_string()),
+        )
+        .await;
+        firsts.push(meter.take());
+        assert_eq!(matched.body["match"], true, "{:?}", matched.body);
         first_pages.push(firsts);
     }
     assert_eq!(
         first_pages[0], first_pages[1],
-        "the first pages read the same at both sizes"
+        "the first pages and match read the same at both sizes"
     );
-    let [premium, gold, tin] = first_pages[0][..] else {
+    let [premium, gold, tin, matched] = first_pages[0][..] else {
         unreachable!()
     };
+    assert!(
+        matched.items <= 6 && matched.calls <= 5,
+        "match reads the user, its membership and organization: {matched:?}"
+    );
     assert!(
         premium.items <= 101 && premium.calls <= 3,
         "one round of the user index: {premium:?}"

@@ -13,9 +13,9 @@
 //! index in user id order, from the cursor on, at most [`MAX_EXAMINED`] per
 //! request, then the same facts per candidate, with organizations and
 //! their activity read once per request however many candidates share
-//! them. The organizations are never read as a whole: walking them would
-//! find users in organization order, not the user id order the pages
-//! promise, and a page's cost would follow the project's organizations.
+//! them. The organizations are never read as a whole, nor walked: a walk
+//! of the organization index, even in bounded steps, would find users in
+//! organization order, not the user id order the pages promise.
 
 use std::collections::HashMap;
 use std::sync::Arc;
