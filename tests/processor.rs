@@ -586,3 +586,100 @@ async fn a_mixed_batch_is_one_transaction_and_settles_every_message_on_its_own()
     assert_eq!(count(&b, "upgrade"), 1);
     assert_eq!(count(&gone, "seat"), 0);
 }
+
+/// Drains the queue through the processor with `match` steps of `step`
+/// organizations, handing each batch over `times` times (a redelivered
+/// step); returns how many messages were handled (each once).
+async fn drain_in_steps(state: &AppState, step: usize, times: usize) -> usize {
+    let url = queue(state);
+    let mut handled = 0;
+    loop {
+        let messages = receive_all(state, &url, 30).await;
+        if messages.is_empty() {
+            return handled;
+        }
+        for chunk in messages.chunks(10) {
+            for _ in 0..times {
+                let response = processor::handle_with(state, sqs_event(chunk), step).await;
+                assert!(response.batch_item_failures.is_empty());
+            }
+        }
+        handled += messages.len();
+        delete_messages(state, &url, &messages).await;
+    }
+}
+
+#[tokio::test]
+async fn a_match_fans_out_in_steps_and_records_each_match_once_even_when_a_step_is_redelivered() {
+    let state = state_with_queue().await;
+    let p = project(&state).await;
+    let router = client::router(state.clone());
+    let mut matching = Vec::new();
+    for i in 0..7 {
+        let tier = if i % 2 == 0 { "gold" } else { "silver" };
+        let id = org(
+            &router,
+            &p.secret_key,
+            &format!("o{i}"),
+            json!({"tier": tier}),
+        )
+        .await;
+        if tier == "gold" {
+            matching.push(format!("P#{}#ORG#{id}", p.project_id));
+        }
+    }
+    let posted = call(
+        &router,
+        Method::POST,
+        EVENTS,
+        Some(&p.secret_key),
+        Some(&json!([{"match": {"tier": "gold"}, "name": "gold_news"}]).to_string()),
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::ACCEPTED);
+    // Steps of 2 over 7 organizations: 4 steps, each handed over twice
+    // (so each queues its next step twice).
+    let handled = drain_in_steps(&state, 2, 2).await;
+    assert!(handled >= 4, "the fan-out ran in steps: {handled} messages");
+    let mut got = custom_events(&state, p.project_id).await;
+    got.sort();
+    matching.sort();
+    assert_eq!(got, matching, "every matching organization once, no other");
+}
+
+#[tokio::test]
+async fn one_fan_out_step_reads_the_same_at_two_project_sizes() {
+    let base = state_with_queue().await;
+    let (state, meter) = integration_tests::reads::metered(&base);
+    let router = client::router(base.clone());
+    let mut reads = Vec::new();
+    for size in [6, 18] {
+        let p = project(&state).await;
+        for i in 0..size {
+            org(
+                &router,
+                &p.secret_key,
+                &format!("o{i}"),
+                json!({"tier": "gold"}),
+            )
+            .await;
+        }
+        let queued = json!({"id": uuid::Uuid::now_v7(), "project_id": p.project_id, "match": {"tier": "gold"}, "name": "gold_news", "created_at": "2026-11-23T10:00:00Z"});
+        let mut first = aws_lambda_events::sqs::SqsEvent::default();
+        first.records = vec![message("step", queued)];
+        meter.take();
+        let response = processor::handle_with(&state, first, 3).await;
+        assert!(response.batch_item_failures.is_empty());
+        reads.push(meter.take());
+        assert_eq!(
+            custom_events(&state, p.project_id).await.len(),
+            3,
+            "one step records its page's matches"
+        );
+    }
+    assert_eq!(reads[0].items, reads[1].items, "{reads:?}");
+    assert!(
+        reads[0].items <= 6,
+        "a step reads about its page: {reads:?}"
+    );
+}

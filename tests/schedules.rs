@@ -522,3 +522,74 @@ async fn a_tick_does_bounded_work_and_the_next_continues() {
     assert_eq!(all.len(), 6);
     assert!(all.values().all(|&count| count == 1));
 }
+
+/// A backlog larger than a tick's budget: each tick makes the same number
+/// of DynamoDB calls at two backlog sizes (it reads a bounded part and goes
+/// on where it stopped), another project fires in the first tick, and
+/// after enough ticks every schedule has fired once.
+#[tokio::test]
+async fn a_backlog_past_a_ticks_budget_drains_in_bounded_ticks_and_others_fire_first() {
+    let budget = || scheduler::Budget {
+        firings: 6,
+        project_share: 4,
+        ..scheduler::Budget::default()
+    };
+    let mut first_ticks = Vec::new();
+    for per_org in [6, 18] {
+        let base = state().await;
+        let (state, meter) = integration_tests::reads::metered(&base);
+        let router = client::router(state.clone());
+        let (a, b) = (project(&state).await, project(&state).await);
+        let now = OffsetDateTime::now_utc();
+        for org in ["a1", "a2"] {
+            organization(&router, &a.secret_key, org).await;
+            for i in 0..per_org {
+                let due = json!({"name": format!("s{i}"), "identifier": [{"external_id": org}], "scheduled_at": ts(now - Duration::seconds(30))});
+                let created = schedule(&router, &a.secret_key, due).await;
+                assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+            }
+        }
+        organization(&router, &b.secret_key, "b1").await;
+        let due = json!({"name": "renewal", "identifier": [{"external_id": "b1"}], "scheduled_at": ts(now)});
+        assert_eq!(
+            schedule(&router, &b.secret_key, due).await.status,
+            StatusCode::ACCEPTED
+        );
+        meter.take();
+        let first = scheduler::tick_with(&state, now + Duration::minutes(10), budget())
+            .await
+            .unwrap();
+        first_ticks.push(meter.take().calls);
+        assert_eq!(first["fired"], 5, "A's share and B's one: {first}");
+        assert_eq!(
+            firings(&state, b.project_id).await.len(),
+            1,
+            "B fires in the first tick: {first}"
+        );
+        let mut minute = 11;
+        let mut calls = Vec::new();
+        while firings(&state, a.project_id).await.len() < 2 * per_org {
+            assert!(minute < 30, "the backlog drains");
+            meter.take();
+            let tick = scheduler::tick_with(&state, now + Duration::minutes(minute), budget())
+                .await
+                .unwrap();
+            calls.push(meter.take().calls);
+            assert!(tick["fired"].as_u64().unwrap() <= 6, "{tick}");
+            minute += 1;
+        }
+        let a_firings = firings(&state, a.project_id).await;
+        assert!(
+            a_firings.values().all(|&count| count == 1),
+            "none twice: {a_firings:?}"
+        );
+        assert!(
+            calls.iter().all(|&c| c <= first_ticks[0] + 2 * 16),
+            "every tick stays bounded: {calls:?}"
+        );
+    }
+    assert_eq!(
+        first_ticks[0], first_ticks[1],
+        "the first tick's calls: {first_ticks:?}"
+    );
+}

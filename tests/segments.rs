@@ -1108,3 +1108,240 @@ async fn an_organizations_events_past_the_cap() {
         );
     }
 }
+
+/// Whether a user of [`scale_project`] is premium, and the plans of its
+/// organizations.
+type People = BTreeMap<String, (bool, BTreeSet<&'static str>)>;
+
+/// A project for the scale tests, written through the store: `users`
+/// users (every 37th by creation with `plan: premium`), and among the
+/// users in id order, every 10th of the first 100 a member of the gold
+/// organization `core`; beyond the first 100, `extra_orgs` more
+/// organizations (gold and tin in turn), each with two of the later users.
+async fn scale_project(
+    state: &AppState,
+    users: usize,
+    extra_orgs: usize,
+) -> (CreatedProject, People, String) {
+    use shared::domain::{IdentifierKey, IdentifierSpec, ProfileUpsert, Scope};
+    let p = project(state).await;
+    let spec = |external: &str| IdentifierSpec {
+        key: IdentifierKey::parse(None, external).unwrap(),
+        metadata: None,
+    };
+    let data = |plan: &str| json!({"plan": plan}).as_object().cloned();
+    let store = &state.store;
+    let org = |name: String, plan: &'static str| {
+        let upsert = ProfileUpsert::new(vec![spec(&name)], Some(name.clone()), data(plan)).unwrap();
+        async move {
+            store
+                .upsert_organization(p.project_id, &upsert, Scope::Project)
+                .await
+                .unwrap();
+        }
+    };
+    org("core".into(), "gold").await;
+    let mut made = Vec::new();
+    let mut writers = tokio::task::JoinSet::new();
+    for j in 0..users {
+        let external = format!("s{j}");
+        let premium = j % 37 == 0;
+        let upsert = ProfileUpsert::new(
+            vec![spec(&external)],
+            None,
+            data(if premium { "premium" } else { "basic" }),
+        )
+        .unwrap();
+        let (store, project) = (store.clone(), p.project_id);
+        writers.spawn(async move {
+            let user = store
+                .upsert_user(project, &upsert, Scope::Project)
+                .await
+                .unwrap();
+            (user.record.id, external, premium)
+        });
+        if writers.len() >= 16 {
+            made.extend(writers.join_next().await.map(Result::unwrap));
+        }
+    }
+    while let Some(done) = writers.join_next().await {
+        made.push(done.unwrap());
+    }
+    made.sort();
+    let mut people: People = made
+        .iter()
+        .map(|(_, external, premium)| (external.clone(), (*premium, BTreeSet::new())))
+        .collect();
+    let member = |org: String, external: String| async move {
+        store
+            .add_member(
+                p.project_id,
+                &[IdentifierKey::parse(None, &org).unwrap()],
+                &[spec(&external)],
+                None,
+                Scope::Project,
+            )
+            .await
+            .unwrap();
+    };
+    for (_, external, _) in made.iter().take(100).step_by(10) {
+        member("core".into(), external.clone()).await;
+        people.get_mut(external).unwrap().1.insert("gold");
+    }
+    let later = &made[100..];
+    for i in 0..extra_orgs {
+        let plan = if i % 2 == 0 { "gold" } else { "tin" };
+        org(format!("extra{i}"), plan).await;
+        for k in 0..2 {
+            let (_, external, _) = &later[(i * 7 + k * 3) % later.len()];
+            member(format!("extra{i}"), external.clone()).await;
+            people.get_mut(external).unwrap().1.insert(plan);
+        }
+    }
+    // The first user in id order: a member of `core` alone.
+    let first = made[0].1.clone();
+    (p, people, first)
+}
+
+/// Every page of `rule` (`limit` 3; only the first unless `whole`), with
+/// the reads of each page and whether it came with a cursor.
+async fn pages_of(
+    segments: &Router,
+    meter: &integration_tests::reads::ReadMeter,
+    key: &str,
+    rule: &Value,
+    whole: bool,
+) -> Vec<(Vec<String>, integration_tests::reads::Reads, bool)> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut body = json!({"rule": rule, "limit": 3});
+        if let Some(c) = &cursor {
+            body["cursor"] = json!(c);
+        }
+        meter.take();
+        let r = evaluate(segments, key, body).await;
+        let reads = meter.take();
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        let users = r.body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                u["identifier"][0]["external_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        cursor = r.body["next_cursor"].as_str().map(str::to_owned);
+        pages.push((users, reads, cursor.is_some()));
+        if cursor.is_none() || !whole {
+            return pages;
+        }
+    }
+}
+
+/// `evaluate` examines a bounded number of users per request: over two
+/// project sizes (more users, ten times the organizations) a
+/// first page reads the same, pages come short (even empty) with a cursor,
+/// and the union of the pages is exactly what the fixture says, each user
+/// once.
+#[tokio::test]
+async fn evaluate_reads_a_bounded_page_at_any_size_and_its_short_pages_add_up() {
+    let base = state().await;
+    let (state, meter) = integration_tests::reads::metered(&base);
+    let segments = segments::router(state.clone());
+    let rules: [(&str, Value); 3] = [
+        (
+            "premium",
+            json!({"type": "string", "group": "user", "path": ".plan", "operator": "=", "value": "premium"}),
+        ),
+        (
+            "gold",
+            json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "gold"}),
+        ),
+        // None of the first 100 users: its first page examines them all.
+        (
+            "tin",
+            json!({"type": "string", "group": "organization", "path": ".plan", "operator": "=", "value": "tin"}),
+        ),
+    ];
+    let mut first_pages = Vec::new();
+    // Both sizes past one request's 100 users; the union is checked at the
+    // larger (the emulator's Queries are slow).
+    for (users, extra_orgs, whole) in [(110, 2, false), (150, 20, true)] {
+        let (p, people, core_member) = scale_project(&state, users, extra_orgs).await;
+        let mut firsts = Vec::new();
+        for (name, rule) in &rules {
+            let expected: BTreeSet<String> = people
+                .iter()
+                .filter(|(_, (premium, plans))| match *name {
+                    "premium" => *premium,
+                    plan => plans.contains(plan),
+                })
+                .map(|(external, _)| external.clone())
+                .collect();
+            assert!(!expected.is_empty(), "{name}: the fixture selects someone");
+            let pages = pages_of(&segments, &meter, &p.secret_key, rule, whole).await;
+            firsts.push(pages[0].1);
+            if !whole {
+                continue;
+            }
+            let mut got = BTreeSet::new();
+            for (users, _, _) in &pages {
+                for u in users {
+                    assert!(got.insert(u.clone()), "{name}: {u} twice");
+                }
+            }
+            assert_eq!(got, expected, "{name}: the union of the pages");
+            if *name == "tin" {
+                assert!(
+                    pages[0].0.is_empty() && pages[0].2,
+                    "{name}: an empty first page with a cursor"
+                );
+            }
+            for (_, reads, _) in &pages {
+                assert!(reads.calls <= 120, "{name}: {reads:?}");
+            }
+        }
+        // `match` for a member of `core`: the same few reads at both sizes.
+        let body =
+            json!({"user": {"identifier": [{"external_id": core_member}]}, "rule": rules[1].1});
+        meter.take();
+        let matched = call(
+            &segments,
+            Method::POST,
+            "/api/admin/segments/match",
+            Some(&p.secret_key),
+            Some(&body.to_string()),
+        )
+        .await;
+        firsts.push(meter.take());
+        assert_eq!(matched.body["match"], true, "{:?}", matched.body);
+        first_pages.push(firsts);
+    }
+    assert_eq!(
+        first_pages[0], first_pages[1],
+        "the first pages and match read the same at both sizes"
+    );
+    let [premium, gold, tin, matched] = first_pages[0][..] else {
+        unreachable!()
+    };
+    assert!(
+        matched.items <= 6 && matched.calls <= 5,
+        "match reads the user, its membership and organization: {matched:?}"
+    );
+    assert!(
+        premium.items <= 101 && premium.calls <= 3,
+        "one round of the user index: {premium:?}"
+    );
+    assert!(
+        gold.items < tin.items,
+        "a dense page stops early: {gold:?} {tin:?}"
+    );
+    assert!(
+        tin.items <= 100 + 10 + 1 + 5 && tin.calls <= 100 + 10,
+        "100 users, their 10 memberships, one organization: {tin:?}"
+    );
+}

@@ -105,6 +105,12 @@ pub struct QueuedEvent {
     pub organization_id: Option<Uuid>,
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub matcher: Option<Data>,
+    /// A `match` fan-out runs in steps, one message each: where in the
+    /// project's organization index this step starts (after this
+    /// organization; from the start when absent). Only the processor sets
+    /// it, on the message that queues the next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_after: Option<Uuid>,
     pub name: String,
     #[serde(default)]
     pub data: Data,
@@ -303,6 +309,7 @@ mod tests {
             project_id: Uuid::now_v7(),
             organization_id: None,
             matcher: pairs(json!({"plan": "pro"})),
+            match_after: None,
             name: "x".into(),
             data: Data::new(),
             created_at: crate::ids::now(),

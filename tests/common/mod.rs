@@ -569,3 +569,5 @@ pub fn transformed_template() -> Value {
     );
     serde_json::from_slice(&output.stdout).expect("the transformed template is JSON")
 }
+
+pub mod reads;

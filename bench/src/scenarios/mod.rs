@@ -273,6 +273,7 @@ pub async fn processor_throughput(state: &AppState, meter: &Meter) -> Throughput
                     project_id: ctx_project.project_id,
                     organization_id: Some(org_id),
                     matcher: None,
+                    match_after: None,
                     name: format!("bench.event_{}", (b + i) % 3),
                     data: serde_json::json!({"batch": b, "i": i})
                         .as_object()

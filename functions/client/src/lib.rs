@@ -296,6 +296,7 @@ async fn post_events(
             project_id: caller.project_id,
             organization_id,
             matcher,
+            match_after: None,
             name: event.name,
             data: event.data,
             created_at: now.clone(),

@@ -12,6 +12,10 @@
 //! `shared::keys::due_pk`). The scheduler's cursor is the first minute it
 //! has not read through; each tick reads from the cursor to the present,
 //! after first draining the recorded backlogs (minutes behind the cursor).
+//! The shards of a minute are read at once (their first pages
+//! concurrently), and the schedules a page makes due fire concurrently, at
+//! most [`FIRING_CONCURRENCY`] organizations at a time; which fire, and each
+//! project's share, are decided in the index's order before any fires.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration as Elapsed, Instant};
@@ -22,7 +26,7 @@ use shared::limits::{
     SCHEDULER_FIRINGS_PER_TICK, SCHEDULER_MINUTES_PER_TICK, SCHEDULER_PROJECT_SHARE,
     SCHEDULER_QUERIES_PER_TICK, SCHEDULER_TICK_SECS,
 };
-use shared::store::{minute_of, next_minute, Backlog, DueRead};
+use shared::store::{minute_of, next_minute, Backlog, DuePage, DueRead};
 use shared::{AppState, Error, Store};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -45,6 +49,12 @@ const BACKLOG_PART: usize = 2;
 /// Backlogs one tick looks at.
 const MAX_BACKLOGS: usize = 200;
 
+/// Organizations firing at once (an organization's own schedules fire one
+/// after the other: their transactions share its items): a tick's 1,000
+/// firings over many organizations take about 1,000 / 16 transaction
+/// round trips instead of 1,000.
+pub const FIRING_CONCURRENCY: usize = 16;
+
 /// Minutes of one project's backlog one tick walks at most, so that one
 /// long, sparse backlog cannot take the reads the other backlogs need (its
 /// start moves on by as much each tick).
@@ -54,6 +64,8 @@ const BACKLOG_MINUTES: usize = 30;
 #[derive(Clone, Debug)]
 pub struct Budget {
     pub firings: usize,
+    /// Due-index Queries; a minute's shards are read together, so a tick
+    /// with fewer than `DUE_SHARDS` left reads no further minute.
     pub queries: usize,
     pub project_share: usize,
     pub minutes: usize,
@@ -176,21 +188,106 @@ impl Tick<'_> {
             .is_some_and(|at| at <= self.stamp.as_str())
     }
 
-    /// Fires one schedule; `false` when it failed (it stays due).
-    async fn fire(&mut self, schedule: &Schedule) -> bool {
+    /// Counts a firing against the tick's and its project's budgets; the
+    /// firing itself comes later, with the page's others ([`Tick::fire_all`]).
+    fn plan(&mut self, schedule: &Schedule, planned: &mut Vec<Schedule>) {
         self.firings += 1;
         *self.used.entry(schedule.project_id).or_default() += 1;
-        match self.store.fire_schedule(schedule, self.now).await {
-            Ok(fired) => {
-                self.fired += usize::from(fired);
-                true
+        planned.push(schedule.clone());
+    }
+
+    /// Fires the planned schedules, the organizations at most
+    /// [`FIRING_CONCURRENCY`] at a time and each organization's one after
+    /// the other (their transactions write the same organization's items,
+    /// which would cancel each other); for each schedule, in order, `false`
+    /// when it failed (it stays due).
+    async fn fire_all(&mut self, planned: Vec<Schedule>) -> Vec<bool> {
+        let mut results = vec![false; planned.len()];
+        let mut by_organization: HashMap<Uuid, Vec<(usize, Schedule)>> = HashMap::new();
+        for (slot, schedule) in planned.into_iter().enumerate() {
+            by_organization
+                .entry(schedule.organization_id)
+                .or_default()
+                .push((slot, schedule));
+        }
+        let mut running = tokio::task::JoinSet::new();
+        let mut settle = |tick: &mut Self, done: Result<Vec<_>, tokio::task::JoinError>| {
+            let outcomes = match done {
+                Ok(outcomes) => outcomes,
+                Err(err) => {
+                    tracing::error!(error = %err, "a firing task failed");
+                    return;
+                }
+            };
+            for (slot, schedule_id, outcome) in outcomes {
+                match outcome {
+                    Ok(fired) => {
+                        tick.fired += usize::from(fired);
+                        results[slot] = true;
+                    }
+                    Err(err) => {
+                        tick.failed += 1;
+                        tracing::error!(schedule = %schedule_id, error = %err, "firing failed");
+                    }
+                }
             }
-            Err(err) => {
-                self.failed += 1;
-                tracing::error!(schedule = %schedule.id, error = %err, "firing failed");
-                false
+        };
+        for (_, schedules) in by_organization {
+            if running.len() >= FIRING_CONCURRENCY {
+                if let Some(done) = running.join_next().await {
+                    settle(self, done);
+                }
+            }
+            let (store, now) = (self.store.clone(), self.now);
+            running.spawn(async move {
+                let mut outcomes = Vec::with_capacity(schedules.len());
+                for (slot, schedule) in schedules {
+                    let fired = store.fire_schedule(&schedule, now).await;
+                    outcomes.push((slot, schedule.id, fired));
+                }
+                outcomes
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            settle(self, done);
+        }
+        results
+    }
+
+    /// The first page of each shard of `minute` (one Query each, all at
+    /// once); `None` when the tick's reads would run out.
+    async fn first_pages(
+        &mut self,
+        minute: OffsetDateTime,
+        read: &DueRead,
+        limit: usize,
+    ) -> Option<Vec<Result<DuePage, Error>>> {
+        let shards = usize::try_from(shared::keys::DUE_SHARDS).unwrap_or(usize::MAX);
+        if self.queries.saturating_add(shards) > self.budget.queries {
+            return None;
+        }
+        self.queries += shards;
+        let mut running = tokio::task::JoinSet::new();
+        for shard in 0..shared::keys::DUE_SHARDS {
+            let (store, read) = (self.store.clone(), read.clone());
+            running
+                .spawn(async move { (shard, store.due_page(minute, shard, &read, limit).await) });
+        }
+        // A read that never reports back (its task panicked) stays failed.
+        let mut pages: Vec<Result<DuePage, Error>> = (0..shards)
+            .map(|_| Err(Error::Internal("a due read did not finish".into())))
+            .collect();
+        while let Some(done) = running.join_next().await {
+            match done {
+                Ok((shard, page)) => {
+                    if let Some(slot) = usize::try_from(shard).ok().and_then(|i| pages.get_mut(i)) {
+                        *slot = page;
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "a due read failed"),
             }
         }
+        Some(pages)
     }
 
     /// Records that `project` has due entries left at `minute` (once per
@@ -220,42 +317,57 @@ impl Tick<'_> {
         let mut minute = minute_of(backlog.from);
         let mut walked = 0;
         'minutes: while minute < end && walked < self.budget.minutes.min(BACKLOG_MINUTES) {
-            for shard in 0..shared::keys::DUE_SHARDS {
-                let mut after = None;
+            if self.share_left(project) == 0 || self.backlog_budget_spent() {
+                break;
+            }
+            let first = DueRead::Project {
+                project,
+                after: None,
+            };
+            let share = self.share_left(project);
+            let Some(pages) = self.first_pages(minute, &first, share).await else {
+                break;
+            };
+            for (shard, page) in (0..shared::keys::DUE_SHARDS).zip(pages) {
+                let mut page = page;
                 loop {
-                    if self.share_left(project) == 0 || self.backlog_budget_spent() {
-                        break 'minutes;
-                    }
-                    self.queries += 1;
-                    let read = DueRead::Project { project, after };
-                    let page = match self
-                        .store
-                        .due_page(minute, shard, &read, self.share_left(project))
-                        .await
-                    {
-                        Ok(page) => page,
+                    let read = match page {
+                        Ok(read) => read,
                         Err(err) => {
                             tracing::error!(error = %err, "reading a backlog failed");
                             break 'minutes;
                         }
                     };
-                    for schedule in &page.schedules {
-                        if self.share_left(project) == 0 {
-                            break 'minutes;
-                        }
-                        if !self.is_due(schedule) {
-                            break 'minutes;
+                    let mut planned = Vec::new();
+                    // Past its share, or at entries not due yet: the
+                    // backlog stays at this minute.
+                    let mut stays = false;
+                    for schedule in &read.schedules {
+                        if self.share_left(project) == 0 || !self.is_due(schedule) {
+                            stays = true;
+                            break;
                         }
                         self.due += 1;
-                        if !self.fire(schedule).await {
-                            // Left in this minute: the backlog stays here.
-                            break 'minutes;
-                        }
+                        self.plan(schedule, &mut planned);
                     }
-                    match page.more_after {
-                        Some(last) => after = Some(last),
-                        None => break,
+                    // One that failed is left in this minute: so is the
+                    // backlog.
+                    if self.fire_all(planned).await.contains(&false) || stays {
+                        break 'minutes;
                     }
+                    let Some(last) = read.more_after else {
+                        break;
+                    };
+                    if self.share_left(project) == 0 || self.backlog_budget_spent() {
+                        break 'minutes;
+                    }
+                    self.queries += 1;
+                    let next = DueRead::Project {
+                        project,
+                        after: Some(last),
+                    };
+                    let share = self.share_left(project);
+                    page = self.store.due_page(minute, shard, &next, share).await;
                 }
             }
             minute = next_minute(minute);
@@ -280,8 +392,15 @@ impl Tick<'_> {
         let mut minute = minute_of(start);
         let mut walked = 0;
         while minute <= last && walked < self.budget.minutes {
-            for shard in 0..shared::keys::DUE_SHARDS {
-                if !self.read_partition(minute, shard).await {
+            if self.spent() {
+                return minute;
+            }
+            let every = DueRead::All { after: None };
+            let Some(pages) = self.first_pages(minute, &every, PAGE).await else {
+                return minute;
+            };
+            for (shard, page) in (0..shared::keys::DUE_SHARDS).zip(pages) {
+                if !self.read_partition(minute, shard, page).await {
                     return minute;
                 }
             }
@@ -291,30 +410,35 @@ impl Tick<'_> {
         minute
     }
 
-    /// Fires what is due in one partition, each project within its share;
-    /// `false` when the tick's budget ran out before the partition's end
-    /// (or a leftover could not be recorded).
-    async fn read_partition(&mut self, minute: OffsetDateTime, shard: u128) -> bool {
-        let mut after = None;
+    /// Fires what is due in one partition from its first page on, each
+    /// project within its share; `false` when the tick's budget ran out
+    /// before the partition's end (or a leftover could not be recorded).
+    async fn read_partition(
+        &mut self,
+        minute: OffsetDateTime,
+        shard: u128,
+        first: Result<DuePage, Error>,
+    ) -> bool {
+        let mut page = first;
         // The project whose remaining entries here are skipped (not due
         // yet, or past its share).
         let mut skipping: Option<Uuid> = None;
         loop {
-            if self.spent() {
-                return false;
-            }
-            self.queries += 1;
-            let read = DueRead::All {
-                after: after.clone(),
-            };
-            let page = match self.store.due_page(minute, shard, &read, PAGE).await {
-                Ok(page) => page,
+            let read = match page {
+                Ok(read) => read,
                 Err(err) => {
                     tracing::error!(error = %err, "reading the due index failed");
                     return false;
                 }
             };
-            for schedule in &page.schedules {
+            if self.spent() {
+                return false;
+            }
+            let mut planned = Vec::new();
+            // The page's end was not reached: out of firings, or a
+            // leftover that could not be recorded.
+            let mut stopped = false;
+            for schedule in &read.schedules {
                 let project = schedule.project_id;
                 if skipping == Some(project) {
                     continue;
@@ -328,27 +452,44 @@ impl Tick<'_> {
                 if self.share_left(project) == 0 {
                     skipping = Some(project);
                     if !self.defer(project, minute).await {
-                        return false;
+                        stopped = true;
+                        break;
                     }
                     continue;
                 }
                 if self.firings >= self.budget.firings {
-                    return false;
+                    stopped = true;
+                    break;
                 }
-                if !self.fire(schedule).await && !self.defer(project, minute).await {
-                    return false;
+                self.plan(schedule, &mut planned);
+            }
+            let projects: Vec<Uuid> = planned.iter().map(|s| s.project_id).collect();
+            for (project, fired) in projects.into_iter().zip(self.fire_all(planned).await) {
+                if !fired && !self.defer(project, minute).await {
+                    stopped = true;
                 }
             }
-            let Some(last) = page.more_after else {
+            if stopped {
+                return false;
+            }
+            let Some(last) = read.more_after else {
                 return true;
             };
+            if self.spent() {
+                return false;
+            }
             // Past a skipped project's entries in one jump.
-            after = Some(match skipping {
+            let after = Some(match skipping {
                 Some(project) if last.starts_with(&shared::keys::due_project_prefix(project)) => {
                     shared::keys::due_project_end(project)
                 }
                 _ => last,
             });
+            self.queries += 1;
+            page = self
+                .store
+                .due_page(minute, shard, &DueRead::All { after }, PAGE)
+                .await;
         }
     }
 }

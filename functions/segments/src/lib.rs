@@ -157,7 +157,8 @@ pub struct SelectedUser {
 pub struct EvaluateResponse {
     pub users: Vec<SelectedUser>,
     /// Present while users may follow; a page can hold fewer than `limit`
-    /// users (one request examines a bounded number of candidates).
+    /// users, even none, and still have a `next_cursor` (one request
+    /// examines at most 100 users): only a page without one is the last.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
 }

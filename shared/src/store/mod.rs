@@ -33,7 +33,7 @@ pub use cleanup::{CleanupPage, CleanupState, Purged};
 pub use crm::{CrmPage, MAX_FILTER_VALUES};
 pub use domains::find_domain;
 pub use memberships::MembershipPage;
-pub use organizations::{OrganizationPage, Upserted};
+pub use organizations::{MatchStep, OrganizationPage, Upserted, FAN_OUT_STEP};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
 pub use schedules::{minute_of, next_minute, Backlog, DuePage, DueRead, SchedulerState};
 pub use segments::{SegmentPage, Selected, MAX_EXAMINED};

@@ -839,41 +839,85 @@ impl Store {
         Ok(None)
     }
 
-    /// The ids of the project's organizations whose `data` holds every
-    /// given top-level pair: a Query of the project's organization index
-    /// (GSI1) with the pairs as a filter — no table Scan, and never another
-    /// project's items.
+    /// One step of a `match` fan-out: the ids of the project's
+    /// organizations after `after` (in the organization index's order,
+    /// GSI1) whose `data` holds every given top-level pair, among the next
+    /// `step` the index holds ([`FAN_OUT_STEP`] in the processor) — one
+    /// Query with the pairs as a
+    /// filter, no table Scan, never another project's items. `next_after`
+    /// is where the next step goes on from, while the index holds more.
     pub async fn organizations_matching(
         &self,
         project: Uuid,
         pairs: &crate::domain::Data,
-    ) -> Result<Vec<Uuid>, Error> {
+        after: Option<Uuid>,
+        step: usize,
+    ) -> Result<MatchStep, Error> {
         let mut filter = Vec::with_capacity(pairs.len());
         let mut query = self
             .db
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK > :from")
             .expression_attribute_values(":pk", s(keys::org_list_pk(project)))
+            .expression_attribute_values(":from", s(keys::org_list_from(after)))
             .expression_attribute_names("#data", "data")
             .expression_attribute_names("#id", "id")
-            .projection_expression("#id");
+            .projection_expression("#id")
+            .limit(i32::try_from(step.max(1)).unwrap_or(i32::MAX));
         for (i, (name, value)) in pairs.iter().enumerate() {
             filter.push(format!("#data.#k{i} = :v{i}"));
             query = query
                 .expression_attribute_names(format!("#k{i}"), name)
                 .expression_attribute_values(format!(":v{i}"), to_value(value)?);
         }
-        let query = query.filter_expression(filter.join(" AND "));
+        let out = query
+            .filter_expression(filter.join(" AND "))
+            .send()
+            .await
+            .map_err(|e| super::storage("Query", e))?;
         #[derive(serde::Deserialize)]
         struct Id {
             id: Uuid,
         }
-        self.query_all(query)
-            .await?
+        let organizations = out
+            .items
+            .unwrap_or_default()
             .into_iter()
             .map(|item| from_item::<Id>(item).map(|i| i.id))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        // The last organization the step read (matching or not): its index
+        // key names it.
+        let next_after = match out.last_evaluated_key {
+            Some(last) => Some(
+                last.get(keys::GSI1SK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|sk| keys::org_of_list_sk(sk))
+                    .ok_or_else(|| {
+                        Error::Internal(
+                            "the organization index returned a key without an organization".into(),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(MatchStep {
+            organizations,
+            next_after,
+        })
     }
+}
+
+/// Organizations one step of a `match` fan-out reads from the index at
+/// most: one Query, well within its 1 MB page, and at most this many
+/// timeline writes per step whatever the project's size.
+pub const FAN_OUT_STEP: usize = 500;
+
+/// What one step of a `match` fan-out found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatchStep {
+    pub organizations: Vec<Uuid>,
+    /// The last organization read, when the index holds more after it.
+    pub next_after: Option<Uuid>,
 }

@@ -9,16 +9,15 @@
 //! when the rule reads their data; one Query per organization and event,
 //! in parallel.
 //!
-//! A whole project ([`Store::evaluate_segment`]): candidates in user id
-//! order, then the same facts per candidate, with organizations and their
-//! activity read once per request however many candidates share them.
-//! Candidates come from the rule's [`Narrowing`]: when every user the rule
-//! can select must have a membership that passes a gate, the organization
-//! index is read (one paged Query), the activity too when the gate reads
-//! events, and only the passing organizations' membership items (one Query
-//! each); otherwise the user index is read from the cursor on.
+//! A whole project ([`Store::evaluate_segment`]): candidates from the user
+//! index in user id order, from the cursor on, at most [`MAX_EXAMINED`] per
+//! request, then the same facts per candidate, with organizations and
+//! their activity read once per request however many candidates share
+//! them. The organizations are never read as a whole, nor walked: a walk
+//! of the organization index, even in bounded steps, would find users in
+//! organization order, not the user id order the pages promise.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
@@ -42,9 +41,10 @@ const EVENT_ID_SLACK: time::Duration = time::Duration::days(1);
 const CONCURRENCY: usize = 16;
 /// Most candidates read per round (one BatchGetItem or Query of users).
 const ROUND: usize = 100;
-/// Most candidates one request examines; a page may end short of `limit`
-/// with a cursor to go on from.
-pub const MAX_EXAMINED: usize = 1_000;
+/// Most users one request examines (one round of the user index): a page
+/// may end short of `limit`, even empty, with a cursor to go on from, so a
+/// sparse segment costs the same per page at any project size.
+pub const MAX_EXAMINED: usize = ROUND;
 
 #[derive(serde::Deserialize)]
 struct Counter {
@@ -277,7 +277,16 @@ impl Store {
     }
 
     /// The users `segment` selects after user `after`, in user id order:
-    /// at most `limit`, examining at most [`MAX_EXAMINED`] candidates.
+    /// at most `limit`, examining at most [`MAX_EXAMINED`] users of the
+    /// user index from `after` on — one Query of the index (or a few, for
+    /// rules that read memberships: rounds from near the page size up), and
+    /// for rules that read organizations each candidate's memberships (one
+    /// Query each, 16 at a time), the organizations not read yet (one
+    /// BatchGetItem per 100) and their activity when the rule reads events.
+    /// Nothing here reads the project's organizations as a whole: a page's
+    /// reads follow the users it examines, whatever the project's size.
+    /// The page may hold fewer than `limit` users (even none) with
+    /// `next_after` set: the walk goes on from there.
     pub async fn evaluate_segment(
         &self,
         project: Uuid,
@@ -286,69 +295,23 @@ impl Store {
         limit: usize,
         now: OffsetDateTime,
     ) -> Result<SegmentPage, Error> {
+        // Only members of organizations that pass one of its gates can
+        // match; without a gate, no one.
+        if matches!(segment.narrowing(), Narrowing::MembersOf(gates) if gates.is_empty()) {
+            return Ok(SegmentPage {
+                users: Vec::new(),
+                next_after: None,
+            });
+        }
         let mut gathered = Gathered::new(project, segment, now);
         let reads_organizations = segment.reads_organizations();
-        // The admitted memberships of each candidate, when they are all the
-        // facts the rule can use (its every organization node is a gate).
-        let mut known: Option<HashMap<Uuid, Vec<Membership>>> = None;
-        let mut candidates = match segment.narrowing() {
-            Narrowing::Everyone => Candidates::AllUsers { after, done: false },
-            Narrowing::MembersOf(gates) if gates.is_empty() => Candidates::Listed(Vec::new()),
-            Narrowing::MembersOf(gates) => {
-                let organizations = self.project_organizations(project).await?;
-                let ids: Vec<Uuid> = organizations.iter().map(|o| o.id).collect();
-                for o in organizations {
-                    gathered.organizations.insert(o.id, Some(o));
-                }
-                if gates.iter().any(|g| g.counts_events()) {
-                    gathered.load_activity(self, ids.clone()).await?;
-                }
-                let organization = |org: Uuid| {
-                    gathered
-                        .organizations
-                        .get(&org)
-                        .and_then(Option::as_ref)
-                        .map(|o| (o, gathered.activity_of(org)))
-                };
-                let admitted: Vec<Uuid> = ids
-                    .into_iter()
-                    .filter(|org| {
-                        organization(*org).is_some_and(|(o, activity)| {
-                            gates
-                                .iter()
-                                .any(|g| g.admits_organization(o, &activity, now))
-                        })
-                    })
-                    .collect();
-                let complete = gates.len() == segment.organization_nodes();
-                let mut users: BTreeMap<Uuid, Vec<Membership>> = BTreeMap::new();
-                for members in self.members_of(project, admitted).await? {
-                    for m in members {
-                        let admitted =
-                            organization(m.organization_id).is_some_and(|(o, activity)| {
-                                gates.iter().any(|g| g.admits(o, &activity, &m, now))
-                            });
-                        if admitted && after.is_none_or(|a| m.user_id > a) {
-                            users.entry(m.user_id).or_default().push(m);
-                        }
-                    }
-                }
-                let ids = users.keys().rev().copied().collect();
-                if complete {
-                    known = Some(users.into_iter().collect());
-                }
-                Candidates::Listed(ids)
-            }
-        };
-
         let mut selected = Vec::new();
         let mut examined = 0;
-        let mut last = None;
+        let mut position = after;
         // Rounds that read each candidate's memberships start near the page
-        // size and double: a dense segment reads little past its page, a
-        // sparse one few rounds. Others take whole rounds at once.
-        let per_candidate = reads_organizations && known.is_none();
-        let mut size = if per_candidate {
+        // size and double: a dense segment reads little past its page. A
+        // tree of user conditions alone takes one whole round.
+        let mut size = if reads_organizations {
             limit.clamp(8, ROUND)
         } else {
             ROUND
@@ -356,21 +319,8 @@ impl Store {
         loop {
             let round = size.min(MAX_EXAMINED - examined);
             size = (size * 2).min(ROUND);
-            let users = candidates.next_round(self, project, round).await?;
-            if users.is_empty() {
-                return Ok(SegmentPage {
-                    users: selected,
-                    next_after: None,
-                });
-            }
-            // A tree of user conditions alone reads no memberships; a tree
-            // whose organization leaves are all gates has them already.
-            let memberships = if let Some(known) = known.as_mut() {
-                users
-                    .iter()
-                    .map(|u| known.remove(&u.id).unwrap_or_default())
-                    .collect()
-            } else if reads_organizations {
+            let (users, more) = self.users_after(project, position, round).await?;
+            let memberships = if reads_organizations {
                 bounded(
                     users
                         .iter()
@@ -394,7 +344,7 @@ impl Store {
             let mut seen = 0;
             for (user, memberships) in users.into_iter().zip(memberships) {
                 seen += 1;
-                last = Some(user.id);
+                position = Some(user.id);
                 let facts = gathered.facts(user, memberships);
                 let (hit, reasons) = segment.evaluate(&facts)?;
                 if hit {
@@ -415,11 +365,14 @@ impl Store {
                 }
             }
             examined += seen;
-            if selected.len() == limit || examined >= MAX_EXAMINED {
-                let more = seen < count || candidates.more(self, project, last).await?;
+            // `more` is the index's word that it may hold more (a Query
+            // that stops at its limit says so even when nothing follows):
+            // then the page ends with a cursor, and the next may be empty.
+            let more = seen < count || more;
+            if !more || selected.len() == limit || examined >= MAX_EXAMINED {
                 return Ok(SegmentPage {
                     users: selected,
-                    next_after: if more { last } else { None },
+                    next_after: if more { position } else { None },
                 });
             }
         }
@@ -480,45 +433,6 @@ impl Store {
         Ok(EventsRead { events, capped })
     }
 
-    /// Every organization of the project (the organization index, one
-    /// paged Query).
-    async fn project_organizations(&self, project: Uuid) -> Result<Vec<Organization>, Error> {
-        self.index_partition(keys::org_list_pk(project)).await
-    }
-
-    /// The membership items of each organization (one Query each, in
-    /// parallel).
-    async fn members_of(
-        &self,
-        project: Uuid,
-        organizations: Vec<Uuid>,
-    ) -> Result<Vec<Vec<Membership>>, Error> {
-        bounded(
-            organizations
-                .into_iter()
-                .map(|org| {
-                    let store = self.clone();
-                    async move {
-                        let query = store
-                            .db
-                            .query()
-                            .table_name(&store.table)
-                            .key_condition_expression("PK = :pk AND begins_with(SK, :mem)")
-                            .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
-                            .expression_attribute_values(":mem", s(keys::MEMBERSHIP_PREFIX));
-                        store
-                            .query_all(query)
-                            .await?
-                            .into_iter()
-                            .map(from_item::<Membership>)
-                            .collect::<Result<Vec<_>, _>>()
-                    }
-                })
-                .collect(),
-        )
-        .await
-    }
-
     /// Up to `limit` users of the project after `after`, in id order (the
     /// user index), and whether the index holds more.
     async fn users_after(
@@ -547,80 +461,5 @@ impl Store {
             .map(from_item)
             .collect::<Result<Vec<User>, _>>()?;
         Ok((users, out.last_evaluated_key.is_some()))
-    }
-
-    /// The user records of `ids` (one BatchGetItem per 100), in id order;
-    /// a user deleted since is skipped.
-    async fn users_by_id(&self, project: Uuid, ids: &[Uuid]) -> Result<Vec<User>, Error> {
-        let fetched = self
-            .fetch(
-                ids.iter()
-                    .map(|id| super::profiles::record_key::<User>(project, *id))
-                    .collect(),
-            )
-            .await?;
-        let mut users = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(user) = fetched.record::<User>(project, *id)? {
-                users.push(user);
-            }
-        }
-        Ok(users)
-    }
-}
-
-/// Where a whole-project evaluation takes its candidates from.
-enum Candidates {
-    /// The user index, from a position on.
-    AllUsers { after: Option<Uuid>, done: bool },
-    /// Ids found through organizations, last first (popped in id order).
-    Listed(Vec<Uuid>),
-}
-
-impl Candidates {
-    async fn next_round(
-        &mut self,
-        store: &Store,
-        project: Uuid,
-        round: usize,
-    ) -> Result<Vec<User>, Error> {
-        if round == 0 {
-            return Ok(Vec::new());
-        }
-        match self {
-            Candidates::AllUsers { after, done } => {
-                if *done {
-                    return Ok(Vec::new());
-                }
-                let (users, more) = store.users_after(project, *after, round).await?;
-                *done = !more;
-                if let Some(last) = users.last() {
-                    *after = Some(last.id);
-                }
-                Ok(users)
-            }
-            Candidates::Listed(ids) => {
-                // Until a round finds users that still exist.
-                while !ids.is_empty() {
-                    let take: Vec<Uuid> = (0..round).map_while(|_| ids.pop()).collect();
-                    let users = store.users_by_id(project, &take).await?;
-                    if !users.is_empty() {
-                        return Ok(users);
-                    }
-                }
-                Ok(Vec::new())
-            }
-        }
-    }
-
-    /// Whether candidates follow `last`.
-    async fn more(&self, store: &Store, project: Uuid, last: Option<Uuid>) -> Result<bool, Error> {
-        match self {
-            Candidates::AllUsers { done: true, .. } => Ok(false),
-            Candidates::AllUsers { .. } => {
-                Ok(!store.users_after(project, last, 1).await?.0.is_empty())
-            }
-            Candidates::Listed(ids) => Ok(!ids.is_empty()),
-        }
     }
 }
