@@ -1026,46 +1026,32 @@ async fn an_organizations_events_past_the_cap() {
     )
     .await;
     assert!(r.status.is_success(), "{:?}", r.body);
-    // CAP + 1 events in the last hour, written directly (the timeline's
-    // item shape), 25 per batch.
+    // CAP + 1 events in the last hour, written through the processor's
+    // batched write (the store's own item shape, indexes included).
     let start = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    let items: Vec<_> = (0..=CAP)
+    let events: Vec<shared::store::timeline::TimelineEvent> = (0..=CAP)
         .map(|i| {
             let at = start + time::Duration::seconds(i as i64);
             let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap();
-            let id = uuid::Builder::from_unix_timestamp_millis(millis, &rand_bytes()).into_uuid();
-            let data = std::collections::HashMap::from([(
-                "seats".to_owned(),
-                AttributeValue::N("1".into()),
-            )]);
-            integration_tests::aws_sdk_dynamodb::types::WriteRequest::builder()
-                .put_request(
-                    integration_tests::aws_sdk_dynamodb::types::PutRequest::builder()
-                        .item(
-                            "PK",
-                            AttributeValue::S(shared::keys::org_pk(p.project_id, org)),
-                        )
-                        .item("SK", AttributeValue::S(shared::keys::event_sk(id)))
-                        .item("id", AttributeValue::S(id.to_string()))
-                        .item("name", AttributeValue::S("seat.added".into()))
-                        .item("data", AttributeValue::M(data))
-                        .item("created_at", AttributeValue::S(shared::ids::timestamp(at)))
-                        .item("origin", AttributeValue::S("custom".into()))
-                        .build()
-                        .unwrap(),
-                )
-                .build()
+            shared::store::timeline::TimelineEvent {
+                id: uuid::Builder::from_unix_timestamp_millis(millis, &rand_bytes()).into_uuid(),
+                name: "seat.added".into(),
+                data: serde_json::from_value(json!({"seats": 1})).unwrap(),
+                created_at: shared::ids::timestamp(at),
+                origin: "custom".into(),
+            }
         })
         .collect();
-    for chunk in items.chunks(25) {
-        state
-            .aws
-            .dynamodb
-            .batch_write_item()
-            .request_items(&state.config.table, chunk.to_vec())
-            .send()
-            .await
-            .unwrap();
+    let deliveries: Vec<_> = events
+        .iter()
+        .map(|event| shared::store::timeline::Delivery {
+            project: p.project_id,
+            org,
+            event,
+        })
+        .collect();
+    for verdict in state.store.record_events(&deliveries).await {
+        verdict.expect("an event recorded");
     }
     let seats = |count: usize, op: &str| {
         json!({"type": "wrapper", "group": "organization_event", "value": "seat.added",

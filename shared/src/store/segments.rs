@@ -381,9 +381,11 @@ impl Store {
     /// The events of one name in one organization's timeline created at
     /// or after `from`, newest first, at most
     /// [`MAX_RULE_EVENTS_PER_ORGANIZATION`] (`capped` when more were
-    /// there). One Query of the timeline's keys from the window's start:
-    /// event ids are UUIDv7, made when the event was taken in, so the keys
-    /// sort by time. A schedule's firing takes its id from its due time,
+    /// there). One Query of the event-name index (its partition holds only
+    /// this organization's events of this name, so what is read is what
+    /// counts, not every event in the window) over the timeline's keys from
+    /// the window's start: event ids are UUIDv7, made when the event was
+    /// taken in, so the keys sort by time. A schedule's firing takes its id from its due time,
     /// which may precede `created_at`: the key range starts
     /// [`EVENT_ID_SLACK`] earlier, and `created_at` decides.
     async fn events_since(
@@ -402,14 +404,14 @@ impl Store {
                 .db
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
-                .filter_expression("#name = :name AND #created_at >= :since")
-                .expression_attribute_names("#name", "name")
+                .index_name(keys::EVENT_NAME_INDEX)
+                .key_condition_expression("#pk = :pk AND SK BETWEEN :from AND :to")
+                .filter_expression("#created_at >= :since")
+                .expression_attribute_names("#pk", keys::EVENT_NAME_PK)
                 .expression_attribute_names("#created_at", "created_at")
-                .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+                .expression_attribute_values(":pk", s(keys::event_name_pk(project, org, name)))
                 .expression_attribute_values(":from", s(keys::event_sk_from(millis)))
                 .expression_attribute_values(":to", s(keys::EVENT_SK_END))
-                .expression_attribute_values(":name", s(name))
                 .expression_attribute_values(":since", s(crate::ids::timestamp(from)))
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start)
