@@ -273,8 +273,10 @@ pub fn user_orgs_pk(project: Uuid, user: Uuid) -> String {
     format!("P#{project}#USER#{user}#ORGS")
 }
 
+pub const SCHEDULE_PREFIX: &str = "SCHED#";
+
 pub fn schedule_sk(name: &str) -> String {
-    format!("SCHED#{}", component(name))
+    format!("{SCHEDULE_PREFIX}{}", component(name))
 }
 
 /// An organization's schedule count (sorts among its live state, so it

@@ -313,7 +313,8 @@ impl Store {
     /// whatever step is next). The first steps release the identifiers and
     /// domains the organization held, [`PURGE_PAGE`] a step; the rest walk
     /// its partition a page at a time, deleting what they read, until a
-    /// step reads nothing. Each step moves the purge on with a write
+    /// step reads nothing (its schedules go first, in one step of their
+    /// own, so they stop firing). Each step moves the purge on with a write
     /// conditioned on the step it did, so a redelivered message, or two
     /// messages for one step, change nothing the first did not. Refuses
     /// while the organization itself still exists.
@@ -337,6 +338,8 @@ impl Store {
             let from = job.step as usize * PURGE_PAGE;
             let to = (from + PURGE_PAGE).min(job.release.len());
             self.release_claims(org, &job.release[from..to]).await?
+        } else if job.step == release_steps {
+            self.remove_schedules(project, org).await?
         } else {
             let page = self.partition_page(project, org).await?;
             if page.is_empty() {
@@ -503,6 +506,31 @@ impl Store {
             }
         }
         Ok(0)
+    }
+
+    /// The organization's schedules (at most
+    /// [`crate::limits::MAX_SCHEDULES_PER_ORGANIZATION`], one page), before
+    /// the walk of the partition: they sort after its timeline, which may
+    /// take many steps, and until they are gone the scheduler may still
+    /// fire them into the deleted organization's timeline.
+    async fn remove_schedules(&self, project: Uuid, org: Uuid) -> Result<usize, Error> {
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :schedules)")
+            .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+            .expression_attribute_values(":schedules", s(keys::SCHEDULE_PREFIX))
+            .projection_expression("PK, SK")
+            .consistent_read(true)
+            .limit(PURGE_PAGE as i32)
+            .send()
+            .await
+            .map_err(|e| super::storage("Query", e))?;
+        let schedules = out.items.unwrap_or_default();
+        let count = schedules.len();
+        self.remove_index_entries(schedules).await?;
+        Ok(count)
     }
 
     /// One page of what is left in the organization's partition (keys

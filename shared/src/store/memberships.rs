@@ -162,6 +162,13 @@ impl Store {
                 Some(mut m) => {
                     let expected = m.version;
                     let Some(event) = m.apply(data, &now)? else {
+                        // Nothing to write: the membership stands only
+                        // while its organization does (a deleted one's
+                        // memberships wait for its purge).
+                        if !self.organization_exists(project, sides.org).await? {
+                            self.learn::<Organization>(project, &org_refs, None);
+                            return Err(not_found::<Organization>(org_ids));
+                        }
                         return Ok(Upserted {
                             record: m,
                             created: false,

@@ -556,6 +556,26 @@ impl Store {
         Ok(total.max(0) as u64)
     }
 
+    /// Whether the organization exists: one strongly consistent read of
+    /// its record's key alone.
+    pub(crate) async fn organization_exists(
+        &self,
+        project: Uuid,
+        org: Uuid,
+    ) -> Result<bool, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(record_key::<Organization>(project, org)))
+            .projection_expression("PK")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        Ok(out.item.is_some())
+    }
+
     /// A transaction item that holds only while the organization exists.
     pub(crate) fn org_exists(&self, project: Uuid, org: Uuid) -> Result<TransactWriteItem, Error> {
         self.org_in_scope(project, org, Scope::Project)

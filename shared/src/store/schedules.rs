@@ -612,9 +612,6 @@ impl Store {
             origin: "system".into(),
         };
         items.extend(record_event(&self.table, project, org, &event)?);
-        // A deleted organization's schedules wait for its purge: they fire
-        // no more.
-        items.push(self.org_exists(project, org)?);
         match self.transact(items).await? {
             TxOutcome::Committed => Ok(true),
             TxOutcome::Cancelled(reasons) => {
