@@ -616,6 +616,7 @@ struct AtTheLimits {
 }
 
 const MEMBERS: usize = 200;
+const WRITERS: usize = 4;
 
 async fn at_the_limits(
     state: &AppState,
@@ -646,25 +647,49 @@ async fn at_the_limits(
     }
     let org: uuid::Uuid = id.parse().unwrap();
     let session = format!("{tag}-session");
-    let mut users = Vec::new();
-    for i in 0..MEMBERS {
-        let user = if i == 0 {
-            json!({"identifier": [{"source": "session", "external_id": session}]})
-        } else {
-            json!({"identifier": [{"external_id": format!("{tag}-user-{i}")}]})
-        };
-        let body = json!({"organization": {"identifier": [{"external_id": identifiers[i % 50]}]},
-                          "user": user});
-        let added = call(
-            &client,
-            Method::POST,
-            "/api/client/organizations/users",
-            Some(key),
-            Some(&body.to_string()),
-        )
-        .await;
-        assert_eq!(added.status, StatusCode::OK, "{:?}", added.body);
-        users.push(added.body["user_id"].as_str().unwrap().parse().unwrap());
+    // Added by a few writers at once (the emulator answers one at a time,
+    // but the in-process work overlaps).
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let (client, key, session) = (client.clone(), key.to_owned(), session.clone());
+        let (tag, identifiers) = (tag.to_owned(), identifiers.clone());
+        writers.spawn(async move {
+            let mut users: Vec<uuid::Uuid> = Vec::new();
+            for i in (writer..MEMBERS).step_by(WRITERS) {
+                let user = if i == 0 {
+                    json!({"identifier": [{"source": "session", "external_id": session}]})
+                } else {
+                    json!({"identifier": [{"external_id": format!("{tag}-user-{i}")}]})
+                };
+                let body = json!({"organization": {"identifier": [{"external_id": identifiers[i % 50]}]},
+                                  "user": user});
+                // One organization's member count is in every add: a
+                // writer meeting another retries, as clients do on a 409.
+                let mut added = None;
+                for _ in 0..10 {
+                    let answer = call(
+                        &client,
+                        Method::POST,
+                        "/api/client/organizations/users",
+                        Some(&key),
+                        Some(&body.to_string()),
+                    )
+                    .await;
+                    if answer.status != StatusCode::CONFLICT {
+                        added = Some(answer);
+                        break;
+                    }
+                }
+                let added = added.expect("an add that kept meeting others");
+                assert_eq!(added.status, StatusCode::OK, "{:?}", added.body);
+                users.push(added.body["user_id"].as_str().unwrap().parse().unwrap());
+            }
+            users
+        });
+    }
+    let mut users: Vec<uuid::Uuid> = Vec::new();
+    while let Some(added) = writers.join_next().await {
+        users.extend(added.expect("a writer"));
     }
     let domains: Vec<String> = (0..50).map(|k| format!("{tag}-{k}.example.com")).collect();
     for domain in &domains {
@@ -905,16 +930,19 @@ async fn nothing_left(
             "{domain}"
         );
     }
-    for user in &large.users {
-        assert_eq!(user_orgs(state, p.project_id, &user.to_string()).await, 0);
-        assert_eq!(
-            state
-                .store
-                .user_organization_count(p.project_id, *user)
-                .await
-                .unwrap(),
-            0
-        );
+    let mut readers = tokio::task::JoinSet::new();
+    for chunk in large.users.chunks(MEMBERS / WRITERS) {
+        let (state, project, chunk) = (state.clone(), p.project_id, chunk.to_vec());
+        readers.spawn(async move {
+            for user in chunk {
+                assert_eq!(user_orgs(&state, project, &user.to_string()).await, 0);
+                let count = state.store.user_organization_count(project, user).await;
+                assert_eq!(count.unwrap(), 0, "{user}'s organization count");
+            }
+        });
+    }
+    while let Some(read) = readers.join_next().await {
+        read.expect("a reader");
     }
     let job = item(
         state,
