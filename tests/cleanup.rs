@@ -968,9 +968,26 @@ async fn an_organization_at_the_limits_is_deleted_through_v1_at_once_and_purged_
     let state = integration_tests::state_with_bucket(None).await;
     let p = project(&state).await;
     let large = at_the_limits(&state, &p, "big").await;
-    let accounts = accounts::router(state.clone());
+    // The delete reads the record and writes one transaction of a fixed
+    // size: nothing of what the organization holds is read or written.
+    let log = integration_tests::OperationLog::default();
+    let logged = AppState::new(
+        state.config.clone(),
+        shared::Aws {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                state
+                    .aws
+                    .dynamodb
+                    .config()
+                    .to_builder()
+                    .interceptor(log.clone())
+                    .build(),
+            ),
+            ..state.aws.clone()
+        },
+    );
     let deleted = call(
-        &accounts,
+        &accounts::router(logged),
         Method::DELETE,
         &format!("/v1/organizations/{}", large.id),
         Some(&p.secret_key),
@@ -978,6 +995,16 @@ async fn an_organization_at_the_limits_is_deleted_through_v1_at_once_and_purged_
     )
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    let operations = log.take();
+    assert_eq!(
+        operations.iter().rev().take(2).collect::<Vec<_>>(),
+        ["TransactWriteItems", "GetItem"],
+        "the record, then one transaction: {operations:?}"
+    );
+    assert!(
+        !operations.iter().any(|o| o == "Query" || o == "Scan"),
+        "{operations:?}"
+    );
     gone_everywhere(&state, &p, &large).await;
     let successor = take_over(&state, &p, &large).await;
     let steps = purge_in_steps(&state, &p, &large).await;

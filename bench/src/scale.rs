@@ -601,19 +601,23 @@ async fn purge_fixture(
     members: usize,
 ) -> Uuid {
     let name = format!("scale-purge-{n}-{i}");
-    let mut identifiers = vec![spec(key(&name))];
-    identifiers.extend((1..PURGE_IDENTIFIERS).map(|k| spec(key(&format!("{name}-id{k}")))));
-    let org = state
-        .store
-        .upsert_organization(
-            project,
-            &ProfileUpsert::new(identifiers, Some(name.clone()), None).expect("an upsert"),
-            Scope::Project,
-        )
-        .await
-        .expect("the purge fixture")
-        .record
-        .id;
+    // At most 20 identifiers a request: the name, and 19 more each time.
+    let more: Vec<String> = (1..PURGE_IDENTIFIERS)
+        .map(|k| format!("{name}-id{k}"))
+        .collect();
+    let mut org = None;
+    for chunk in more.chunks(19) {
+        let mut identifiers = vec![spec(key(&name))];
+        identifiers.extend(chunk.iter().map(|id| spec(key(id))));
+        let upsert = ProfileUpsert::new(identifiers, Some(name.clone()), None).expect("an upsert");
+        let made = state
+            .store
+            .upsert_organization(project, &upsert, Scope::Project)
+            .await
+            .expect("the purge fixture");
+        org = Some(made.record.id);
+    }
+    let org = org.expect("the purge fixture");
     let store = state.store.clone();
     let org_key = key(&name);
     concurrently("purge fixture members", 0..members, move |j| {
