@@ -556,12 +556,12 @@ async fn measure_all(
             })
             .await;
             steps += 1;
-            if step.items_read > purged.items_read {
+            if step.items_read > purged.items_read || purged.wall == Duration::MAX {
                 purged.items_read = step.items_read;
                 purged.read_units = step.read_units;
                 purged.trips = step.trips;
+                purged.wall = step.wall;
             }
-            purged.wall = purged.wall.min(step.wall);
             purged.failed = purged.failed.or(step.failed);
             match progress.get() {
                 Some(::cleanup::Progress::Continued { .. }) if steps < MAX_PURGE_STEPS => {}
