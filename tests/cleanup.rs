@@ -853,6 +853,20 @@ async fn take_over(
         .add_domain(p.project_id, successor.parse().unwrap(), &large.domains[0])
         .await;
     assert!(domain.is_ok(), "{domain:?}");
+    // An event naming the successor and a deleted identifier goes to the
+    // successor (the processor's batch resolution).
+    let key = |k: usize| shared::domain::IdentifierKey::parse(None, &ids[k]).unwrap();
+    let resolved = state
+        .store
+        .resolve_organizations(p.project_id, &[vec![key(0), key(5)], vec![key(6)]])
+        .await
+        .unwrap();
+    assert_eq!(resolved[0], Some(successor.parse().unwrap()));
+    assert_eq!(
+        resolved[1],
+        Some(large.org),
+        "a deleted id: its events find no record"
+    );
     successor
 }
 

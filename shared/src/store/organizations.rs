@@ -775,10 +775,17 @@ impl Store {
             }
         }
         let fetched = self.fetch(keys).await?;
-        targets
-            .iter()
-            .map(|ids| fetched.resolve::<Organization>(project, &ids.iter().collect::<Vec<_>>()))
-            .collect()
+        let mut resolved = Vec::with_capacity(targets.len());
+        for ids in targets {
+            let refs: Vec<&IdentifierKey> = ids.iter().collect();
+            // A deleted organization's markers name nothing (read only
+            // when the markers name two records).
+            let (org, _) = self
+                .resolve_live::<Organization>(&fetched, project, &refs)
+                .await?;
+            resolved.push(org);
+        }
+        Ok(resolved)
     }
 
     /// Under a publishable key, the position of the first organization that
