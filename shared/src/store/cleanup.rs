@@ -529,7 +529,7 @@ impl Store {
             .map_err(|e| super::storage("Query", e))?;
         let schedules = out.items.unwrap_or_default();
         let count = schedules.len();
-        self.remove_index_entries(schedules).await?;
+        self.remove_items(schedules).await?;
         Ok(count)
     }
 
@@ -563,7 +563,8 @@ impl Store {
             .into_iter()
             .partition(|i| super::text(i, keys::SK).starts_with(keys::MEMBERSHIP_PREFIX));
         self.remove_memberships(project, memberships).await?;
-        self.remove_index_entries(rest).await?;
+        // Index entries kept in the partition go here, with the rest.
+        self.remove_items(rest).await?;
         Ok(count)
     }
 
@@ -622,11 +623,13 @@ impl Store {
         Ok(())
     }
 
-    /// The purge's removal of everything else in the partition, the index
-    /// entries kept there included (the CRM list's per-value entries live
-    /// in the organization's partition for this reason: the walk finds
-    /// them without knowing their kinds).
-    async fn remove_index_entries(&self, items: Vec<Item>) -> Result<(), Error> {
+    /// The purge's removal of everything else it reads, in batches: the
+    /// index entries a family keeps in the organization's partition
+    /// included (the walk finds them without knowing their kinds). An
+    /// index entry kept in another partition is not found by the walk: its
+    /// removal by key belongs in [`Store::purge_step`], beside the
+    /// releases.
+    async fn remove_items(&self, items: Vec<Item>) -> Result<(), Error> {
         for chunk in items.chunks(MAX_BATCH_WRITE) {
             self.delete_batch(chunk.to_vec()).await?;
         }
