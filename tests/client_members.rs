@@ -197,13 +197,14 @@ async fn a_member_of_a_deleted_organization_is_gone_with_it() {
     let state = state().await;
     let p = project(&state).await;
     let router = client::router(state.clone());
-    post(
+    let made = post(
         &router,
         &p.secret_key,
         ORGS,
         json!({"identifier": [{"external_id": "o"}]}),
     )
     .await;
+    let org: uuid::Uuid = made.body["id"].as_str().unwrap().parse().unwrap();
     for u in ["u1", "u2"] {
         let added = post(&router, &p.secret_key, MEMBERS, json!({
             "organization": {"identifier": [{"external_id": "o"}]}, "user": {"identifier": [{"external_id": u}]}
@@ -219,6 +220,13 @@ async fn a_member_of_a_deleted_organization_is_gone_with_it() {
     )
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    // Gone at once for its members; the membership items wait for the
+    // purge, which removes them (with their users' counts).
+    let readd = post(&router, &p.secret_key, MEMBERS, json!({
+        "organization": {"identifier": [{"external_id": "o"}]}, "user": {"identifier": [{"external_id": "u1"}]}
+    })).await;
+    assert_eq!(readd.status, StatusCode::NOT_FOUND);
+    integration_tests::purge(&state, p.project_id, org).await;
     assert_eq!(count_kind(&state, p.project_id, "MEM#").await, 0);
 }
 

@@ -713,6 +713,7 @@ async fn notes_crud_filters_and_privacy() {
     )
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    integration_tests::purge(&state, p.project_id, org.parse().unwrap()).await;
     assert_eq!(
         integration_tests::count_kind(&state, p.project_id, "NOTE#").await,
         0

@@ -449,11 +449,20 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
         }
     }
 
-    // The scheduler's tick.
+    // The scheduler's tick and the cleanup function's sweep of due purges,
+    // each a rule of its own function (SAM names it `<Function><Event>`).
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let rules = of_type(&template, "AWS::Events::Rule");
-    assert_eq!(rules.len(), 1, "one schedule: {:?}", rules.keys());
+    assert_eq!(
+        rules.keys().copied().collect::<Vec<_>>(),
+        [
+            "CleanupFunctionSweepDuePurges",
+            "SchedulerFunctionEveryMinute"
+        ],
+        "two schedules"
+    );
     for name in rules.keys() {
+        let function = &name[..name.find("Function").unwrap_or_default() + "Function".len()];
         let rule = events
             .describe_rule()
             .name(stack.id(name))
@@ -475,15 +484,15 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
             .send()
             .await
             .expect("ListTargetsByRule");
-        let scheduler = lambda
+        let target = lambda
             .get_function_configuration()
-            .function_name(stack.id("SchedulerFunction"))
+            .function_name(stack.id(function))
             .send()
             .await
-            .expect("the scheduler");
+            .expect("the schedule's function");
         let arns: Vec<_> = targets.targets().iter().map(|t| t.arn()).collect();
-        if arns != [scheduler.function_arn().unwrap_or_default()] {
-            wrong.push(format!("{name} targets {arns:?}, not only the scheduler"));
+        if arns != [target.function_arn().unwrap_or_default()] {
+            wrong.push(format!("{name} targets {arns:?}, not only {function}"));
         }
     }
 

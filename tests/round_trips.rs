@@ -89,8 +89,8 @@ async fn upsert_and_delete_use_the_fewest_round_trips() {
     let delete = log.take();
     assert_eq!(
         delete,
-        ["GetItem", "BatchGetItem", "Query", "TransactWriteItems"],
-        "delete: key, markers, live state, one transaction"
+        ["GetItem", "BatchGetItem", "GetItem", "TransactWriteItems"],
+        "delete: key, markers, the record, one transaction of a fixed size"
     );
     assert!(!delete.iter().any(|op| op == "Scan"));
 }

@@ -301,16 +301,19 @@ async fn seed_large(state: &AppState, project: Uuid, large: Large) -> Uuid {
     .await;
     // The purge fixtures' members: made here, so the project's users are
     // the same at every N (the user-rule rows read them all).
-    for j in 0..PURGE_MEMBERS {
-        let upsert =
-            ProfileUpsert::new(vec![spec(key(&format!("scale-purge-user{j}")))], None, None)
-                .expect("an upsert");
-        state
-            .store
-            .upsert_user(project, &upsert, Scope::Project)
-            .await
-            .expect("a purge fixture's user");
-    }
+    let store = state.store.clone();
+    concurrently("purge fixture users", 0..large.members, move |j| {
+        let store = store.clone();
+        async move {
+            let upsert =
+                ProfileUpsert::new(vec![spec(key(&format!("scale-purge-user{j}")))], None, None)?;
+            store
+                .upsert_user(project, &upsert, Scope::Project)
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
     for k in 0..large.settings {
         state
             .store
@@ -397,6 +400,8 @@ struct RouteRow {
 struct Fixture {
     ctx: Ctx,
     large: Uuid,
+    /// Members of each purge fixture (the large organization's count).
+    purge_members: usize,
 }
 
 fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
@@ -534,29 +539,51 @@ async fn measure_all(
     ));
 
     eprintln!("bench-scale: N = {n}: purge");
+    // Each step is measured; the row shows the costliest (a step's bound)
+    // and how many steps the purge took.
     let mut purged = Figures {
         wall: Duration::MAX,
         ..Figures::default()
     };
+    let mut steps = 0;
     for i in 0..iterations.max(1) {
-        let org = purge_fixture(state, project, n, i).await;
-        let f = measure(meter, 1, false, || async {
-            let deadline = Instant::now() + Duration::from_secs(600);
-            match ::cleanup::purge(state, project, org, deadline).await {
-                Ok(::cleanup::Progress::Done) => Ok(()),
-                Ok(::cleanup::Progress::Unfinished) => Err("unfinished".into()),
-                Err(e) => Err(e.to_string()),
+        let org = purge_fixture(state, project, n, i, f.purge_members).await;
+        steps = 0;
+        loop {
+            let progress = std::cell::Cell::new(None);
+            let step = measure(meter, 1, false, || async {
+                match ::cleanup::purge_step(state, project, org, None).await {
+                    Ok(done) => {
+                        progress.set(Some(done));
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await;
+            steps += 1;
+            if step.items_read > purged.items_read || purged.wall == Duration::MAX {
+                purged.items_read = step.items_read;
+                purged.read_units = step.read_units;
+                purged.trips = step.trips;
+                purged.wall = step.wall;
             }
-        })
-        .await;
-        purged.items_read += f.items_read / iterations.max(1) as f64;
-        purged.read_units += f.read_units / iterations.max(1) as f64;
-        purged.trips += f.trips / iterations.max(1) as f64;
-        purged.wall = purged.wall.min(f.wall);
-        purged.failed = purged.failed.or(f.failed);
+            purged.failed = purged.failed.or(step.failed);
+            match progress.get() {
+                Some(::cleanup::Progress::Continued { .. }) if steps < MAX_PURGE_STEPS => {}
+                Some(::cleanup::Progress::Done) => break,
+                other => {
+                    purged.failed = Some(format!("the purge stopped at step {steps}: {other:?}"));
+                    break;
+                }
+            }
+        }
     }
     out.push((
-        format!("cleanup purge of a deleted organization ({PURGE_MEMBERS} members, {PURGE_NOTES} notes)"),
+        format!(
+            "cleanup purge, its costliest step ({} members, {PURGE_IDENTIFIERS} identifiers, {PURGE_DOMAINS} domains: {steps} steps)",
+            f.purge_members
+        ),
         None,
         "",
         purged,
@@ -564,37 +591,64 @@ async fn measure_all(
     out
 }
 
-const PURGE_MEMBERS: usize = 10;
 const PURGE_NOTES: usize = 10;
+/// The limits of one organization (README "Limits").
+const PURGE_IDENTIFIERS: usize = 50;
+const PURGE_DOMAINS: usize = 50;
+/// A purge that has not finished after this many steps is reported failed.
+const MAX_PURGE_STEPS: usize = 10_000;
 
 /// An organization with members and notes, deleted (the purge's input).
-async fn purge_fixture(state: &AppState, project: Uuid, n: usize, i: usize) -> Uuid {
+async fn purge_fixture(
+    state: &AppState,
+    project: Uuid,
+    n: usize,
+    i: usize,
+    members: usize,
+) -> Uuid {
     let name = format!("scale-purge-{n}-{i}");
-    let org = state
-        .store
-        .upsert_organization(
-            project,
-            &ProfileUpsert::new(vec![spec(key(&name))], Some(name.clone()), None)
-                .expect("an upsert"),
-            Scope::Project,
-        )
-        .await
-        .expect("the purge fixture")
-        .record
-        .id;
-    for j in 0..PURGE_MEMBERS {
+    // At most 20 identifiers a request: the name, and 19 more each time.
+    let more: Vec<String> = (1..PURGE_IDENTIFIERS)
+        .map(|k| format!("{name}-id{k}"))
+        .collect();
+    let mut org = None;
+    for chunk in more.chunks(19) {
+        let mut identifiers = vec![spec(key(&name))];
+        identifiers.extend(chunk.iter().map(|id| spec(key(id))));
+        let upsert = ProfileUpsert::new(identifiers, Some(name.clone()), None).expect("an upsert");
+        let made = state
+            .store
+            .upsert_organization(project, &upsert, Scope::Project)
+            .await
+            .expect("the purge fixture");
+        org = Some(made.record.id);
+    }
+    let org = org.expect("the purge fixture");
+    let store = state.store.clone();
+    let org_key = key(&name);
+    concurrently("purge fixture members", 0..members, move |j| {
+        let (store, org_key) = (store.clone(), org_key.clone());
+        async move {
+            store
+                .add_member(
+                    project,
+                    &[org_key],
+                    // The same users every time: the project's users stay constant.
+                    &[spec(key(&format!("scale-purge-user{j}")))],
+                    None,
+                    Scope::Project,
+                )
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+    for k in 0..PURGE_DOMAINS {
         state
             .store
-            .add_member(
-                project,
-                &[key(&name)],
-                // The same users every time: the project's users stay constant.
-                &[spec(key(&format!("scale-purge-user{j}")))],
-                None,
-                Scope::Project,
-            )
+            .add_domain(project, org, &format!("{name}-{k}.example.com"))
             .await
-            .expect("a member");
+            .expect("a domain");
     }
     for k in 0..PURGE_NOTES {
         let change = shared::domain::crm::NoteChange {
@@ -654,6 +708,7 @@ pub async fn run() {
     let fixture = Fixture {
         ctx,
         large: large_id,
+        purge_members: large.members,
     };
     let mut rows: Vec<Row> = Vec::new();
     let mut seeded = 0;

@@ -69,6 +69,13 @@ def main():
                 invoke(args.invoke, "scheduler", {"source": "local.bridge", "detail-type": "Scheduled Event", "detail": {}})
             except (urllib.error.URLError, OSError) as err:
                 print(f"scheduler tick failed: {err}", flush=True)
+            if args.cleanup_queue_url:
+                # The cleanup function's sweep of due purges (its own
+                # EventBridge schedule in the template).
+                try:
+                    invoke(args.invoke, "cleanup", {"source": "local.bridge", "detail-type": "Scheduled Event", "detail": {}})
+                except (urllib.error.URLError, OSError) as err:
+                    print(f"cleanup sweep failed: {err}", flush=True)
         for queue_url, queue_arn, function, batch in feeds:
             feed(sqs, args.invoke, queue_url, queue_arn, function, batch, region)
 

@@ -270,6 +270,24 @@ pub async fn announce_deletion(
     }
 }
 
+/// Sends a purge step's message on the cleanup queue: the continuation
+/// of a step, or the sweep's announcement of a purge that lost its own.
+pub async fn send_purge_step(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    message: &crate::domain::cleanup::PurgeMessage,
+) -> Result<(), Error> {
+    let body = serde_json::to_string(message)
+        .map_err(|e| Error::Internal(format!("serialising a purge step: {e}")))?;
+    sqs.send_message()
+        .queue_url(queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|e| storage("SendMessage", e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

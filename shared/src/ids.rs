@@ -30,6 +30,11 @@ pub fn now() -> String {
     timestamp(OffsetDateTime::now_utc())
 }
 
+/// [`timestamp`] of a system time (for crates that do not use `time`).
+pub fn system_timestamp(at: std::time::SystemTime) -> String {
+    timestamp(OffsetDateTime::from(at))
+}
+
 /// Parses an RFC 3339 timestamp (any offset).
 pub fn parse_timestamp(value: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(value, &Rfc3339).ok()

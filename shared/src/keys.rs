@@ -27,6 +27,8 @@
 //! | scheduler backlog    | `SCHEDULER`                     | `BACKLOG#<pid>`       |                                  |
 //! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      | EVENTNAME: `P#<pid>#ORG#<oid>#EVT#<name>` / `SK` |
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
+//! | user's org count     | `P#<pid>#USER#<uid>`            | `ORGCOUNT`            |                                  |
+//! | purge job            | `P#<pid>#CLEANUP#<oid>`         | `PURGE`               | GSI2: `PURGES#<shard>` / `<due_at>#<pid>#<oid>` |
 //!
 //! Within an organization's partition the timeline (`CNT#`, `EVT#`) sorts
 //! before its live state (`MEM#`, `ORG`, and later kinds), so one Query from
@@ -323,8 +325,10 @@ pub fn user_orgs_pk(project: Uuid, user: Uuid) -> String {
     format!("P#{project}#USER#{user}#ORGS")
 }
 
+pub const SCHEDULE_PREFIX: &str = "SCHED#";
+
 pub fn schedule_sk(name: &str) -> String {
-    format!("SCHED#{}", component(name))
+    format!("{SCHEDULE_PREFIX}{}", component(name))
 }
 
 /// An organization's schedule count (sorts among its live state, so it
@@ -438,6 +442,35 @@ pub fn idempotency_pk(project: Uuid, scope: &str, key: &str) -> String {
 }
 
 pub const IDEMPOTENCY_SK: &str = "IDEM";
+
+/// How many organizations a user belongs to (beside the user's record, so
+/// the membership transactions that add and remove memberships keep it
+/// and a session's list reads it in one GetItem).
+pub const USER_ORG_COUNT_SK: &str = "ORGCOUNT";
+
+/// A deleted organization's purge: what it still has to release and how
+/// far it got (in the cleanup partition, which outlives the purge).
+pub const PURGE_SK: &str = "PURGE";
+
+/// The pending purges (GSI2, across projects) are spread over this many
+/// partitions, by organization.
+pub const PURGE_SHARDS: u128 = 4;
+
+/// The pending purges, in the order they are due: a purge whose step has
+/// not moved it on by its `due_at` lost its message (a timed-out delete,
+/// a failed send) and the cleanup function's sweep announces it again.
+/// Only the sweep reads it.
+pub fn purge_due_pk(shard: u128) -> String {
+    format!("PURGES#{shard}")
+}
+
+pub fn purge_shard(org: Uuid) -> u128 {
+    org.as_u128() % PURGE_SHARDS
+}
+
+pub fn purge_due_sk(due_at: &str, project: Uuid, org: Uuid) -> String {
+    format!("{due_at}#{project}#{org}")
+}
 
 /// Checks that a key taken from outside (a cursor) belongs to the project.
 pub fn belongs_to(project: Uuid, key: &str) -> bool {

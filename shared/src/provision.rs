@@ -31,9 +31,9 @@ pub const EVENTS_QUEUE: QueueSettings = QueueSettings {
     max_receive_count: 5,
 };
 
-/// Deletions to purge, consumed by the cleanup function (timeout 60 s): a
-/// purge cut short by the timeout is redelivered and goes on where it
-/// stopped, so it may be received many times.
+/// Purge steps, consumed by the cleanup function (timeout 60 s): each
+/// message is one bounded step that sends the next, so the receive count
+/// counts the failures of one step, never the length of a purge.
 pub const CLEANUP_QUEUE: QueueSettings = QueueSettings {
     visibility_timeout: 360,
     max_receive_count: 20,

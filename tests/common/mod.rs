@@ -571,3 +571,20 @@ pub fn transformed_template() -> Value {
 }
 
 pub mod reads;
+
+/// Runs a deleted organization's purge in the store, step after step,
+/// until nothing is left in its partition: the number of steps.
+pub async fn purge(state: &AppState, project: uuid::Uuid, org: uuid::Uuid) -> usize {
+    let mut step = None;
+    let mut steps = 0;
+    while let shared::store::PurgeStep::Advanced { next, .. } = state
+        .store
+        .purge_step(project, org, step)
+        .await
+        .expect("a purge step")
+    {
+        step = Some(next);
+        steps += 1;
+    }
+    steps
+}

@@ -1,8 +1,9 @@
 //! Cleanup of deleted organizations. Deletions arrive on the cleanup queue;
-//! each purges what the service holds for the organization (what is left
-//! of its partition, its logo objects) in batches that survive a timeout
-//! (a message not finished is retried, and the purge goes on from where it
-//! stopped), then files this service's report. Over HTTP (secret keys):
+//! each purges what the service holds for the organization (its claims,
+//! what is left of its partition, its logo objects) one bounded step per
+//! message, each step sending the next, then files this service's report.
+//! A purge whose message is lost (a delete that timed out before
+//! announcing it) is announced again by the sweep, every minute. Over HTTP (secret keys):
 //! the pending records, one record with every service's report and
 //! whether it is complete, and the reports other services file.
 
@@ -15,12 +16,12 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use shared::auth::SecretCaller;
 use shared::domain::cleanup::{
-    expected_services, Deletion, Operation, OrganizationCleanupStatus, OrganizationToCleanup,
+    expected_services, Operation, OrganizationCleanupStatus, OrganizationToCleanup, PurgeMessage,
     OWN_SERVICE,
 };
 use shared::http::Json;
 use shared::http::{Path, Query};
-use shared::store::CleanupState;
+use shared::store::{CleanupState, PurgeStep};
 use shared::{AppState, Error};
 use uuid::Uuid;
 
@@ -50,8 +51,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
-/// Items read and deleted per round of a purge.
-pub const PURGE_PAGE: usize = 100;
 /// Time kept back from the invocation's deadline to answer in.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(3);
 
@@ -230,32 +229,39 @@ async fn report(
     Ok(axum::Json(StatusResponse::new(filed, configured)))
 }
 
-/// How far a purge got.
+/// What one purge step did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
-    /// Everything is gone and this service has reported.
+    /// Everything is gone and this service has reported (or it had before).
     Done,
-    /// Time ran out; run again to go on.
-    Unfinished,
+    /// A step was done; step `next` goes on (its message is sent).
+    Continued { next: u64 },
+    /// The step named was done before (a redelivery): nothing was done.
+    Stale,
 }
 
-/// Purges what this service holds for a deleted organization and, once
-/// nothing is left, files its report. Safe to run any number of times.
-pub async fn purge(
+/// Purges the sweep announces per shard of the pending purges and sweep.
+pub const SWEEP_LIMIT: usize = 25;
+
+/// One bounded step of a deleted organization's purge (`step`: the step
+/// its message names; `None` for the deletion's announcement, which runs
+/// whatever step is next); the last one, once nothing is left, purges its
+/// logo objects and files this service's report. Safe to run any number of
+/// times.
+pub async fn purge_step(
     state: &AppState,
     project: Uuid,
     org: Uuid,
-    deadline: Instant,
+    step: Option<u64>,
 ) -> Result<Progress, Error> {
     let state = state.serving_ref("cleanup");
     let state: &AppState = &state;
-    let items = state
-        .store
-        .purge_organization(project, org, deadline, PURGE_PAGE)
-        .await?;
-    if !items.done {
-        return Ok(Progress::Unfinished);
-    }
+    let steps = match state.store.purge_step(project, org, step).await? {
+        PurgeStep::Advanced { next, .. } => return Ok(Progress::Continued { next }),
+        PurgeStep::Stale => return Ok(Progress::Stale),
+        PurgeStep::Finished => return Ok(Progress::Done),
+        PurgeStep::Emptied { step } => step,
+    };
     let objects = purge_logos(state, project, org).await?;
     let configured = state.config.cleanup_services.as_deref();
     state
@@ -270,7 +276,7 @@ pub async fn purge(
                     Operation {
                         action: Some("delete".into()),
                         resource: Some("dynamodb:organization-partition".into()),
-                        extra_info: Some(serde_json::json!({ "items_this_run": items.items })),
+                        extra_info: Some(serde_json::json!({ "steps": steps })),
                     },
                     Operation {
                         action: Some("delete".into()),
@@ -282,7 +288,41 @@ pub async fn purge(
             &expected_services(configured),
         )
         .await?;
+    state.store.finish_purge(project, org).await?;
     Ok(Progress::Done)
+}
+
+/// Announces again every purge that is due — its delete never announced
+/// it (the deleting request timed out first) or a step's continuation was
+/// lost — each after giving it another lease, so the next sweep leaves it
+/// alone while it runs. `now`: what counts as due. Runs every minute (the
+/// function's schedule). Returns how many it announced.
+pub async fn sweep(state: &AppState, now: std::time::SystemTime) -> Result<usize, Error> {
+    let state = state.serving_ref("cleanup");
+    let state: &AppState = &state;
+    let Some(queue_url) = state.config.cleanup_queue_url.as_deref() else {
+        tracing::debug!("CLEANUP_QUEUE_URL is not set; no purge is announced again");
+        return Ok(0);
+    };
+    let due = state
+        .store
+        .due_purges(&shared::ids::system_timestamp(now), SWEEP_LIMIT)
+        .await?;
+    let mut announced = 0;
+    for purge in due {
+        if !state.store.postpone_purge(&purge).await? {
+            continue;
+        }
+        tracing::info!(org = %purge.org_id, step = purge.step, "a purge lost its message; announcing it again");
+        let message = PurgeMessage {
+            project_id: purge.project_id,
+            org_id: purge.org_id,
+            step: Some(purge.step),
+        };
+        shared::events::send_purge_step(&state.aws.sqs, queue_url, &message).await?;
+        announced += 1;
+    }
+    Ok(announced)
 }
 
 /// Deletes every object under the organization's logo prefix.
@@ -325,25 +365,42 @@ async fn purge_logos(state: &AppState, project: Uuid, org: Uuid) -> Result<usize
     }
 }
 
-async fn handle_message(
-    state: &AppState,
-    message: &SqsMessage,
-    deadline: Instant,
-) -> Result<Progress, Error> {
+async fn handle_message(state: &AppState, message: &SqsMessage) -> Result<Progress, Error> {
     let body = message.body.as_deref().unwrap_or_default();
-    let deletion: Deletion = match serde_json::from_str(body) {
-        Ok(deletion) => deletion,
+    let step: PurgeMessage = match serde_json::from_str(body) {
+        Ok(step) => step,
         Err(e) => {
-            // Not a deletion: retrying cannot help; drop it loudly.
-            tracing::error!(error = %e, "a cleanup message that is not a deletion was dropped");
+            // Not a purge step: retrying cannot help; drop it loudly.
+            tracing::error!(error = %e, "a cleanup message that is not a purge step was dropped");
             return Ok(Progress::Done);
         }
     };
-    purge(state, deletion.project_id, deletion.org_id, deadline).await
+    let progress = purge_step(state, step.project_id, step.org_id, step.step).await?;
+    if let Progress::Continued { next } = progress {
+        let next = PurgeMessage {
+            step: Some(next),
+            ..step
+        };
+        match state.config.cleanup_queue_url.as_deref() {
+            // A lost continuation is the sweep's: the purge is due again
+            // one lease after this step.
+            Some(queue_url) => {
+                if let Err(e) =
+                    shared::events::send_purge_step(&state.aws.sqs, queue_url, &next).await
+                {
+                    tracing::error!(org = %next.org_id, error = %e,
+                        "the purge's next step was not sent; the sweep sends it");
+                }
+            }
+            None => tracing::warn!("CLEANUP_QUEUE_URL is not set; the purge's next step waits"),
+        }
+    }
+    Ok(progress)
 }
 
-/// Handles a batch of deletions; those not finished (time ran out, or a
-/// failure) are reported back so SQS delivers them again.
+/// Handles a batch of purge steps, one bounded step per message, each
+/// sending the next; a message not handled (time ran out before it, or a
+/// failure) is reported back so SQS delivers it again.
 pub async fn handle_deletions(
     state: &AppState,
     event: SqsEvent,
@@ -354,20 +411,22 @@ pub async fn handle_deletions(
     let mut failures = Vec::new();
     for message in &event.records {
         let id = message.message_id.clone().unwrap_or_default();
-        match handle_message(state, message, deadline).await {
-            Ok(Progress::Done) => {}
-            Ok(Progress::Unfinished) => {
-                tracing::info!(message_id = %id, "purge unfinished; it goes on at the next delivery");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failures.push(failure);
+        let outcome = if Instant::now() >= deadline {
+            tracing::info!(message_id = %id, "no time left for a purge step; it is delivered again");
+            None
+        } else {
+            match handle_message(state, message).await {
+                Ok(_) => Some(()),
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "purge step failed");
+                    None
+                }
             }
-            Err(e) => {
-                tracing::error!(message_id = %id, error = %e, "purge failed");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failures.push(failure);
-            }
+        };
+        if outcome.is_none() {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failures.push(failure);
         }
     }
     let mut response = SqsBatchResponse::default();

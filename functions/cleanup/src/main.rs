@@ -1,5 +1,6 @@
-//! Lambda entry point of the cleanup function: one function, two triggers.
-//! SQS batches (deletions to purge) and API Gateway HTTP requests (the
+//! Lambda entry point of the cleanup function: one function, three
+//! triggers. SQS batches (purge steps), the minute's schedule (the sweep of
+//! purges that lost their message) and API Gateway HTTP requests (the
 //! cleanup routes) are told apart by their shape.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,12 @@ fn is_sqs(payload: &Value) -> bool {
         .as_array()
         .and_then(|r| r.first())
         .is_some_and(|r| r["eventSource"] == "aws:sqs")
+}
+
+/// EventBridge's scheduled event (and the local bridge's tick): the sweep
+/// of purges that lost their message.
+fn is_schedule(payload: &Value) -> bool {
+    payload["detail-type"] == "Scheduled Event"
 }
 
 /// Deadlines before this (2001) are not epoch times: `cargo lambda watch`
@@ -64,6 +71,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let state = &state;
     let router = &router;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        if is_schedule(&event.payload) {
+            let announced = cleanup::sweep(state, SystemTime::now()).await?;
+            return Ok(serde_json::json!({ "announced": announced }));
+        }
         if is_sqs(&event.payload) {
             let deadline = deadline(&event.context);
             let batch: SqsEvent = serde_json::from_value(event.payload)?;

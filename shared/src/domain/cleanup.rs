@@ -47,6 +47,18 @@ pub struct Deletion {
     pub deleted_by: String,
 }
 
+/// A step of a deleted organization's purge on the cleanup queue: the
+/// deletion's announcement (a [`Deletion`], read without `step`: it runs
+/// whatever step is next), a step's continuation, or the sweep's
+/// announcement of a purge that lost its message (with the step it is at).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PurgeMessage {
+    pub project_id: uuid::Uuid,
+    pub org_id: uuid::Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+}
+
 /// One service's report on what it cleaned up.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrganizationCleanupStatus {

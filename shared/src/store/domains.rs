@@ -17,17 +17,22 @@ fn claim_key(project: Uuid, domain: &str) -> super::Item {
 }
 
 /// Takes the domain for the organization: holds only while no
-/// organization of the project has it.
+/// organization of the project has it, or (`dead`) while a deleted one
+/// still holds it (its purge has not released it yet).
 fn take_claim(
     table: &str,
     project: Uuid,
     org: Uuid,
     domain: &OrgDomain,
+    dead: Option<Uuid>,
 ) -> Result<TransactWriteItem, Error> {
     let mut item = claim_key(project, &domain.domain);
     item.insert("owner_id".into(), s(org.to_string()));
     item.insert("domain_id".into(), s(domain.id.to_string()));
     item.insert("domain".into(), s(&domain.domain));
+    if let Some(dead) = dead {
+        return super::profiles::take_over(table, item, dead);
+    }
     let put = build(
         Put::builder()
             .table_name(table)
@@ -102,7 +107,9 @@ impl Store {
 
     /// Claims a domain for the organization, unverified, with a fresh
     /// token: one read and one transaction (the record and the claim).
-    /// 409 when the organization or another one of the project has it.
+    /// 409 when the organization or another one of the project has it; a
+    /// deleted organization's claim is taken over (two more reads, only
+    /// then: the claim's holder and its record).
     pub async fn add_domain(
         &self,
         project: Uuid,
@@ -110,6 +117,60 @@ impl Store {
         raw: &str,
     ) -> Result<OrgDomain, Error> {
         let domain = normalize_domain(raw)?;
+        match self.claim_domain(project, org_id, &domain, None).await {
+            Err(Error::Conflict(message)) => {
+                match self.dead_domain_holder(project, org_id, &domain).await? {
+                    Some(dead) => {
+                        self.claim_domain(project, org_id, &domain, Some(dead))
+                            .await
+                    }
+                    None => Err(Error::Conflict(message)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The deleted organization that still holds the domain's claim, if
+    /// one does (the claim names it and its record is gone).
+    async fn dead_domain_holder(
+        &self,
+        project: Uuid,
+        org_id: Uuid,
+        domain: &str,
+    ) -> Result<Option<Uuid>, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(project, domain)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        let Some(holder) = out
+            .item
+            .as_ref()
+            .map(|item| super::text(item, "owner_id"))
+            .and_then(|owner| owner.parse::<Uuid>().ok())
+            .filter(|owner| *owner != org_id)
+        else {
+            return Ok(None);
+        };
+        Ok(match self.get_organization(project, holder).await? {
+            Some(_) => None,
+            None => Some(holder),
+        })
+    }
+
+    async fn claim_domain(
+        &self,
+        project: Uuid,
+        org_id: Uuid,
+        domain: &str,
+        dead: Option<Uuid>,
+    ) -> Result<OrgDomain, Error> {
+        let domain = domain.to_owned();
         let table = self.table.clone();
         let org = self
             .change_organization(
@@ -128,7 +189,7 @@ impl Store {
                         )));
                     }
                     let claim = OrgDomain::claim(domain.clone(), now)?;
-                    let write = take_claim(&table, project, org_id, &claim)?;
+                    let write = take_claim(&table, project, org_id, &claim, dead)?;
                     accounts.domains.push(claim);
                     Ok(Some(vec![write]))
                 },

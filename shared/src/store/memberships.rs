@@ -62,7 +62,9 @@ impl Store {
             keys.push(membership_key(project, org, user));
         }
         let fetched = self.fetch(keys).await?;
-        let org = fetched.resolve::<Organization>(project, org_ids)?;
+        let (org, _) = self
+            .resolve_live::<Organization>(&fetched, project, org_ids)
+            .await?;
         let user = fetched.resolve::<User>(project, user_ids)?;
         self.learn::<Organization>(project, org_ids, org);
         self.learn::<User>(project, user_ids, user);
@@ -143,7 +145,7 @@ impl Store {
                     let upsert = ProfileUpsert::new(user_ids.to_vec(), None, None)?;
                     let user = User::create(project, crate::ids::new_id(), &upsert, &now);
                     items.push(put_new(&self.table, record_item(&user)?)?);
-                    items.extend(self.marker_puts(&user, &user_refs)?);
+                    items.extend(self.marker_puts(&user, &user_refs, &[])?);
                     let named = user.identifiers.iter().map(|i| i.key()).collect();
                     (user.id, None, named)
                 }
@@ -154,11 +156,19 @@ impl Store {
                     let event = event::member_added(&m, &named);
                     items.push(put_new(&self.table, membership_item(&m)?)?);
                     items.push(count_members(&self.table, project, sides.org, 1, 0, false)?);
+                    items.push(count_user_organizations(&self.table, project, user, 1)?);
                     (m, true, event)
                 }
                 Some(mut m) => {
                     let expected = m.version;
                     let Some(event) = m.apply(data, &now)? else {
+                        // Nothing to write: the membership stands only
+                        // while its organization does (a deleted one's
+                        // memberships wait for its purge).
+                        if !self.organization_exists(project, sides.org).await? {
+                            self.learn::<Organization>(project, &org_refs, None);
+                            return Err(not_found::<Organization>(org_ids));
+                        }
                         return Ok(Upserted {
                             record: m,
                             created: false,
@@ -263,9 +273,16 @@ impl Store {
                 owner,
                 false,
             )?);
+            // At 2: the organization still exists (a deleted one's
+            // memberships wait for its purge, which counts them off):
+            // `drop_owner` holds only while its record does, else a check
+            // (a publishable key's check below holds it too).
             if membership.is_owner() {
                 items.push(drop_owner(&self.table, project, sides.org, user)?);
+            } else if !scope.is_unclaimed() {
+                items.push(self.org_exists(project, sides.org)?);
             }
+            items.push(count_user_organizations(&self.table, project, user, -1)?);
             // A publishable key's reach, checked by the same transaction.
             let checks = items.len();
             if scope.is_unclaimed() {
@@ -279,6 +296,10 @@ impl Store {
                     return Err(Error::not_found(
                         "the user is not a member of the organization",
                     ));
+                }
+                outcome if !scope.is_unclaimed() && outcome.condition_failed_at(2) => {
+                    self.learn::<Organization>(project, &org_refs, None);
+                    return Err(not_found::<Organization>(org_ids));
                 }
                 outcome if scope.is_unclaimed() && outcome.condition_failed_at(checks) => {
                     let gone = not_found::<Organization>(org_ids);
@@ -343,6 +364,7 @@ pub(crate) fn owner_writes(
     let mut writes = vec![
         put_new(table, membership_item(&membership)?)?,
         count_members(table, project, org, 1, 1, false)?,
+        count_user_organizations(table, project, user, 1)?,
     ];
     writes.extend(record_event(table, project, org, &added)?);
     Ok(writes)
@@ -370,6 +392,28 @@ fn drop_owner(
             .build(),
     )?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Keeps how many organizations the user belongs to: every transaction
+/// that adds or removes a membership (the purge's included) carries it.
+pub(crate) fn count_user_organizations(
+    table: &str,
+    project: Uuid,
+    user: Uuid,
+    delta: i64,
+) -> Result<TransactWriteItem, Error> {
+    let update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .set_key(Some(key(
+            keys::user_pk(project, user),
+            keys::USER_ORG_COUNT_SK,
+        )))
+        .update_expression("ADD #organizations :delta")
+        .expression_attribute_names("#organizations", "organizations")
+        .expression_attribute_values(":delta", n(delta));
+    Ok(TransactWriteItem::builder()
+        .update(build(update.build())?)
+        .build())
 }
 
 /// Keeps the organization's member and owner counts; with `guard_owners`,
@@ -551,14 +595,19 @@ impl Store {
                     owner,
                 )?,
             ];
+            // At 2: the organization still exists (see `remove_member`).
             if owner {
                 items.push(drop_owner(&self.table, project, org, user)?);
+            } else {
+                items.push(self.org_exists(project, org)?);
             }
+            items.push(count_user_organizations(&self.table, project, user, -1)?);
             let session = IdentifierKey::session(user_external_id)?;
             let removed = event::member_removed(&membership, std::slice::from_ref(&session));
             items.extend(self.org_event(project, org, removed, &now)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
+                outcome if outcome.condition_failed_at(2) => return Err(not_member()),
                 outcome if owner && outcome.condition_failed_at(1) => {
                     return Err(Error::conflict(
                         "you are the organization's last owner: make another member an owner before leaving, or delete the organization",
@@ -710,8 +759,35 @@ impl Store {
         Ok(Some((membership, organization)))
     }
 
+    /// How many organizations the user belongs to: one GetItem of the
+    /// count the membership transactions keep. A deleted organization
+    /// counts until its purge reaches the membership (seconds after the
+    /// delete), though lists leave it out at once.
+    pub async fn user_organization_count(&self, project: Uuid, user: Uuid) -> Result<u64, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::user_pk(project, user),
+                keys::USER_ORG_COUNT_SK,
+            )))
+            .projection_expression("#organizations")
+            .expression_attribute_names("#organizations", "organizations")
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        let count = out
+            .item
+            .as_ref()
+            .and_then(|item| item.get("organizations")?.as_n().ok()?.parse::<i64>().ok())
+            .unwrap_or(0);
+        Ok(count.max(0) as u64)
+    }
+
     /// The organizations a session's user belongs to, one page (one Query
-    /// of the user's membership index, then one read of those records).
+    /// of the user's membership index, then one read of those records),
+    /// with their count (one GetItem, beside the Query).
     pub async fn session_organizations(
         &self,
         project: Uuid,
@@ -737,21 +813,12 @@ impl Store {
             partition: keys::user_orgs_pk(project, user),
             sort_prefix: None,
         };
-        let count = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :pk")
-            .expression_attribute_values(":pk", s(keys::user_orgs_pk(project, user)))
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .send();
-        let (page, count) = tokio::join!(
+        let (page, total) = tokio::join!(
             super::paging::page(self, project, listing, limit, cursor),
-            count
+            self.user_organization_count(project, user)
         );
         let page = page?;
-        let total = count.map_err(|e| super::storage("Query", e))?.count.max(0) as u64;
+        let total = total?;
         let memberships: Vec<Membership> = page
             .items
             .into_iter()

@@ -29,7 +29,9 @@ use serde::Serialize;
 use crate::cursor::CursorKey;
 use crate::error::Error;
 
-pub use cleanup::{CleanupPage, CleanupState, Purged};
+pub use cleanup::{
+    CleanupPage, CleanupState, DuePurge, PurgeStep, PURGE_LEASE, PURGE_PAGE, PURGE_START,
+};
 pub use crm::{CrmPage, MAX_FILTER_VALUES};
 pub use domains::find_domain;
 pub use memberships::MembershipPage;

@@ -1,7 +1,5 @@
 //! Organizations: upsert by identifiers, read, delete.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem};
 use uuid::Uuid;
 
@@ -9,7 +7,7 @@ use super::profiles::{
     marker_key, not_found, record_key, to_value, Applied, Profile, MAX_ATTEMPTS,
 };
 use super::timeline::{record_event, TimelineEvent};
-use super::{backoff, build, from_item, key, n, s, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS};
+use super::{backoff, build, from_item, key, n, s, Item, Store, TxOutcome};
 use crate::domain::event::{self, Actor};
 use crate::domain::{
     Identifier, IdentifierKey, Organization, ProfileUpsert, Scope, SystemEvent, User,
@@ -18,7 +16,7 @@ use crate::error::Error;
 use crate::keys;
 
 /// A publishable key deletes organizations of at most this many members:
-/// each is checked in the deleting transaction.
+/// each is checked in the deleting transaction (which stays small).
 const MAX_PUBLISHABLE_DELETE_MEMBERS: usize = 25;
 
 /// One page of a project's organizations.
@@ -205,7 +203,9 @@ impl Store {
         let refs: Vec<&IdentifierKey> = org_ids.iter().collect();
         let (keys, _) = self.resolution_keys::<Organization>(project, &refs);
         let fetched = self.fetch(keys).await?;
-        let org = fetched.resolve::<Organization>(project, &refs)?;
+        let (org, _) = self
+            .resolve_live::<Organization>(&fetched, project, &refs)
+            .await?;
         self.learn::<Organization>(project, &refs, org);
         org.ok_or_else(|| not_found::<Organization>(org_ids))
     }
@@ -225,12 +225,16 @@ impl Store {
             .await
     }
 
-    /// Deletes an organization with its identifier markers and its live
-    /// items (memberships, schedules, …), and records
-    /// `organization.deleted`, and leaves its cleanup record
-    /// (`OrganizationToCleanup`, `deleted_by` saying who asked). The first
-    /// transaction makes it unreachable at once; live items beyond what fits
-    /// in it follow in further ones, and the purge removes the rest.
+    /// Deletes an organization: one transaction of a fixed size removes its
+    /// record, records `organization.deleted`, and leaves its cleanup
+    /// record (`OrganizationToCleanup`, `deleted_by` saying who asked) and
+    /// its purge job. From then on it is gone for every family: every read
+    /// starts from the record (or drops what names a missing one), its
+    /// identifiers and domains are free to take over at once
+    /// ([`Store::upsert_organization`], [`Store::add_domain`]), and every
+    /// write into its partition is conditioned on the record. What it
+    /// leaves — markers, claims, memberships, timeline, live items — the
+    /// purge removes in bounded steps.
     pub async fn delete_organization_id(
         &self,
         project: Uuid,
@@ -253,19 +257,19 @@ impl Store {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let (org, live) = self.live_state(project, id).await?;
-            let Some(org) = org else {
+            let Some(org) = self.get_organization(project, id).await? else {
                 return Err(Error::not_found(format!("no organization has the id {id}")));
             };
             scope.check_organization(&org)?;
-            let (fence, live) = if scope.is_unclaimed() {
-                let members = self.check_no_session_members(project, &live).await?;
-                self.session_member_fence(project, id, &members, live)?
+            let fence = if scope.is_unclaimed() {
+                let members = self.members_for_publishable_delete(project, id).await?;
+                self.check_no_session_members(project, &members).await?;
+                self.session_member_fence(project, id, &members)?
             } else {
-                (Vec::new(), live)
+                Vec::new()
             };
             let now = crate::ids::now();
-            let mut items = Vec::with_capacity(org.identifiers.len() + 4);
+            let mut items = Vec::with_capacity(fence.len() + 6);
             items.push(
                 TransactWriteItem::builder()
                     .delete(build(
@@ -279,31 +283,6 @@ impl Store {
                     )?)
                     .build(),
             );
-            for identifier in &org.identifiers {
-                items.push(
-                    TransactWriteItem::builder()
-                        .delete(build(
-                            Delete::builder()
-                                .table_name(&self.table)
-                                .set_key(Some(marker_key::<Organization>(
-                                    project,
-                                    &identifier.key(),
-                                )))
-                                .condition_expression("owner_id = :org")
-                                .expression_attribute_values(":org", s(id.to_string()))
-                                .build(),
-                        )?)
-                        .build(),
-                );
-            }
-            for domain in org.accounts.iter().flat_map(|a| &a.domains) {
-                items.push(super::domains::release_claim(
-                    &self.table,
-                    project,
-                    id,
-                    &domain.domain,
-                )?);
-            }
             items.push(count_organizations(&self.table, project, -1)?);
             items.push(super::cleanup::record_cleanup(
                 &self.table,
@@ -315,6 +294,12 @@ impl Store {
                     deleted_by: label.clone(),
                 },
             )?);
+            items.push(super::cleanup::record_purge(
+                &self.table,
+                project,
+                id,
+                claims_of(&org),
+            )?);
             let event = event::organization_deleted(&org, deleted_by);
             items.extend(record_event(
                 &self.table,
@@ -323,32 +308,10 @@ impl Store {
                 &TimelineEvent::system(event, &now),
             )?);
             items.extend(fence);
-            if items.len() > MAX_TRANSACTION_ITEMS {
-                return Err(Error::Forbidden(
-                    "the organization is too large for a publishable key to delete in one step; use a secret key".into(),
-                ));
-            }
-            let room = MAX_TRANSACTION_ITEMS.saturating_sub(items.len());
-            let (first, rest) = live.split_at(live.len().min(room));
-            for item_key in first {
-                items.push(self.delete_item(item_key.clone())?);
-            }
             match self.transact(items).await? {
                 TxOutcome::Committed => {
                     let all: Vec<IdentifierKey> = org.identifiers.iter().map(|i| i.key()).collect();
                     self.learn::<Organization>(project, &all.iter().collect::<Vec<_>>(), None);
-                    for chunk in rest.chunks(MAX_TRANSACTION_ITEMS) {
-                        let deletes = chunk
-                            .iter()
-                            .map(|k| self.delete_item(k.clone()))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        if let TxOutcome::Cancelled(reasons) = self.transact(deletes).await? {
-                            tracing::warn!(
-                                ?reasons,
-                                "removing live items of a deleted organization was cancelled"
-                            );
-                        }
-                    }
                     return Ok(crate::domain::cleanup::Deletion {
                         name: event::ORGANIZATION_DELETED.into(),
                         project_id: project,
@@ -593,6 +556,26 @@ impl Store {
         Ok(total.max(0) as u64)
     }
 
+    /// Whether the organization exists: one strongly consistent read of
+    /// its record's key alone.
+    pub(crate) async fn organization_exists(
+        &self,
+        project: Uuid,
+        org: Uuid,
+    ) -> Result<bool, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(record_key::<Organization>(project, org)))
+            .projection_expression("PK")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        Ok(out.item.is_some())
+    }
+
     /// A transaction item that holds only while the organization exists.
     pub(crate) fn org_exists(&self, project: Uuid, org: Uuid) -> Result<TransactWriteItem, Error> {
         self.org_in_scope(project, org, Scope::Project)
@@ -659,45 +642,19 @@ impl Store {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    pub(crate) fn delete_item(&self, item_key: Item) -> Result<TransactWriteItem, Error> {
-        Ok(TransactWriteItem::builder()
-            .delete(build(
-                Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(item_key))
-                    .build(),
-            )?)
-            .build())
-    }
-
-    /// The organization record and the keys of its other live items
-    /// (memberships, schedules, …): one strongly consistent Query over its
-    /// partition from [`keys::ORG_STATE_FROM`], which skips the timeline.
     /// A publishable key takes no session's access away: it deletes an
-    /// organization only while none of its members signs in with sessions
-    /// (one read of the members' records, which the delete reads anyway).
-    /// What keeps a publishable key's delete from racing a session's
-    /// access: the member count as read (a member added meanwhile cancels
-    /// the delete) and each member still without a session identity (one
-    /// gaining it meanwhile cancels it too); the retry then reads them and
-    /// refuses. Returns those writes and the live items left to delete (the
-    /// member count is deleted by the fence itself).
+    /// organization only while none of its members signs in with sessions.
+    /// What keeps its delete from racing a session's access: the member
+    /// count as read (a member added meanwhile cancels the delete) and
+    /// each member still without a session identity (one gaining it
+    /// meanwhile cancels it too); the retry then reads them and refuses.
+    /// The fence deletes the member count (the purge would).
     fn session_member_fence(
         &self,
         project: Uuid,
         org: Uuid,
         members: &[Uuid],
-        live: Vec<Item>,
-    ) -> Result<(Vec<TransactWriteItem>, Vec<Item>), Error> {
-        if members.len() > MAX_PUBLISHABLE_DELETE_MEMBERS {
-            return Err(Error::Forbidden(format!(
-                "the organization has more than {MAX_PUBLISHABLE_DELETE_MEMBERS} members: a publishable key does not delete it; use a secret key"
-            )));
-        }
-        let live: Vec<Item> = live
-            .into_iter()
-            .filter(|item_key| super::text(item_key, keys::SK) != keys::MEMBER_COUNT_SK)
-            .collect();
+    ) -> Result<Vec<TransactWriteItem>, Error> {
         let count = build(
             Delete::builder()
                 .table_name(&self.table)
@@ -711,25 +668,52 @@ impl Store {
         for user in members {
             fence.push(self.user_in_scope(project, *user)?);
         }
-        Ok((fence, live))
+        Ok(fence)
     }
 
-    async fn check_no_session_members(
+    /// The members of an organization a publishable key would delete: one
+    /// Query of at most one more than it may delete with (each is checked
+    /// in the deleting transaction).
+    async fn members_for_publishable_delete(
         &self,
         project: Uuid,
-        live: &[Item],
+        org: Uuid,
     ) -> Result<Vec<Uuid>, Error> {
-        let members: Vec<Uuid> = live
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :members)")
+            .expression_attribute_values(":pk", s(keys::org_pk(project, org)))
+            .expression_attribute_values(":members", s(keys::MEMBERSHIP_PREFIX))
+            .projection_expression("SK")
+            .consistent_read(true)
+            .limit(MAX_PUBLISHABLE_DELETE_MEMBERS as i32 + 1)
+            .send()
+            .await
+            .map_err(|e| super::storage("Query", e))?;
+        let members: Vec<Uuid> = out
+            .items
+            .unwrap_or_default()
             .iter()
-            .filter_map(|item_key| {
-                super::text(item_key, keys::SK)
+            .filter_map(|item| {
+                super::text(item, keys::SK)
                     .strip_prefix(keys::MEMBERSHIP_PREFIX)?
                     .parse()
                     .ok()
             })
             .collect();
+        if members.len() > MAX_PUBLISHABLE_DELETE_MEMBERS {
+            return Err(Error::Forbidden(format!(
+                "the organization has more than {MAX_PUBLISHABLE_DELETE_MEMBERS} members: a publishable key does not delete it; use a secret key"
+            )));
+        }
+        Ok(members)
+    }
+
+    async fn check_no_session_members(&self, project: Uuid, members: &[Uuid]) -> Result<(), Error> {
         if members.is_empty() {
-            return Ok(members);
+            return Ok(());
         }
         let fetched = self
             .fetch(
@@ -739,7 +723,7 @@ impl Store {
                     .collect(),
             )
             .await?;
-        for user in &members {
+        for user in members {
             if let Some(user) = fetched.record::<User>(project, *user)? {
                 if user.has_session_identity() {
                     return Err(Error::Forbidden(
@@ -748,41 +732,31 @@ impl Store {
                 }
             }
         }
-        Ok(members)
+        Ok(())
     }
+}
 
-    async fn live_state(
-        &self,
-        project: Uuid,
-        id: Uuid,
-    ) -> Result<(Option<Organization>, Vec<Item>), Error> {
-        let query = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND SK >= :from")
-            .expression_attribute_values(":pk", s(keys::org_pk(project, id)))
-            .expression_attribute_values(":from", s(keys::ORG_STATE_FROM))
-            .consistent_read(true);
-        let mut org = None;
-        let mut others = Vec::new();
-        for item in self.query_all(query).await? {
-            let sk = super::text(&item, keys::SK).to_owned();
-            if sk == keys::ORG_SK {
-                org = Some(from_item(item)?);
-            } else {
-                let pk = item
-                    .get(keys::PK)
-                    .cloned()
-                    .unwrap_or(AttributeValue::Null(true));
-                others.push(HashMap::from([
-                    (keys::PK.to_owned(), pk),
-                    (keys::SK.to_owned(), s(sk)),
-                ]));
-            }
-        }
-        Ok((org, others))
-    }
+/// The identifier markers and domain claims an organization holds: what
+/// its purge releases.
+fn claims_of(org: &Organization) -> Vec<super::cleanup::ClaimKey> {
+    let markers = org
+        .identifiers
+        .iter()
+        .map(|identifier| identifier.key())
+        .filter(|id| id.record_id().is_none() && id.source != crate::domain::identifier::ID_SOURCE)
+        .map(|id| super::cleanup::ClaimKey {
+            pk: keys::org_identifier_pk(org.project_id, &id.source, &id.external_id),
+            sk: keys::ORG_IDENTIFIER_SK.into(),
+        });
+    let domains =
+        org.accounts
+            .iter()
+            .flat_map(|a| &a.domains)
+            .map(|domain| super::cleanup::ClaimKey {
+                pk: keys::domain_pk(org.project_id, &domain.domain),
+                sk: keys::DOMAIN_SK.into(),
+            });
+    markers.chain(domains).collect()
 }
 
 impl Store {
@@ -801,10 +775,17 @@ impl Store {
             }
         }
         let fetched = self.fetch(keys).await?;
-        targets
-            .iter()
-            .map(|ids| fetched.resolve::<Organization>(project, &ids.iter().collect::<Vec<_>>()))
-            .collect()
+        let mut resolved = Vec::with_capacity(targets.len());
+        for ids in targets {
+            let refs: Vec<&IdentifierKey> = ids.iter().collect();
+            // A deleted organization's markers name nothing (read only
+            // when the markers name two records).
+            let (org, _) = self
+                .resolve_live::<Organization>(&fetched, project, &refs)
+                .await?;
+            resolved.push(org);
+        }
+        Ok(resolved)
     }
 
     /// Under a publishable key, the position of the first organization that

@@ -165,6 +165,23 @@ impl Fetched {
             .collect()
     }
 
+    /// The record each marker this batch read names (source `id` left
+    /// out: it names a record only while it exists).
+    fn marker_owners<P: Profile>(
+        &self,
+        project: Uuid,
+        ids: &[&IdentifierKey],
+    ) -> Result<Vec<(IdentifierKey, Uuid)>, Error> {
+        let mut owners = Vec::new();
+        for id in ids.iter().filter(|id| id.record_id().is_none()) {
+            if let Some(item) = self.get(&marker_key::<P>(project, id)) {
+                let marker: MarkerItem = from_item(item.clone())?;
+                owners.push(((*id).clone(), marker.owner_id));
+            }
+        }
+        Ok(owners)
+    }
+
     pub(crate) fn record<P: Profile>(&self, project: Uuid, id: Uuid) -> Result<Option<P>, Error> {
         self.get(&record_key::<P>(project, id))
             .cloned()
@@ -177,7 +194,60 @@ impl Fetched {
     }
 }
 
+/// Identifiers whose markers name a deleted record, with that record: a
+/// deleted organization's identifiers are free at once, taken over with
+/// [`Store::marker_puts`] before its purge releases them.
+pub(crate) type Stale = Vec<(IdentifierKey, Uuid)>;
+
 impl Store {
+    /// The live record the identifiers name, as [`Fetched::resolve`], but
+    /// a marker naming a deleted record (its purge has not released it
+    /// yet) names nothing: those are returned as stale. Only when the
+    /// markers name more than one record are their records read (one more
+    /// `BatchGetItem`); a single owner is returned as named, and the
+    /// caller's read of its record tells whether it is gone.
+    pub(crate) async fn resolve_live<P: Profile>(
+        &self,
+        fetched: &Fetched,
+        project: Uuid,
+        ids: &[&IdentifierKey],
+    ) -> Result<(Option<Uuid>, Stale), Error> {
+        match fetched.resolve::<P>(project, ids) {
+            Ok(owner) => return Ok((owner, Vec::new())),
+            Err(Error::Conflict(_)) => {}
+            Err(other) => return Err(other),
+        }
+        let marked = fetched.marker_owners::<P>(project, ids)?;
+        let mut named: Vec<Uuid> = marked.iter().map(|(_, owner)| *owner).collect();
+        named.extend(ids.iter().filter_map(|id| id.record_id()));
+        named.sort_unstable();
+        named.dedup();
+        let records = self
+            .fetch(
+                named
+                    .iter()
+                    .map(|id| record_key::<P>(project, *id))
+                    .collect(),
+            )
+            .await?;
+        let live: Vec<Uuid> = named
+            .into_iter()
+            .filter(|id| records.item(&record_key::<P>(project, *id)).is_some())
+            .collect();
+        if live.len() > 1 {
+            return Err(Error::conflict(format!(
+                "the identifiers name {} different {}s; one request may name only one",
+                live.len(),
+                P::NOUN
+            )));
+        }
+        let stale = marked
+            .into_iter()
+            .filter(|(_, owner)| !live.contains(owner))
+            .collect();
+        Ok((live.first().copied(), stale))
+    }
+
     /// One strongly consistent `BatchGetItem` (repeated only for keys
     /// DynamoDB leaves unprocessed).
     pub(crate) async fn fetch(&self, keys: Vec<Item>) -> Result<Fetched, Error> {
@@ -314,7 +384,7 @@ impl Store {
         let refs: Vec<&IdentifierKey> = ids.iter().collect();
         let (keys, _) = self.resolution_keys::<P>(project, &refs);
         let fetched = self.fetch(keys).await?;
-        let owner = fetched.resolve::<P>(project, &refs)?;
+        let (owner, _) = self.resolve_live::<P>(&fetched, project, &refs).await?;
         self.learn::<P>(project, &refs, owner);
         match owner {
             Some(id) => self
@@ -346,9 +416,23 @@ impl Store {
             let now = crate::ids::now();
             let (keys, _) = self.resolution_keys::<P>(project, &ids);
             let fetched = self.fetch(keys).await?;
-            let owner = fetched.resolve::<P>(project, &ids)?;
+            let (owner, mut stale) = self.resolve_live::<P>(&fetched, project, &ids).await?;
+            // A marker naming a record that is gone names a deleted one:
+            // its identifiers are free (ids are never reused, and the
+            // record was read strongly consistent).
+            let live = match owner {
+                Some(id) => match self.resolved_record::<P>(&fetched, project, id).await? {
+                    Some(record) => Some(record),
+                    None => {
+                        stale.extend(fetched.marker_owners::<P>(project, &ids)?);
+                        None
+                    }
+                },
+                None => None,
+            };
+            let owner = live.as_ref().map(|record| record.id());
             self.learn::<P>(project, &ids, owner);
-            let (record, created, outcome) = match owner {
+            let (record, created, outcome) = match live {
                 // An id names an existing record only.
                 None if ids.iter().any(|id| id.source == ID_SOURCE) => {
                     return Err(not_found::<P>(
@@ -358,19 +442,13 @@ impl Store {
                 None => {
                     let (record, event) = P::create(project, crate::ids::new_id(), upsert, &now);
                     let mut items = vec![put_new(&self.table, record_item(&record)?)?];
-                    items.extend(self.marker_puts(&record, &ids)?);
+                    items.extend(self.marker_puts(&record, &ids, &stale)?);
                     items.extend(record.creation_writes(&self.table, &now)?);
                     items.extend(self.event_writes(&record, event, &now)?);
                     let outcome = self.transact(items).await?;
                     (record, true, outcome)
                 }
-                Some(id) => {
-                    // The marker may outlive its record by a moment while a
-                    // delete commits; then it is a race: retry.
-                    let Some(mut record) = self.resolved_record::<P>(&fetched, project, id).await?
-                    else {
-                        continue;
-                    };
+                Some(mut record) => {
                     // Race-free: the update is conditioned on this version,
                     // and what decides the scope changes the version.
                     record.check_scope(scope)?;
@@ -386,7 +464,11 @@ impl Store {
                         Applied::Changed(event) => event,
                     };
                     let mut items = vec![self.versioned_update(&record, &before, expected)?];
-                    items.extend(self.marker_puts(&record, &new_keys.iter().collect::<Vec<_>>())?);
+                    items.extend(self.marker_puts(
+                        &record,
+                        &new_keys.iter().collect::<Vec<_>>(),
+                        &stale,
+                    )?);
                     items.extend(self.event_writes(&record, event, &now)?);
                     let outcome = self.transact(items).await?;
                     (record, false, outcome)
@@ -483,10 +565,16 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// The markers of new identifiers: each must be free, or (`stale`)
+    /// still name the deleted record it was read naming — taken over with
+    /// a condition on that claim alone, which suffices: a record's id is
+    /// never reused and a deleted record never comes back, so a marker
+    /// that still names it names nothing live.
     pub(crate) fn marker_puts<P: Profile>(
         &self,
         record: &P,
         ids: &[&IdentifierKey],
+        stale: &[(IdentifierKey, Uuid)],
     ) -> Result<Vec<TransactWriteItem>, Error> {
         ids.iter()
             .filter(|id| id.record_id().is_none() && id.source != ID_SOURCE)
@@ -496,7 +584,10 @@ impl Store {
                     sk: P::MARKER_SK.into(),
                     owner_id: record.id(),
                 };
-                put_new(&self.table, to_item(&marker)?)
+                match stale.iter().find(|(key, _)| key == *id) {
+                    None => put_new(&self.table, to_item(&marker)?),
+                    Some((_, dead)) => take_over(&self.table, to_item(&marker)?, *dead),
+                }
             })
             .collect()
     }
@@ -509,6 +600,20 @@ pub(crate) fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, Erro
             .table_name(table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(PK)")
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A put of a claim (an identifier marker, a domain claim) that is free or
+/// still held by `dead`, a deleted record.
+pub(crate) fn take_over(table: &str, item: Item, dead: Uuid) -> Result<TransactWriteItem, Error> {
+    let put = build(
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR owner_id = :dead")
+            .expression_attribute_values(":dead", s(dead.to_string()))
             .build(),
     )?;
     Ok(TransactWriteItem::builder().put(put).build())
