@@ -38,6 +38,11 @@ over the table, not one per Query). moto still does all the rest (key
 conditions, order, paging, filters, projections); only its candidates
 shrink, and a candidate list always holds every item of the partition.
 
+moto projects an item (an INCLUDE index, a ProjectionExpression) through
+Python's decimal with DynamoDB's context, which refuses some numbers that
+DynamoDB stores (1E-130, its smallest positive number, raises Rounded): a
+projection of top-level attributes copies them instead.
+
 A table created by CloudFormation gets booleans where the template passes
 parameter text, as in AWS."""
 
@@ -268,6 +273,20 @@ def patch_queries():
     table_class.query = query
 
 
+def patch_projections():
+    item_class = dynamodb_models.dynamo_type.Item
+    original = item_class.project
+
+    def project(self, projection_expressions):
+        if not all(len(path) == 1 for path in projection_expressions):
+            return original(self, projection_expressions)
+        names = {path[0] for path in projection_expressions}
+        kept = {name: copy.deepcopy(value.to_json()) for name, value in self.attrs.items() if name in names}
+        return item_class(hash_key=self.hash_key, range_key=self.range_key, attrs=kept)
+
+    item_class.project = project
+
+
 def patch_item_writes():
     """A single-item write of an item a transaction holds is refused."""
     backend_class = dynamodb_models.DynamoDBBackend
@@ -321,6 +340,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     patch_transactions()
     patch_queries()
+    patch_projections()
     patch_item_writes()
     patch_cloudformation_booleans()
     app = DomainDispatcherApplication(create_backend_app)
