@@ -13,7 +13,9 @@
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
 //! | identifier marker    | `P#<pid>#ORGID#<src>#<ext>`     | `ORGID`               |                                  |
 //! | domain claim         | `P#<pid>#DOMAIN#<domain>`       | `DOMAIN`              |                                  |
-//! | CRM list entry       | (on the organization record)    |                       | GSI3: `P#<pid>#CRMORGS` / `<title>#<oid>` |
+//! | CRM list entry       | `P#<pid>#CRMIX#<kind>[#<value>]` | `<sort key>\x01<oid>` |                              |
+//! | archived count       | `P#<pid>#CRMARCHIVED`           | `SHARD#<nn>`          |                                  |
+//! | note count           | `P#<pid>#ORG#<oid>`             | `NOTE!COUNT`          |                                  |
 //! | note                 | `P#<pid>#ORG#<oid>`             | `NOTE#<note id>`      |                                  |
 //! | user                 | `P#<pid>#USER#<uid>`            | `USER`                | `P#<pid>#USERS` / `USER#<uid>`   |
 //! | user identifier      | `P#<pid>#USERID#<src>#<ext>`    | `USERID`              |                                  |
@@ -205,6 +207,13 @@ pub const FEATURES_SK: &str = "FEATURES";
 
 pub const NOTE_PREFIX: &str = "NOTE#";
 
+/// An organization's note count: just before its notes (`!` sorts before
+/// `#`), so one Query from it reads the count and the first notes.
+pub const NOTE_COUNT_SK: &str = "NOTE!COUNT";
+
+/// Above every note key.
+pub const NOTES_END: &str = "NOTE$";
+
 pub fn note_sk(note: Uuid) -> String {
     format!("{NOTE_PREFIX}{note}")
 }
@@ -365,6 +374,34 @@ pub const IDEMPOTENCY_SK: &str = "IDEM";
 pub fn belongs_to(project: Uuid, key: &str) -> bool {
     let prefix = project_pk(project);
     key == prefix || key.starts_with(&format!("{prefix}#"))
+}
+
+/// The CRM list's index entries (items of their own, written in the same
+/// transaction as the organization, see `store/org_index.rs`): one
+/// partition per project and index kind (`C` creation, `T` title, `OA` /
+/// `OD` owner's last name ascending / descending, `Q` search tokens), or
+/// per project, filter field and value (`F#<field>#<value>`).
+pub fn crm_index_pk(project: Uuid, kind: &str) -> String {
+    format!("P#{project}#CRMIX#{kind}")
+}
+
+/// The partition of one filter value's entries; a value longer than fits
+/// a key well is named by its SHA-256 (`%H…`, which no escaped value can
+/// spell, since [`component`] escapes every `%`).
+pub fn crm_value_pk(project: Uuid, field: &str, value: &str) -> String {
+    use sha2::Digest;
+    let value = if value.len() > 200 {
+        format!("%H{}", hex::encode(sha2::Sha256::digest(value.as_bytes())))
+    } else {
+        component(value)
+    };
+    format!("P#{project}#CRMIX#F#{field}#{value}")
+}
+
+/// The project's count of archived organizations (what `exists[archivedAt]`
+/// answers as `totalItems`), sharded as [`org_count_pk`] is.
+pub fn archived_count_pk(project: Uuid) -> String {
+    format!("P#{project}#CRMARCHIVED")
 }
 
 #[cfg(test)]

@@ -270,13 +270,15 @@ impl CrmChange {
     }
 }
 
-/// What the CRM's list filters and orders read, flattened onto the record
-/// so one index (with only these attributes) answers every list query.
+/// The values the organization list's filters, orders and search compare,
+/// derived from the record (what the store indexes and what a row read is
+/// checked against, so the two always agree).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct CrmIndex {
-    /// Lower-cased title, the sort key of `order[title.sort]`.
+pub struct ListFields {
+    /// Lower-cased title, what `Title` orders by.
     pub title: String,
-    pub owner: String,
+    pub owner: Option<String>,
+    /// Lower-cased; empty when the owner has no last name (or no owner).
     pub owner_last_name: String,
     pub tags: Vec<String>,
     pub segments: Vec<String>,
@@ -285,8 +287,61 @@ pub struct CrmIndex {
     /// LinkedIn ids, lower-cased emails and phone numbers (digits and `+`).
     pub identifiers: Vec<String>,
     pub archived: bool,
-    /// Lower-cased text `q` searches: title, website, customer id.
-    pub search: String,
+    /// The words search finds the organization by (see [`search_tokens`]).
+    pub tokens: Vec<String>,
+}
+
+/// At most this many distinct words of an organization are searchable:
+/// each is an index entry written with the organization.
+pub const MAX_SEARCH_TOKENS: usize = 40;
+
+/// The words of a text as search compares them: maximal runs of letters
+/// and digits, lower-cased (so `info@acme.example` is `info`, `acme`,
+/// `example`), each at most 64 characters.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase().chars().take(64).collect())
+}
+
+/// The organization's searchable words, in this order until
+/// [`MAX_SEARCH_TOKENS`]: the title's, then the website's, the customer
+/// id's, the chamber of commerce number's, the LinkedIn ids', the email
+/// addresses' and the phone numbers' (each number also as its digits).
+pub fn search_tokens(org: &Organization) -> Vec<String> {
+    let crm = org.crm.clone().unwrap_or_default();
+    let mut texts: Vec<String> = vec![org.name.clone().unwrap_or_default()];
+    texts.extend(
+        [
+            &crm.website,
+            &crm.customer_id,
+            &crm.chamber_of_commerce_number,
+            &crm.linkedin_id,
+            &crm.linkedin_public_identifier,
+            &crm.linkedin_internal_id,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned(),
+    );
+    texts.extend(crm.email_addresses.iter().map(|e| e.email.clone()));
+    for phone in &crm.phone_numbers {
+        texts.push(phone.phone_number.clone());
+        texts.push(normalize_phone(&phone.phone_number));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut tokens = Vec::new();
+    for text in &texts {
+        for word in words(text) {
+            if tokens.len() == MAX_SEARCH_TOKENS {
+                return tokens;
+            }
+            if seen.insert(word.clone()) {
+                tokens.push(word);
+            }
+        }
+    }
+    tokens
 }
 
 /// A phone number as `identifiers` compares it: digits and a leading `+`.
@@ -300,7 +355,7 @@ pub fn normalize_phone(raw: &str) -> String {
     out
 }
 
-impl CrmIndex {
+impl ListFields {
     pub fn of(org: &Organization) -> Self {
         let crm = org.crm.clone().unwrap_or_default();
         let title = org.name.clone().unwrap_or_default().to_lowercase();
@@ -325,25 +380,16 @@ impl CrmIndex {
                 .map(|p| normalize_phone(&p.phone_number))
                 .filter(|p| !p.is_empty()),
         );
-        let search = [
-            Some(title.clone()),
-            crm.website.as_ref().map(|w| w.to_lowercase()),
-            crm.customer_id.as_ref().map(|c| c.to_lowercase()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("\n");
-        CrmIndex {
+        ListFields {
             title,
-            owner: crm.owner.unwrap_or_default(),
+            owner: crm.owner.filter(|o| !o.is_empty()),
             owner_last_name: crm.owner_last_name.unwrap_or_default().to_lowercase(),
             tags: crm.tags,
             segments: crm.segments,
             emails,
             identifiers,
             archived: crm.archived_at.is_some(),
-            search,
+            tokens: search_tokens(org),
         }
     }
 }
@@ -493,11 +539,12 @@ pub fn filter_time(raw: &str) -> Option<String> {
     Some(crate::ids::timestamp(date.midnight().assume_utc()))
 }
 
-/// What the CRM's organization list can be narrowed to (every field is
-/// "any of these"; empty means no filter).
+/// What the organization list can be narrowed to (every field is "any of
+/// these"; empty means no filter).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OrgFilter {
-    /// Lower-cased text to find in the title, website or customer id.
+    /// Words to find: each must start one of the organization's
+    /// searchable words ([`search_tokens`]).
     pub text: Option<String>,
     pub owners: Vec<String>,
     /// Lower-cased.
@@ -510,49 +557,52 @@ pub struct OrgFilter {
     pub identifiers: Vec<String>,
 }
 
+/// What the list is ordered by (with no order: creation time, then id).
+/// Ties break in creation order; organizations without an owner's last
+/// name come last in either direction of `OwnerLastName`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrgOrder {
     Title,
     OwnerLastName,
 }
 
-/// One organization as the CRM list index holds it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct OrgRow {
-    pub id: Uuid,
-    #[serde(rename = "GSI3SK")]
-    pub title_key: String,
-    #[serde(default, rename = "crm_owner_last")]
-    pub owner_last_name: String,
-}
+impl OrgFilter {
+    /// Nothing narrows the list.
+    pub fn is_empty(&self) -> bool {
+        *self == OrgFilter::default()
+    }
 
-/// Sorts rows: by each order given (`true`: descending), then by id
-/// (creation order) — the default order and every tie-break.
-pub fn sort_rows(rows: &mut [OrgRow], orders: &[(OrgOrder, bool)]) {
-    rows.sort_by(|a, b| {
-        for (order, descending) in orders {
-            let ordering = match order {
-                OrgOrder::Title => a.title_key.cmp(&b.title_key),
-                // Organizations without an owner's name come last either way.
-                OrgOrder::OwnerLastName => {
-                    match (a.owner_last_name.is_empty(), b.owner_last_name.is_empty()) {
-                        (true, false) => return std::cmp::Ordering::Greater,
-                        (false, true) => return std::cmp::Ordering::Less,
-                        _ => a.owner_last_name.cmp(&b.owner_last_name),
-                    }
-                }
-            };
-            let ordering = if *descending {
-                ordering.reverse()
-            } else {
-                ordering
-            };
-            if ordering.is_ne() {
-                return ordering;
-            }
-        }
-        a.id.cmp(&b.id)
-    });
+    /// The search's words (`text` split as [`words`] splits).
+    pub fn search_words(&self) -> Vec<String> {
+        self.text
+            .as_deref()
+            .map(|t| words(t).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the organization is in the list: every filter given holds
+    /// (each "any of its values"), and every word of the search is the
+    /// start of one of the organization's searchable words.
+    pub fn matches(&self, org: &Organization) -> bool {
+        let fields = ListFields::of(org);
+        let any = |wanted: &[String], have: &[String]| {
+            wanted.is_empty() || have.iter().any(|h| wanted.contains(h))
+        };
+        any(&self.owners, fields.owner.as_slice())
+            && any(&self.emails, &fields.emails)
+            && any(&self.tags, &fields.tags)
+            && any(&self.segments, &fields.segments)
+            && any(&self.identifiers, &fields.identifiers)
+            && self.archived.is_none_or(|a| a == fields.archived)
+            && self
+                .created
+                .iter()
+                .all(|(bound, at)| bound.holds(&org.created_at, at))
+            && self
+                .search_words()
+                .iter()
+                .all(|w| fields.tokens.iter().any(|t| t.starts_with(w.as_str())))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,6 +625,17 @@ pub struct NoteFilter {
 }
 
 impl NoteFilter {
+    /// Every note in creation order: nothing filters, orders or hides.
+    pub fn is_everything(&self) -> bool {
+        self.text.is_none()
+            && self.flagged.is_none()
+            && self.categories.is_empty()
+            && self.authors.is_empty()
+            && self.created.is_empty()
+            && self.orders.is_empty()
+            && self.viewer.is_none()
+    }
+
     pub fn visible(&self, note: &Note) -> bool {
         match &self.viewer {
             Some(viewer) => !note.is_private || note.author.as_ref() == Some(viewer),
@@ -644,36 +705,6 @@ mod query_tests {
         assert!(!TimeBound::StrictlyAfter.holds(&day, &day));
         assert!(TimeBound::Before.holds(&day, &day));
         assert!(!TimeBound::StrictlyBefore.holds(&day, &day));
-    }
-
-    #[test]
-    fn rows_sort_by_each_order_then_creation() {
-        let row = |id: u128, title: &str, last: &str| OrgRow {
-            id: Uuid::from_u128(id),
-            title_key: format!("{title}#{id}"),
-            owner_last_name: last.into(),
-        };
-        let mut rows = vec![
-            row(1, "b", ""),
-            row(2, "a", "z"),
-            row(3, "c", "a"),
-            row(4, "a", "a"),
-        ];
-        sort_rows(&mut rows, &[]);
-        let ids = |rows: &[OrgRow]| rows.iter().map(|r| r.id.as_u128()).collect::<Vec<_>>();
-        assert_eq!(ids(&rows), vec![1, 2, 3, 4]);
-        sort_rows(&mut rows, &[(OrgOrder::Title, false)]);
-        assert_eq!(ids(&rows), vec![2, 4, 1, 3]);
-        sort_rows(&mut rows, &[(OrgOrder::Title, true)]);
-        assert_eq!(ids(&rows), vec![3, 1, 4, 2]);
-        sort_rows(&mut rows, &[(OrgOrder::OwnerLastName, false)]);
-        assert_eq!(ids(&rows), vec![3, 4, 2, 1], "no owner last");
-        sort_rows(&mut rows, &[(OrgOrder::OwnerLastName, true)]);
-        assert_eq!(
-            ids(&rows),
-            vec![2, 3, 4, 1],
-            "no owner last, descending too"
-        );
     }
 
     #[test]
@@ -791,7 +822,7 @@ mod tests {
             ..Default::default()
         }
         .apply(&mut o, None);
-        let index = CrmIndex::of(&o);
+        let index = ListFields::of(&o);
         assert_eq!(index.title, "acme bv");
         assert_eq!(index.emails, vec!["info@acme.example"]);
         assert_eq!(
@@ -799,6 +830,33 @@ mod tests {
             vec!["acme-li", "info@acme.example", "+31201234567"]
         );
         assert!(index.archived);
+        assert_eq!(
+            index.tokens,
+            vec![
+                "acme",
+                "bv",
+                "li",
+                "info",
+                "example",
+                "31",
+                "20",
+                "123",
+                "4567",
+                "31201234567"
+            ]
+        );
+        let found = |q: &str| {
+            OrgFilter {
+                text: Some(q.into()),
+                ..Default::default()
+            }
+            .matches(&o)
+        };
+        assert!(found("ACM"), "a word's start, any case");
+        assert!(found("acme.ex"), "every word of the search");
+        assert!(found("3120123"));
+        assert!(!found("cme"), "not inside a word");
+        assert!(!found("acme zz"));
         assert_eq!(
             o.crm.unwrap().archived_at.as_deref(),
             Some("2026-02-01T00:00:00.000Z")
