@@ -42,9 +42,6 @@ pub const GSI1SK: &str = "GSI1SK";
 pub const GSI2: &str = "GSI2";
 pub const GSI2PK: &str = "GSI2PK";
 pub const GSI2SK: &str = "GSI2SK";
-pub const GSI3: &str = "GSI3";
-pub const GSI3PK: &str = "GSI3PK";
-pub const GSI3SK: &str = "GSI3SK";
 pub const TTL: &str = "expires_at";
 
 /// Sort keys at or above this are an organization's live state.
@@ -144,31 +141,6 @@ pub fn org_list_pk(project: Uuid) -> String {
 pub fn org_list_sk(org: Uuid) -> String {
     format!("ORG#{org}")
 }
-
-/// The project's CRM list (GSI3, a compact index: only what the CRM's
-/// filters and orders read), in title order.
-pub fn crm_list_pk(project: Uuid) -> String {
-    format!("P#{project}#CRMORGS")
-}
-
-pub fn crm_list_sk(title: &str, org: Uuid) -> String {
-    let title: String = title.chars().take(200).collect();
-    format!("{}#{org}", component(&title))
-}
-
-/// What GSI3 holds besides its keys (its `INCLUDE` projection).
-pub const CRM_INDEX_ATTRIBUTES: &[&str] = &[
-    "id",
-    "created_at",
-    "crm_owner",
-    "crm_owner_last",
-    "crm_tags",
-    "crm_segments",
-    "crm_emails",
-    "crm_idents",
-    "crm_archived",
-    "crm_search",
-];
 
 /// An organization's settings sort right after its record, so one Query
 /// from [`ORG_SK`] to [`SETTINGS_END`] reads the record and every setting.

@@ -129,16 +129,8 @@ pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(string_attribute(keys::GSI1SK)?)
         .attribute_definitions(string_attribute(keys::GSI2PK)?)
         .attribute_definitions(string_attribute(keys::GSI2SK)?)
-        .attribute_definitions(string_attribute(keys::GSI3PK)?)
-        .attribute_definitions(string_attribute(keys::GSI3SK)?)
         .global_secondary_indexes(index(keys::GSI1, keys::GSI1PK, keys::GSI1SK, None)?)
         .global_secondary_indexes(index(keys::GSI2, keys::GSI2PK, keys::GSI2SK, None)?)
-        .global_secondary_indexes(index(
-            keys::GSI3,
-            keys::GSI3PK,
-            keys::GSI3SK,
-            Some(keys::CRM_INDEX_ATTRIBUTES),
-        )?)
         .send()
         .await;
     match created {
