@@ -295,7 +295,11 @@ async fn seed_large(state: &AppState, project: Uuid, large: Large) -> Uuid {
                 category: shared::domain::address::Change::Set((k % 3 + 1).to_string()),
                 ..Default::default()
             };
-            store.create_note(project, org, &change).await.map(|_| ())
+            let note = change
+                .apply(None, project, org, &shared::ids::now())
+                .map_err(|e| shared::Error::Internal(e.to_string()))?
+                .ok_or_else(|| shared::Error::Internal("an unchanged note".into()))?;
+            store.create_note(project, org, note).await.map(|_| ())
         }
     })
     .await;
@@ -597,9 +601,13 @@ async fn purge_fixture(state: &AppState, project: Uuid, n: usize, i: usize) -> U
             category: shared::domain::address::Change::Set("1".into()),
             ..Default::default()
         };
+        let note = change
+            .apply(None, project, org, &shared::ids::now())
+            .expect("a valid note")
+            .expect("a new note");
         state
             .store
-            .create_note(project, org, &change)
+            .create_note(project, org, note)
             .await
             .expect("a note");
     }

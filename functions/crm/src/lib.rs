@@ -135,6 +135,16 @@ fn viewer<N: shared::auth::Needs>(access: &OrgAccess<N>) -> Option<String> {
     access.user.map(|u| u.to_string())
 }
 
+/// A refused value as the CRM answers it: 422 naming the field as its
+/// bodies name it.
+fn refused(refusal: shared::domain::crm::Refusal) -> Error {
+    Error::Unprocessable(format!(
+        "{}: {}",
+        wire::field_name(refusal.field),
+        refusal.problem
+    ))
+}
+
 /// The query string as the CRM sends it: repeated keys (`tags.id[]=1&
 /// tags.id[]=2`), kept in order.
 struct Params(Vec<(String, String)>);
@@ -413,11 +423,12 @@ async fn create(
     Json(body): Json<wire::OrganizationWrite>,
 ) -> Result<Response, Error> {
     let change = body.into_change(false)?;
-    change.validate()?;
+    change.validate().map_err(refused)?;
     let shared::domain::address::Change::Set(title) = &change.title else {
-        return Err(Error::Unprocessable(
-            "title: an organization must always contain a title".into(),
-        ));
+        return Err(refused(shared::domain::crm::Refusal {
+            field: shared::domain::crm::Field::Title,
+            problem: shared::domain::crm::TITLE_REQUIRED.into(),
+        }));
     };
     let project = principal.project_id();
     let owner_last = match &change.owner {
@@ -461,7 +472,7 @@ async fn write(
 ) -> Result<Response, Error> {
     let (org, project) = (access.id, access.project_id);
     let change = body.into_change(replace)?;
-    change.validate()?;
+    change.validate().map_err(refused)?;
     let owner = match &change.owner {
         shared::domain::address::Change::Set(owner) => Some(owner.as_str()),
         _ => None,
@@ -635,7 +646,11 @@ async fn create_note(
     if let Some(user) = viewer {
         change.author = shared::domain::address::Change::Set(user);
     }
-    let note = state.store.create_note(project, org, &change).await?;
+    let note = change
+        .apply(None, project, org, &shared::ids::now())
+        .map_err(refused)?
+        .ok_or_else(|| Error::Internal("a new note came out unchanged".into()))?;
+    let note = state.store.create_note(project, org, note).await?;
     Ok(ld(StatusCode::CREATED, &NoteResource::from(note)))
 }
 
@@ -672,9 +687,15 @@ async fn write_note(
             change.author = shared::domain::address::Change::Set(user.clone());
         }
     }
+    let allowed = authored_by(viewer);
     let updated = state
         .store
-        .change_note(project, org, note, &change, authored_by(viewer))
+        .change_note(project, org, note, |current, now| {
+            allowed(current)?;
+            change
+                .apply(Some(current), project, org, now)
+                .map_err(refused)
+        })
         .await?;
     Ok(ld(StatusCode::OK, &NoteResource::from(updated)))
 }
@@ -751,6 +772,24 @@ mod tests {
         assert!(view.last.unwrap().ends_with("page=3"));
         let last = p.view("/organizations", 3, 10, 25);
         assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn a_refused_value_is_a_422_naming_the_wire_field() {
+        let change = shared::domain::crm::CrmChange {
+            email_addresses: shared::domain::address::Change::Set(vec![
+                shared::domain::crm::CrmEmail {
+                    email: "nope".into(),
+                },
+            ]),
+            ..Default::default()
+        };
+        let err = refused(change.validate().unwrap_err());
+        assert_eq!(err.status().as_u16(), 422);
+        assert_eq!(
+            err.to_string(),
+            "emailAddresses.email: not a valid email address"
+        );
     }
 
     #[test]

@@ -6,11 +6,10 @@ use uuid::Uuid;
 
 use super::address::Change;
 use super::Organization;
-use crate::error::Error;
 
 /// Longest free-text field (description, note text).
 pub const MAX_TEXT: usize = 10_000;
-/// Longest short field (website, ids, an IRI).
+/// Longest short field (website, ids, a reference).
 pub const MAX_SHORT: usize = 2_048;
 /// Most entries of one list field (tags, people, emails, …).
 pub const MAX_LIST: usize = 100;
@@ -28,7 +27,7 @@ pub struct CrmPhone {
 }
 
 /// The CRM's fields of an organization. References (owner, people, tags,
-/// segments, avatar) are kept as the ids their IRIs name.
+/// segments, avatar) are kept as ids.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CrmProfile {
@@ -52,11 +51,11 @@ pub struct CrmProfile {
     pub imported_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archived_at: Option<String>,
-    /// The owning user's id (`/users/{id}`).
+    /// The owning user's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// The owner's last name when the owner was set (what
-    /// `order[owner.lastName]` sorts by).
+    /// `OrgOrder::OwnerLastName` sorts by).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_last_name: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -112,58 +111,101 @@ fn set_opt<T: Clone>(field: &mut Option<T>, change: &Change<T>) {
     }
 }
 
-fn short(field: &str, value: &str) -> Result<(), Error> {
+/// A field of a CRM organization or note, as the domain names it (the
+/// dialect's wire names are functions/crm's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Title,
+    Description,
+    Website,
+    CustomerId,
+    ExternalSource,
+    ChamberOfCommerceNumber,
+    LinkedinId,
+    ArchivedAt,
+    Owner,
+    People,
+    Avatar,
+    Tags,
+    Segments,
+    IntegrationParticipants,
+    EmailAddresses,
+    Email,
+    PhoneNumbers,
+    PhoneNumber,
+    PhoneType,
+    NoteTitle,
+    NoteDescription,
+    NoteCategory,
+    NoteAuthor,
+    NoteCreatedAt,
+}
+
+/// Why a CRM write is refused: the field and what is wrong with its value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field:?}: {problem}")]
+pub struct Refusal {
+    pub field: Field,
+    pub problem: String,
+}
+
+fn refuse<T>(field: Field, problem: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal {
+        field,
+        problem: problem.into(),
+    })
+}
+
+fn short(field: Field, value: &str) -> Result<(), Refusal> {
     if value.chars().count() > MAX_SHORT {
-        return Err(Error::Unprocessable(format!(
-            "{field}: this value is too long (at most {MAX_SHORT} characters)"
-        )));
+        return refuse(
+            field,
+            format!("this value is too long (at most {MAX_SHORT} characters)"),
+        );
     }
     Ok(())
 }
 
-fn list<T>(field: &str, values: &[T]) -> Result<(), Error> {
+fn list<T>(field: Field, values: &[T]) -> Result<(), Refusal> {
     if values.len() > MAX_LIST {
-        return Err(Error::Unprocessable(format!(
-            "{field}: at most {MAX_LIST} entries"
-        )));
+        return refuse(field, format!("at most {MAX_LIST} entries"));
     }
     Ok(())
 }
+
+/// What every organization must have.
+pub const TITLE_REQUIRED: &str = "an organization must always contain a title";
 
 impl CrmChange {
-    /// Checks the values (422 names the field, as the CRM does).
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), Refusal> {
         match &self.title {
-            Change::Clear => {
-                return Err(Error::Unprocessable(
-                    "title: an organization must always contain a title".into(),
-                ))
-            }
-            Change::Set(t) if t.trim().is_empty() => {
-                return Err(Error::Unprocessable(
-                    "title: an organization must always contain a title".into(),
-                ))
-            }
+            Change::Clear => return refuse(Field::Title, TITLE_REQUIRED),
+            Change::Set(t) if t.trim().is_empty() => return refuse(Field::Title, TITLE_REQUIRED),
             Change::Set(t) if t.chars().count() > super::profile::MAX_NAME_LEN => {
-                return Err(Error::Unprocessable("title: this value is too long".into()))
+                return refuse(Field::Title, "this value is too long")
             }
             _ => {}
         }
         if let Change::Set(d) = &self.description {
             if d.chars().count() > MAX_TEXT {
-                return Err(Error::Unprocessable(format!(
-                    "description: this value is too long (at most {MAX_TEXT} characters)"
-                )));
+                return refuse(
+                    Field::Description,
+                    format!("this value is too long (at most {MAX_TEXT} characters)"),
+                );
             }
         }
         for (field, value) in [
-            ("website", &self.website),
-            ("customerId", &self.customer_id),
-            ("externalSource", &self.external_source),
-            ("chamberOfCommerceNumber", &self.chamber_of_commerce_number),
-            ("linkedinId", &self.linkedin_id),
-            ("owner", &self.owner),
-            ("avatar", &self.avatar),
+            (Field::Website, &self.website),
+            (Field::CustomerId, &self.customer_id),
+            (Field::ExternalSource, &self.external_source),
+            (
+                Field::ChamberOfCommerceNumber,
+                &self.chamber_of_commerce_number,
+            ),
+            (Field::LinkedinId, &self.linkedin_id),
+            (Field::Owner, &self.owner),
+            (Field::Avatar, &self.avatar),
         ] {
             if let Change::Set(v) = value {
                 short(field, v)?;
@@ -171,16 +213,20 @@ impl CrmChange {
         }
         if let Change::Set(at) = &self.archived_at {
             if crate::ids::parse_timestamp(at).is_none() {
-                return Err(Error::Unprocessable(
-                    "archivedAt: not a date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z)".into(),
-                ));
+                return refuse(
+                    Field::ArchivedAt,
+                    "not a date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z)",
+                );
             }
         }
         for (field, values) in [
-            ("people", &self.people),
-            ("tags", &self.tags),
-            ("segments", &self.segments),
-            ("integrationParticipants", &self.integration_participants),
+            (Field::People, &self.people),
+            (Field::Tags, &self.tags),
+            (Field::Segments, &self.segments),
+            (
+                Field::IntegrationParticipants,
+                &self.integration_participants,
+            ),
         ] {
             if let Change::Set(v) = values {
                 list(field, v)?;
@@ -190,20 +236,22 @@ impl CrmChange {
             }
         }
         if let Change::Set(emails) = &self.email_addresses {
-            list("emailAddresses", emails)?;
+            list(Field::EmailAddresses, emails)?;
             for e in emails {
-                super::organization::validate_email("emailAddresses.email", &e.email)
-                    .map_err(|e| Error::Unprocessable(e.to_string()))?;
+                if super::organization::validate_email("", &e.email).is_err() {
+                    return refuse(Field::Email, "not a valid email address");
+                }
             }
         }
         if let Change::Set(phones) = &self.phone_numbers {
-            list("phoneNumbers", phones)?;
+            list(Field::PhoneNumbers, phones)?;
             for p in phones {
-                short("phoneNumbers.phoneNumber", &p.phone_number)?;
+                short(Field::PhoneNumber, &p.phone_number)?;
                 if p.phone_number.trim().is_empty() {
-                    return Err(Error::Unprocessable(
-                        "phoneNumbers.phoneNumber: must not be empty".into(),
-                    ));
+                    return refuse(Field::PhoneNumber, "must not be empty");
+                }
+                if let Some(kind) = &p.phone_type {
+                    short(Field::PhoneType, kind)?;
                 }
             }
         }
@@ -407,10 +455,10 @@ pub struct Note {
     pub flagged: bool,
     #[serde(default)]
     pub is_private: bool,
-    /// The author's user id (`/users/{id}`).
+    /// The author's user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    /// The category's id (`/note_categories/{id}`).
+    /// The note category's id.
     pub category: String,
     pub version: u64,
     pub created_at: String,
@@ -437,7 +485,7 @@ impl NoteChange {
         project_id: Uuid,
         organization_id: Uuid,
         now: &str,
-    ) -> Result<Option<Note>, Error> {
+    ) -> Result<Option<Note>, Refusal> {
         let mut note = match current {
             Some(n) => n.clone(),
             None => Note {
@@ -455,45 +503,46 @@ impl NoteChange {
                 updated_at: now.to_owned(),
             },
         };
-        let required =
-            |field: &str| Error::Unprocessable(format!("{field}: this value should not be blank"));
+        let required = |field: Field| refuse(field, "this value should not be blank");
         match &self.description {
-            Change::Clear => return Err(required("description")),
-            Change::Set(d) if d.trim().is_empty() => return Err(required("description")),
+            Change::Clear => return required(Field::NoteDescription),
+            Change::Set(d) if d.trim().is_empty() => return required(Field::NoteDescription),
             Change::Set(d) if d.chars().count() > MAX_TEXT => {
-                return Err(Error::Unprocessable(format!(
-                    "description: this value is too long (at most {MAX_TEXT} characters)"
-                )))
+                return refuse(
+                    Field::NoteDescription,
+                    format!("this value is too long (at most {MAX_TEXT} characters)"),
+                )
             }
             Change::Set(d) => note.description = d.clone(),
             Change::Keep => {}
         }
         match &self.category {
-            Change::Clear => return Err(required("category")),
+            Change::Clear => return required(Field::NoteCategory),
             Change::Set(c) => note.category = c.clone(),
             Change::Keep => {}
         }
         if note.description.is_empty() {
-            return Err(required("description"));
+            return required(Field::NoteDescription);
         }
         if note.category.is_empty() {
-            return Err(required("category"));
+            return required(Field::NoteCategory);
         }
         if let Change::Set(t) = &self.title {
-            short("title", t)?;
+            short(Field::NoteTitle, t)?;
         }
         set_opt(&mut note.title, &self.title);
         set(&mut note.flagged, &self.flagged, false);
         set(&mut note.is_private, &self.is_private, false);
         if let Change::Set(a) = &self.author {
-            short("author", a)?;
+            short(Field::NoteAuthor, a)?;
         }
         set_opt(&mut note.author, &self.author);
         if let Change::Set(at) = &self.created_at {
             note.created_at = crate::ids::parse_timestamp(at)
                 .map(crate::ids::timestamp)
-                .ok_or_else(|| {
-                    Error::Unprocessable("createdAt: not a date-time (RFC 3339)".into())
+                .ok_or_else(|| Refusal {
+                    field: Field::NoteCreatedAt,
+                    problem: "not a date-time (RFC 3339)".into(),
                 })?;
         }
         if current == Some(&note) {
@@ -761,7 +810,7 @@ mod tests {
                 ..Default::default()
             };
             let err = change.validate().unwrap_err();
-            assert_eq!(err.status().as_u16(), 422, "{err}");
+            assert_eq!(err.field, Field::Title, "{err}");
         }
     }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::profiles::{record_key, MAX_ATTEMPTS};
 use super::{backoff, build, from_item, key, n, s, to_item, Item, Store, TxOutcome};
-use crate::domain::crm::{Note, NoteChange};
+use crate::domain::crm::Note;
 use crate::domain::Organization;
 use crate::error::Error;
 use crate::keys;
@@ -167,17 +167,9 @@ impl Store {
             .ok_or_else(|| Error::not_found(format!("organization {org} has no note {note}")))
     }
 
-    /// Creates a note (one transaction, held by the organization existing).
-    pub async fn create_note(
-        &self,
-        project: Uuid,
-        org: Uuid,
-        change: &NoteChange,
-    ) -> Result<Note, Error> {
-        let now = crate::ids::now();
-        let note = change
-            .apply(None, project, org, &now)?
-            .ok_or_else(|| Error::Internal("a new note came out unchanged".into()))?;
+    /// Creates a note the caller made (one transaction, held by the
+    /// organization existing, with the note count).
+    pub async fn create_note(&self, project: Uuid, org: Uuid, note: Note) -> Result<Note, Error> {
         let mut item = to_item(&note)?;
         item.insert(keys::PK.into(), s(keys::org_pk(project, org)));
         item.insert(keys::SK.into(), s(keys::note_sk(note.id)));
@@ -198,23 +190,22 @@ impl Store {
     }
 
     /// Changes a note: one read, one write conditioned on its version
-    /// (retried when another change won). `allowed` may refuse (privacy).
+    /// (retried when another change won). `decide(current, now)` returns
+    /// the note as it becomes (`None`: unchanged) or refuses.
     pub async fn change_note(
         &self,
         project: Uuid,
         org: Uuid,
         id: Uuid,
-        change: &NoteChange,
-        allowed: impl Fn(&Note) -> Result<(), Error>,
+        decide: impl Fn(&Note, &str) -> Result<Option<Note>, Error>,
     ) -> Result<Note, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
             }
             let current = self.note(project, org, id).await?;
-            allowed(&current)?;
             let now = crate::ids::now();
-            let Some(note) = change.apply(Some(&current), project, org, &now)? else {
+            let Some(note) = decide(&current, &now)? else {
                 return Ok(current);
             };
             let mut item = to_item(&note)?;

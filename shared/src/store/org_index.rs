@@ -34,11 +34,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use uuid::Uuid;
 
 use super::profiles::record_key;
-use super::{backoff, build, key, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS};
+use super::{build, key, n, s, storage, Item, Store, TxOutcome, MAX_TRANSACTION_ITEMS};
 use crate::domain::crm::{ListFields, OrgFilter, OrgOrder, TimeBound};
 use crate::domain::Organization;
 use crate::error::Error;
@@ -58,9 +58,6 @@ pub const MAX_CANDIDATES: usize = 1_000;
 /// this many pages past the page's start (and `total` is that bound when
 /// there are more).
 pub const COUNT_AHEAD_PAGES: usize = 10;
-
-/// DynamoDB takes at most this many requests in one `BatchWriteItem`.
-const MAX_BATCH_WRITE: usize = 25;
 
 /// One page of the organization list.
 #[derive(Clone, Debug, PartialEq)]
@@ -240,7 +237,7 @@ impl IndexChange {
         let mut writes = Vec::with_capacity(self.puts.len() + self.deletes.len() + 1);
         for item in &self.puts {
             let put = build(
-                aws_sdk_dynamodb::types::Put::builder()
+                Put::builder()
                     .table_name(table)
                     .set_item(Some(item.clone()))
                     .build(),
@@ -249,7 +246,7 @@ impl IndexChange {
         }
         for item_key in &self.deletes {
             let delete = build(
-                aws_sdk_dynamodb::types::Delete::builder()
+                Delete::builder()
                     .table_name(table)
                     .set_key(Some(item_key.clone()))
                     .build(),
@@ -743,17 +740,20 @@ impl Store {
             return self.transact(items).await;
         }
         items.extend(change.counter(&self.table)?);
-        self.batch_write(
-            change
-                .puts
-                .iter()
-                .map(|item| {
-                    build(PutRequest::builder().set_item(Some(item.clone())).build())
-                        .map(|p| WriteRequest::builder().put_request(p).build())
-                })
-                .collect::<Result<_, _>>()?,
-        )
-        .await?;
+        let puts = change
+            .puts
+            .iter()
+            .map(|item| {
+                build(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item.clone()))
+                        .build(),
+                )
+                .map(|p| TransactWriteItem::builder().put(p).build())
+            })
+            .collect::<Result<_, _>>()?;
+        self.write_entries(puts).await?;
         let outcome = self.transact(items).await?;
         if let TxOutcome::Committed = outcome {
             self.delete_entries(change.deletes).await?;
@@ -763,7 +763,7 @@ impl Store {
 
     /// Removes an organization's index entries (what its deletion leaves
     /// behind; lists skip them meanwhile, as the record is gone). `org` is
-    /// the record as it was deleted. Bounded: one `BatchWriteItem` per 25
+    /// the record as it was deleted. Bounded: one transaction per 100
     /// entries, at most a few hundred entries an organization.
     pub async fn remove_org_index_entries(&self, org: &Organization) -> Result<(), Error> {
         let stale = entries(org).into_iter().map(|e| key(e.pk, e.sk)).collect();
@@ -785,43 +785,30 @@ impl Store {
     }
 
     async fn delete_entries(&self, stale: Vec<Item>) -> Result<(), Error> {
-        self.batch_write(
-            stale
-                .into_iter()
-                .map(|k| {
-                    build(DeleteRequest::builder().set_key(Some(k)).build())
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                })
-                .collect::<Result<_, _>>()?,
-        )
-        .await
+        let deletes = stale
+            .into_iter()
+            .map(|k| {
+                build(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(k))
+                        .build(),
+                )
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+            })
+            .collect::<Result<_, _>>()?;
+        self.write_entries(deletes).await
     }
 
-    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), Error> {
-        for chunk in requests.chunks(MAX_BATCH_WRITE) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let out = self
-                    .db
-                    .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut pending))
-                    .send()
-                    .await
-                    .map_err(|e| storage("BatchWriteItem", e))?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt >= super::profiles::MAX_ATTEMPTS {
-                        return Err(Error::Storage(
-                            "BatchWriteItem kept leaving index entries unprocessed".into(),
-                        ));
-                    }
-                    backoff(attempt).await;
-                }
+    /// Entry writes outside an organization's transaction, in
+    /// transactions of their own (the same permissions as every other
+    /// write, each chunk all or nothing).
+    async fn write_entries(&self, writes: Vec<TransactWriteItem>) -> Result<(), Error> {
+        for chunk in writes.chunks(MAX_TRANSACTION_ITEMS) {
+            if let TxOutcome::Cancelled(reasons) = self.transact(chunk.to_vec()).await? {
+                return Err(Error::Storage(format!(
+                    "writing index entries was cancelled: {reasons:?}"
+                )));
             }
         }
         Ok(())
