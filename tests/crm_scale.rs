@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation as op;
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::{Method, StatusCode};
 use integration_tests::{call, project, state};
 use serde_json::{json, Value};
@@ -416,6 +417,15 @@ async fn orders_filters_search_and_totals_agree_with_brute_force() {
     assert_eq!(unarchived.status, StatusCode::OK);
     known[10].archived = false;
     known[10].tags = vec!["t9".into()];
+    let gone = call(
+        &crm,
+        Method::GET,
+        &format!("{ORGS}/{}", known[3].id),
+        Some(key),
+        None,
+    )
+    .await;
+    let gone_created = gone.body["createdAt"].as_str().unwrap().to_owned();
     let deleted = call(
         &accounts,
         Method::DELETE,
@@ -425,6 +435,37 @@ async fn orders_filters_search_and_totals_agree_with_brute_force() {
     )
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    // Its entries as a purge still to come would leave them: never listed.
+    let oid = known[3].id.clone();
+    let pid = p.project_id;
+    for (pk, sk) in [
+        (
+            format!("P#{pid}#CRMIX#C"),
+            format!("{gone_created}\u{1}{oid}"),
+        ),
+        (format!("P#{pid}#CRMIX#T"), format!("acme 3\u{1}{oid}")),
+        (
+            format!("P#{pid}#CRMIX#F#archived#false"),
+            format!("{gone_created}\u{1}{oid}"),
+        ),
+        (
+            format!("P#{pid}#CRMIX#Q"),
+            format!("acme\u{1}{gone_created}\u{1}{oid}"),
+        ),
+    ] {
+        state
+            .aws
+            .dynamodb
+            .put_item()
+            .table_name(&state.config.table)
+            .item("PK", AttributeValue::S(pk))
+            .item("SK", AttributeValue::S(sk))
+            .item("org", AttributeValue::S(oid.clone()))
+            .item("v", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .expect("an orphaned entry");
+    }
     known.remove(3);
 
     let matches_q = |k: &Known, q: &str| {

@@ -433,8 +433,8 @@ impl Store {
     ///
     /// Served, by what is asked:
     /// - nothing but `created` / `archived`, in creation order: their
-    ///   entries from `offset` (pure: the entries decide, only the page's
-    ///   records are read);
+    ///   entries (pure: the entries decide; the records up to the page's
+    ///   end are read to skip organizations gone);
     /// - one filter of values (owner, tags, …) in creation order, nothing
     ///   else but `created`: the union of its values' entries, the same way;
     /// - otherwise from the most selective part (identifiers, emails,
@@ -635,11 +635,12 @@ impl Store {
         Ok(Some(ids))
     }
 
-    /// Walks merged index streams: skips `offset` matches, reads the page's
-    /// records, then counts matches ahead up to [`COUNT_AHEAD_PAGES`]
-    /// pages unless `counted` (a maintained count gives the total). `pure`: the entries decide
-    /// the filter (only the page's records are read); else every row's
-    /// record is read and checked.
+    /// Walks merged index streams: skips `offset` matches, reads the page,
+    /// then counts matches ahead up to [`COUNT_AHEAD_PAGES`] pages unless
+    /// `counted_elsewhere` (a maintained count gives the total). Every row
+    /// up to the page's end is checked to exist; `pure`: the entries decide
+    /// the filter (and alone are counted ahead), else every row's record is
+    /// read and checked against it.
     #[allow(clippy::too_many_arguments)]
     async fn walk(
         &self,
@@ -663,25 +664,27 @@ impl Store {
         let mut exhausted = false;
         let chunk = (limit * 2).clamp(10, 100);
         while !exhausted {
-            let filling = counted >= offset && page.len() < limit;
             if counted_elsewhere && counted >= offset && page.len() == limit {
                 break;
             }
             if counted >= bound.max(offset + limit) {
                 break;
             }
+            // Up to the page's end every row is checked against its record
+            // (an entry of a deleted organization takes no place, so pages
+            // neither repeat nor skip one); past it, a pure walk counts
+            // entries alone.
+            let to_page_end = counted < offset + limit;
             let want = if !pure {
                 chunk
-            } else if counted < offset {
-                offset - counted
-            } else if filling {
-                limit - page.len()
+            } else if to_page_end {
+                offset + limit - counted
             } else {
                 bound - counted
             };
             let ids = self.pull(&mut merged, want).await?;
             exhausted = ids.len() < want;
-            if pure && !filling {
+            if pure && !to_page_end {
                 counted += ids.len();
                 continue;
             }
