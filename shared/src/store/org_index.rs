@@ -622,7 +622,9 @@ impl Store {
         let mut seen = HashSet::new();
         let mut ids = Vec::new();
         for mut stream in streams {
-            self.fill(&mut stream, MAX_CANDIDATES + 1).await?;
+            // One budget for all the values together.
+            self.fill(&mut stream, MAX_CANDIDATES + 1 - ids.len())
+                .await?;
             for (_, org) in stream.buffer {
                 if seen.insert(org) {
                     ids.push(org);
@@ -759,7 +761,11 @@ impl Store {
         self.write_entries(puts).await?;
         let outcome = self.transact(items).await?;
         if let TxOutcome::Committed = outcome {
-            self.delete_entries(change.deletes).await?;
+            // The write is done: a stale entry left by a failure here is
+            // skipped by every list (its row no longer matches).
+            if let Err(error) = self.delete_entries(change.deletes).await {
+                tracing::warn!(%error, "removing stale list entries after a write failed");
+            }
         }
         Ok(outcome)
     }

@@ -342,8 +342,12 @@ impl Store {
             }
             match self.transact(items).await? {
                 TxOutcome::Committed => {
+                    // The organization is gone: lists skip entries left by
+                    // a failure here.
                     if entries_after {
-                        self.remove_org_index_entries(&org).await?;
+                        if let Err(error) = self.remove_org_index_entries(&org).await {
+                            tracing::warn!(%error, "removing a deleted organization's list entries failed");
+                        }
                     }
                     let all: Vec<IdentifierKey> = org.identifiers.iter().map(|i| i.key()).collect();
                     self.learn::<Organization>(project, &all.iter().collect::<Vec<_>>(), None);
