@@ -425,7 +425,7 @@ fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
             bearer: bearer.to_owned(),
             body,
         };
-    const CRM_LIST: &str = "`store/crm.rs` `crm_organizations` Queries the project's whole list index (GSI3, ~5,000 rows per 1 MB page) for every page, filters and sorts in memory, then fetches the page";
+    const CRM_LIST: &str = "`store/org_index.rs` `organization_list`: past 1,000 candidates a filter walks the order index and checks each row's record; counts ahead read up to 10 pages of entries";
     // A gate that admits many organizations (plan, 1 in 3) then reads the
     // members of each with one Query: at 10,000 organizations in the
     // emulator that is an hour per request, so the row asks for a gate that
@@ -449,8 +449,8 @@ fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
         row("crm `GET /organizations?emailAddresses.email=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?emailAddresses.email=nobody%40example.com".into(), &key, None),
         row("crm `GET /organizations?identifiers=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?identifiers=nobody.example.com".into(), &key, None),
         row("crm `GET /organizations?q=Org 0000`", Some(15), CRM_LIST, &crm, "GET", "/organizations?q=Org%200000".into(), &key, None),
-        row("crm `GET /organizations?page=1` (session)", Some(15), "a session's list reads the project's whole list index and keeps its user's organizations", &crm, "GET", "/organizations?page=1".into(), &session, None),
-        row("crm `GET /organizations/{id}/notes` (large organization)", Some(30), "`store/crm.rs` `notes` reads every note of the organization (one Query of its partition, all pages)", &crm, "GET", format!("/organizations/{large}/notes"), &key, None),
+        row("crm `GET /organizations?page=1` (session)", Some(15), "a session's list reads its user's memberships (all of them) and the page's records", &crm, "GET", "/organizations?page=1".into(), &session, None),
+        row("crm `GET /organizations/{id}/notes` (large organization)", Some(30), "`store/notes.rs` `notes_page` reads the count and the notes up to the page (offset + page)", &crm, "GET", format!("/organizations/{large}/notes"), &key, None),
         row("tenant `GET /v2/organization/{id}/settings` (large organization)", Some(200), "`organization_with_settings` reads the organization's whole partition prefix of settings (at most 200 by the limits)", &tenant, "GET", format!("/v2/organization/{large}/settings"), &key, None),
         row("tenant `GET /v2/organization/current` (session)", Some(1), "", &tenant, "GET", "/v2/organization/current".into(), &session, None),
         row("cleanup `GET /v2/organization/cleanup`", Some(100), "", &cleanup, "GET", "/v2/organization/cleanup".into(), &key, None),
