@@ -752,18 +752,20 @@ async fn crm_operations_use_their_fewest_round_trips() {
             None,
             vec!["GetItem", "GetItem"],
         ),
-        // The key; the index (one Query per ~5,000 organizations); the page.
+        // The key; the filter value's index entries (none match).
         (
             Method::GET,
             format!("{ORGS}?tags.id=x"),
             None,
             vec!["GetItem", "Query"],
         ),
+        // The key; the order index's page and the count (concurrently);
+        // the page's records.
         (
             Method::GET,
             ORGS.into(),
             None,
-            vec!["GetItem", "Query", "BatchGetItem"],
+            vec!["GetItem", "Query", "Query", "BatchGetItem"],
         ),
         (
             Method::PATCH,
@@ -793,7 +795,8 @@ async fn crm_operations_use_their_fewest_round_trips() {
             Method::DELETE,
             format!("{ORGS}/{org}/notes/{note}"),
             None,
-            vec!["GetItem", "DeleteItem"],
+            // The note and the organization's note count.
+            vec!["GetItem", "TransactWriteItems"],
         ),
     ];
     log.take();

@@ -310,15 +310,6 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
             BTreeSet::new(),
         ),
         (
-            keys::GSI3,
-            vec![keys::GSI3PK, keys::GSI3SK],
-            ProjectionType::Include.as_str().to_owned(),
-            keys::CRM_INDEX_ATTRIBUTES
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
-        ),
-        (
             keys::EVENT_NAME_INDEX,
             vec![keys::EVENT_NAME_PK, keys::SK],
             all(),

@@ -600,15 +600,12 @@ async fn the_organization_index_holds_what_its_queries_read() {
         shared::keys::GSI1SK,
         shared::keys::GSI2PK,
         shared::keys::GSI2SK,
-        shared::keys::GSI3PK,
-        shared::keys::GSI3SK,
         "crm",
         "tenant",
         // A user's flag that writes are conditioned on, in the table.
         "session_identity",
     ]
     .into_iter()
-    .chain(shared::keys::CRM_INDEX_ATTRIBUTES.iter().copied())
     .collect();
     for item in &indexed {
         for attribute in item.keys() {

@@ -182,25 +182,6 @@ fn the_http_api_serves_exactly_the_routers_routes() {
 }
 
 #[test]
-fn the_crm_index_projects_what_the_code_reads() {
-    let template = template();
-    let indexes = template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]
-        .as_sequence()
-        .expect("GlobalSecondaryIndexes");
-    let gsi3 = indexes
-        .iter()
-        .find(|i| i["IndexName"].as_str() == Some(shared::keys::GSI3))
-        .expect("GSI3 in the template");
-    let projected: Vec<&str> = gsi3["Projection"]["NonKeyAttributes"]
-        .as_sequence()
-        .expect("NonKeyAttributes")
-        .iter()
-        .filter_map(|a| a.as_str())
-        .collect();
-    assert_eq!(projected, shared::keys::CRM_INDEX_ATTRIBUTES);
-}
-
-#[test]
 fn the_organization_index_projects_what_the_code_reads() {
     let template = template();
     let indexes = template["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]

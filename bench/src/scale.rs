@@ -295,7 +295,11 @@ async fn seed_large(state: &AppState, project: Uuid, large: Large) -> Uuid {
                 category: shared::domain::address::Change::Set((k % 3 + 1).to_string()),
                 ..Default::default()
             };
-            store.create_note(project, org, &change).await.map(|_| ())
+            let note = change
+                .apply(None, project, org, &shared::ids::now())
+                .map_err(|e| shared::Error::Internal(e.to_string()))?
+                .ok_or_else(|| shared::Error::Internal("an unchanged note".into()))?;
+            store.create_note(project, org, note).await.map(|_| ())
         }
     })
     .await;
@@ -426,7 +430,7 @@ fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
             bearer: bearer.to_owned(),
             body,
         };
-    const CRM_LIST: &str = "`store/crm.rs` `crm_organizations` Queries the project's whole list index (GSI3, ~5,000 rows per 1 MB page) for every page, filters and sorts in memory, then fetches the page";
+    const CRM_LIST: &str = "`store/org_index.rs` `organization_list`: past 1,000 candidates a filter walks the order index and checks each row's record; counts ahead read up to 10 pages of entries";
     // The organization row measures the first page of a gate that admits
     // few organizations (the request examines its 100 users either way).
     const EVALUATE: &str = "`evaluate` (`store/segments.rs` `evaluate_segment`) examines at most 100 users of the user index per request, one memberships Query each: its reads follow the users examined, so they grow only while the project has fewer than 100 users";
@@ -448,8 +452,8 @@ fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
         row("crm `GET /organizations?emailAddresses.email=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?emailAddresses.email=nobody%40example.com".into(), &key, None),
         row("crm `GET /organizations?identifiers=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?identifiers=nobody.example.com".into(), &key, None),
         row("crm `GET /organizations?q=Org 0000`", Some(15), CRM_LIST, &crm, "GET", "/organizations?q=Org%200000".into(), &key, None),
-        row("crm `GET /organizations?page=1` (session)", Some(15), "a session's list reads the project's whole list index and keeps its user's organizations", &crm, "GET", "/organizations?page=1".into(), &session, None),
-        row("crm `GET /organizations/{id}/notes` (large organization)", Some(30), "`store/crm.rs` `notes` reads every note of the organization (one Query of its partition, all pages)", &crm, "GET", format!("/organizations/{large}/notes"), &key, None),
+        row("crm `GET /organizations?page=1` (session)", Some(15), "a session's list reads its user's memberships (all of them) and the page's records", &crm, "GET", "/organizations?page=1".into(), &session, None),
+        row("crm `GET /organizations/{id}/notes` (large organization)", Some(30), "`store/notes.rs` `notes_page` reads the count and the notes up to the page (offset + page)", &crm, "GET", format!("/organizations/{large}/notes"), &key, None),
         row("tenant `GET /v2/organization/{id}/settings` (large organization)", Some(200), "`organization_with_settings` reads the organization's whole partition prefix of settings (at most 200 by the limits)", &tenant, "GET", format!("/v2/organization/{large}/settings"), &key, None),
         row("tenant `GET /v2/organization/current` (session)", Some(1), "", &tenant, "GET", "/v2/organization/current".into(), &session, None),
         row("cleanup `GET /v2/organization/cleanup`", Some(100), "", &cleanup, "GET", "/v2/organization/cleanup".into(), &key, None),
@@ -657,9 +661,13 @@ async fn purge_fixture(
             category: shared::domain::address::Change::Set("1".into()),
             ..Default::default()
         };
+        let note = change
+            .apply(None, project, org, &shared::ids::now())
+            .expect("a valid note")
+            .expect("a new note");
         state
             .store
-            .create_note(project, org, &change)
+            .create_note(project, org, note)
             .await
             .expect("a note");
     }

@@ -15,7 +15,9 @@
 //! | organization         | `P#<pid>#ORG#<oid>`             | `ORG`                 | `P#<pid>#ORGS` / `ORG#<oid>`     |
 //! | identifier marker    | `P#<pid>#ORGID#<src>#<ext>`     | `ORGID`               |                                  |
 //! | domain claim         | `P#<pid>#DOMAIN#<domain>`       | `DOMAIN`              |                                  |
-//! | CRM list entry       | (on the organization record)    |                       | GSI3: `P#<pid>#CRMORGS` / `<title>#<oid>` |
+//! | CRM list entry       | `P#<pid>#CRMIX#<kind>[#<value>]` | `<sort key>\x01<oid>` |                              |
+//! | archived count       | `P#<pid>#CRMARCHIVED`           | `SHARD#<nn>`          |                                  |
+//! | note count           | `P#<pid>#ORG#<oid>`             | `NOTE!COUNT`          |                                  |
 //! | note                 | `P#<pid>#ORG#<oid>`             | `NOTE#<note id>`      |                                  |
 //! | user                 | `P#<pid>#USER#<uid>`            | `USER`                | `P#<pid>#USERS` / `USER#<uid>`   |
 //! | user identifier      | `P#<pid>#USERID#<src>#<ext>`    | `USERID`              |                                  |
@@ -44,9 +46,6 @@ pub const GSI1SK: &str = "GSI1SK";
 pub const GSI2: &str = "GSI2";
 pub const GSI2PK: &str = "GSI2PK";
 pub const GSI2SK: &str = "GSI2SK";
-pub const GSI3: &str = "GSI3";
-pub const GSI3PK: &str = "GSI3PK";
-pub const GSI3SK: &str = "GSI3SK";
 pub const TTL: &str = "expires_at";
 
 /// Sort keys at or above this are an organization's live state.
@@ -186,31 +185,6 @@ pub const GSI1_ATTRIBUTES: &[&str] = &[
     "deleted_by",
 ];
 
-/// The project's CRM list (GSI3, a compact index: only what the CRM's
-/// filters and orders read), in title order.
-pub fn crm_list_pk(project: Uuid) -> String {
-    format!("P#{project}#CRMORGS")
-}
-
-pub fn crm_list_sk(title: &str, org: Uuid) -> String {
-    let title: String = title.chars().take(200).collect();
-    format!("{}#{org}", component(&title))
-}
-
-/// What GSI3 holds besides its keys (its `INCLUDE` projection).
-pub const CRM_INDEX_ATTRIBUTES: &[&str] = &[
-    "id",
-    "created_at",
-    "crm_owner",
-    "crm_owner_last",
-    "crm_tags",
-    "crm_segments",
-    "crm_emails",
-    "crm_idents",
-    "crm_archived",
-    "crm_search",
-];
-
 /// An organization's settings sort right after its record, so one Query
 /// from [`ORG_SK`] to [`SETTINGS_END`] reads the record and every setting.
 pub const SETTING_PREFIX: &str = "ORGSET#";
@@ -258,6 +232,13 @@ pub fn features_version_pk(project: Uuid) -> String {
 pub const FEATURES_VERSION_SK: &str = "VERSION";
 
 pub const NOTE_PREFIX: &str = "NOTE#";
+
+/// An organization's note count: just before its notes (`!` sorts before
+/// `#`), so one Query from it reads the count and the first notes.
+pub const NOTE_COUNT_SK: &str = "NOTE!COUNT";
+
+/// Above every note key.
+pub const NOTES_END: &str = "NOTE$";
 
 pub fn note_sk(note: Uuid) -> String {
     format!("{NOTE_PREFIX}{note}")
@@ -487,6 +468,34 @@ pub fn org_list_from(after: Option<Uuid>) -> String {
 /// The organization an organization index key ([`org_list_sk`]) names.
 pub fn org_of_list_sk(sk: &str) -> Option<Uuid> {
     sk.strip_prefix("ORG#")?.parse().ok()
+}
+
+/// The CRM list's index entries (items of their own, written in the same
+/// transaction as the organization, see `store/org_index.rs`): one
+/// partition per project and index kind (`C` creation, `T` title, `OA` /
+/// `OD` owner's last name ascending / descending, `Q` search tokens), or
+/// per project, filter field and value (`F#<field>#<value>`).
+pub fn crm_index_pk(project: Uuid, kind: &str) -> String {
+    format!("P#{project}#CRMIX#{kind}")
+}
+
+/// The partition of one filter value's entries; a value longer than fits
+/// a key well is named by its SHA-256 (`%H…`, which no escaped value can
+/// spell, since [`component`] escapes every `%`).
+pub fn crm_value_pk(project: Uuid, field: &str, value: &str) -> String {
+    use sha2::Digest;
+    let value = if value.len() > 200 {
+        format!("%H{}", hex::encode(sha2::Sha256::digest(value.as_bytes())))
+    } else {
+        component(value)
+    };
+    format!("P#{project}#CRMIX#F#{field}#{value}")
+}
+
+/// The project's count of archived organizations (what `exists[archivedAt]`
+/// answers as `totalItems`), sharded as [`org_count_pk`] is.
+pub fn archived_count_pk(project: Uuid) -> String {
+    format!("P#{project}#CRMARCHIVED")
 }
 
 #[cfg(test)]

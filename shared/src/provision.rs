@@ -129,8 +129,6 @@ pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .attribute_definitions(string_attribute(keys::GSI1SK)?)
         .attribute_definitions(string_attribute(keys::GSI2PK)?)
         .attribute_definitions(string_attribute(keys::GSI2SK)?)
-        .attribute_definitions(string_attribute(keys::GSI3PK)?)
-        .attribute_definitions(string_attribute(keys::GSI3SK)?)
         .global_secondary_indexes(index(
             keys::GSI1,
             keys::GSI1PK,
@@ -138,12 +136,6 @@ pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<
             Some(keys::GSI1_ATTRIBUTES),
         )?)
         .global_secondary_indexes(index(keys::GSI2, keys::GSI2PK, keys::GSI2SK, None)?)
-        .global_secondary_indexes(index(
-            keys::GSI3,
-            keys::GSI3PK,
-            keys::GSI3SK,
-            Some(keys::CRM_INDEX_ATTRIBUTES),
-        )?)
         .attribute_definitions(string_attribute(keys::EVENT_NAME_PK)?)
         .global_secondary_indexes(index(
             keys::EVENT_NAME_INDEX,

@@ -69,6 +69,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     )))
 }
 
+/// Most values one filter takes (`tags.id[]`, `owner.id[]`, …): each is
+/// one index read.
+const MAX_FILTER_VALUES: usize = 100;
+
 /// Page size when none is asked for, and the most a page holds (a larger
 /// `itemsPerPage` is lowered to it, as the CRM does).
 const DEFAULT_PAGE_SIZE: usize = 15;
@@ -129,6 +133,16 @@ fn note_id(org: Uuid, raw: &str) -> Result<Uuid, Error> {
 /// A session's user id as the CRM names authors (`/users/{id}`).
 fn viewer<N: shared::auth::Needs>(access: &OrgAccess<N>) -> Option<String> {
     access.user.map(|u| u.to_string())
+}
+
+/// A refused value as the CRM answers it: 422 naming the field as its
+/// bodies name it.
+fn refused(refusal: shared::domain::crm::Refusal) -> Error {
+    Error::Unprocessable(format!(
+        "{}: {}",
+        wire::field_name(refusal.field),
+        refusal.problem
+    ))
 }
 
 /// The query string as the CRM sends it: repeated keys (`tags.id[]=1&
@@ -314,25 +328,46 @@ async fn list(
         created: params.created()?,
         identifiers,
     };
+    for (what, values) in [
+        ("owner.id", &filter.owners),
+        ("emailAddresses.email", &filter.emails),
+        ("tags.id", &filter.tags),
+        ("segments.uuid", &filter.segments),
+        ("identifiers", &filter.identifiers),
+    ] {
+        if values.len() > MAX_FILTER_VALUES {
+            return Err(Error::invalid(format!(
+                "{what}: at most {MAX_FILTER_VALUES} values"
+            )));
+        }
+    }
     let orders = params.orders(&[
         ("order[title.sort]", OrgOrder::Title),
         ("order[owner.lastName]", OrgOrder::OwnerLastName),
     ])?;
     let project = principal.project_id();
-    let only = match &principal {
-        Principal::Secret(_) => None,
-        Principal::Session(session) => Some(
+    let offset = (page - 1).saturating_mul(size);
+    let found = match &principal {
+        Principal::Secret(_) => {
             state
                 .store
+                .organization_list(project, &filter, &orders, offset, size)
+                .await?
+        }
+        // A session's list reads only its user's organizations.
+        Principal::Session(session) => {
+            let mine: std::collections::BTreeSet<Uuid> = state
+                .store
                 .session_organization_ids(project, &session.user)
-                .await?,
-        ),
+                .await?
+                .into_iter()
+                .collect();
+            state
+                .store
+                .organization_list_among(project, &mine, &filter, &orders, offset, size)
+                .await?
+        }
     };
-    let offset = (page - 1).saturating_mul(size);
-    let found = state
-        .store
-        .crm_organizations(project, &filter, &orders, only.as_ref(), offset, size)
-        .await?;
     let collection = Collection {
         context: "/contexts/Organization".into(),
         iri: "/organizations".into(),
@@ -349,16 +384,32 @@ async fn list(
 }
 
 /// The owner's last name when a write names a new owner (one read; 422
-/// when the owner is not a user of the project).
+/// when the owner is not a user of the project). `lastName`, `last_name`
+/// or `family_name` in the user's `data`.
 async fn owner_last_name(
     state: &AppState,
     project: Uuid,
     owner: Option<&str>,
 ) -> Result<Option<String>, Error> {
-    match owner {
-        Some(owner) => state.store.owner_last_name(project, owner).await,
-        None => Ok(None),
-    }
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    let unknown = || {
+        Error::Unprocessable(format!(
+            "owner: {}{owner} is not a user of this project",
+            wire::USERS
+        ))
+    };
+    let id = Uuid::parse_str(owner).map_err(|_| unknown())?;
+    let user = state
+        .store
+        .get_user(project, id)
+        .await?
+        .ok_or_else(unknown)?;
+    Ok(["lastName", "last_name", "family_name"]
+        .iter()
+        .find_map(|k| user.data.get(*k).and_then(|v| v.as_str()))
+        .map(str::to_owned))
 }
 
 /// `POST /organizations`: 201 with the organization. A session's user
@@ -372,7 +423,13 @@ async fn create(
     Json(body): Json<wire::OrganizationWrite>,
 ) -> Result<Response, Error> {
     let change = body.into_change(false)?;
-    change.validate()?;
+    change.validate().map_err(refused)?;
+    let shared::domain::address::Change::Set(title) = &change.title else {
+        return Err(refused(shared::domain::crm::Refusal {
+            field: shared::domain::crm::Field::Title,
+            problem: shared::domain::crm::TITLE_REQUIRED.into(),
+        }));
+    };
     let project = principal.project_id();
     let owner_last = match &change.owner {
         shared::domain::address::Change::Set(owner) => {
@@ -388,7 +445,7 @@ async fn create(
     };
     let org = state
         .store
-        .create_crm_organization(project, &change, owner_last, member)
+        .create_crm_organization(project, title, &change, owner_last, member)
         .await?;
     Ok(ld(StatusCode::CREATED, &OrganizationResource::from(org)))
 }
@@ -415,7 +472,7 @@ async fn write(
 ) -> Result<Response, Error> {
     let (org, project) = (access.id, access.project_id);
     let change = body.into_change(replace)?;
-    change.validate()?;
+    change.validate().map_err(refused)?;
     let owner = match &change.owner {
         shared::domain::address::Change::Set(owner) => Some(owner.as_str()),
         _ => None,
@@ -485,8 +542,9 @@ fn authored_by(viewer: Option<String>) -> impl Fn(&shared::domain::crm::Note) ->
     }
 }
 
-/// `GET /organizations/{organizationId}/notes`: one Query (the notes and
-/// the organization), filtered, ordered and paged.
+/// `GET /organizations/{organizationId}/notes`: unfiltered, one Query of
+/// the count and the notes up to the page; filtered or ordered, among the
+/// organization's most recent `MAX_LISTED_NOTES` notes.
 #[utoipa::path(get, path = "/organizations/{organizationId}/notes", tag = "notes",
     params(("organizationId" = String, Path, description = "The organization's id"), ("page" = Option<u32>, Query, description = "Page number, from 1"), ("itemsPerPage" = Option<u32>, Query, description = "Page size, 0 to 30 (larger asks get 30; default 15)"), ("q" = Option<String>, Query, description = "Free-text search"), ("category.id" = Option<String>, Query, description = "Note category IRI or id"), ("category.id[]" = Option<Vec<String>>, Query, description = "Note category IRI or id (any of several)"), ("author.id" = Option<String>, Query, description = "Author user IRI or id"), ("author.id[]" = Option<Vec<String>>, Query, description = "Author user IRI or id (any of several)"), ("flagged" = Option<bool>, Query, description = "Flagged notes only (true) or unflagged (false)"), ("order[flagged]" = Option<String>, Query, description = "`asc` or `desc`"), ("order[createdAt]" = Option<String>, Query, description = "`asc` or `desc`"), ("createdAt[strictly_after]" = Option<String>, Query, description = "Created strictly after this time (RFC 3339)"), ("createdAt[after]" = Option<String>, Query, description = "Created after this time (RFC 3339)"), ("createdAt[strictly_before]" = Option<String>, Query, description = "Created strictly before this time (RFC 3339)"), ("createdAt[before]" = Option<String>, Query, description = "Created before this time (RFC 3339)")),
     responses((status = 200, description = "A page of the organization's notes (private ones only for their author)", body = Collection<NoteResource>, content_type = "application/ld+json")))]
@@ -498,11 +556,7 @@ async fn list_notes(
     let (org, project, viewer) = (access.id, access.project_id, viewer(&access));
     let params = Params::parse(raw)?;
     let (page, size) = params.paging()?;
-    let notes = state
-        .store
-        .notes(project, org)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("no organization has the id {org}")))?;
+    let gone = || Error::not_found(format!("no organization has the id {org}"));
     let filter = NoteFilter {
         text: params
             .one("q")
@@ -526,8 +580,29 @@ async fn list_notes(
         ])?,
         viewer,
     };
-    let selected = filter.select(notes);
-    let total = selected.len() as u64;
+    let offset = (page - 1).saturating_mul(size);
+    let (member, total) = if filter.is_everything() {
+        // Unfiltered, in creation order: the page and the count alone.
+        let found = state
+            .store
+            .notes_page(project, org, offset, size)
+            .await?
+            .ok_or_else(gone)?;
+        (found.notes, found.total)
+    } else {
+        // Filtered or ordered: among the most recent notes (a bounded read).
+        let notes = state
+            .store
+            .recent_notes(project, org)
+            .await?
+            .ok_or_else(gone)?;
+        let selected = filter.select(notes);
+        let total = selected.len() as u64;
+        (
+            selected.into_iter().skip(offset).take(size).collect(),
+            total,
+        )
+    };
     let path = format!("/organizations/{org}/notes");
     let collection = Collection {
         context: "/contexts/OrganizationNote".into(),
@@ -535,12 +610,7 @@ async fn list_notes(
         kind: "Collection".into(),
         view: params.view(&path, page, size, total),
         total_items: total,
-        member: selected
-            .into_iter()
-            .skip((page - 1).saturating_mul(size))
-            .take(size)
-            .map(NoteResource::from)
-            .collect(),
+        member: member.into_iter().map(NoteResource::from).collect(),
     };
     Ok(ld(StatusCode::OK, &collection))
 }
@@ -576,7 +646,11 @@ async fn create_note(
     if let Some(user) = viewer {
         change.author = shared::domain::address::Change::Set(user);
     }
-    let note = state.store.create_note(project, org, &change).await?;
+    let note = change
+        .apply(None, project, org, &shared::ids::now())
+        .map_err(refused)?
+        .ok_or_else(|| Error::Internal("a new note came out unchanged".into()))?;
+    let note = state.store.create_note(project, org, note).await?;
     Ok(ld(StatusCode::CREATED, &NoteResource::from(note)))
 }
 
@@ -613,9 +687,15 @@ async fn write_note(
             change.author = shared::domain::address::Change::Set(user.clone());
         }
     }
+    let allowed = authored_by(viewer);
     let updated = state
         .store
-        .change_note(project, org, note, &change, authored_by(viewer))
+        .change_note(project, org, note, |current, now| {
+            allowed(current)?;
+            change
+                .apply(Some(current), project, org, now)
+                .map_err(refused)
+        })
         .await?;
     Ok(ld(StatusCode::OK, &NoteResource::from(updated)))
 }
@@ -692,6 +772,24 @@ mod tests {
         assert!(view.last.unwrap().ends_with("page=3"));
         let last = p.view("/organizations", 3, 10, 25);
         assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn a_refused_value_is_a_422_naming_the_wire_field() {
+        let change = shared::domain::crm::CrmChange {
+            email_addresses: shared::domain::address::Change::Set(vec![
+                shared::domain::crm::CrmEmail {
+                    email: "nope".into(),
+                },
+            ]),
+            ..Default::default()
+        };
+        let err = refused(change.validate().unwrap_err());
+        assert_eq!(err.status().as_u16(), 422);
+        assert_eq!(
+            err.to_string(),
+            "emailAddresses.email: not a valid email address"
+        );
     }
 
     #[test]

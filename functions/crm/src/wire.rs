@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::domain::address::Change;
-use shared::domain::crm::{CrmChange, CrmEmail, CrmPhone, Note, NoteChange};
+use shared::domain::crm::{CrmChange, CrmEmail, CrmPhone, Field, Note, NoteChange};
 use shared::domain::Organization;
 use shared::Error;
 use utoipa::ToSchema;
@@ -31,6 +31,36 @@ pub fn iri_id(field: &str, prefix: &str, iri: &str) -> Result<String, Error> {
 /// A filter value that may be an IRI or a bare id.
 pub fn filter_id(prefix: &str, value: &str) -> String {
     value.strip_prefix(prefix).unwrap_or(value).to_owned()
+}
+
+/// A domain field as the CRM's bodies name it.
+pub fn field_name(field: Field) -> &'static str {
+    match field {
+        Field::Title => "title",
+        Field::Description => "description",
+        Field::Website => "website",
+        Field::CustomerId => "customerId",
+        Field::ExternalSource => "externalSource",
+        Field::ChamberOfCommerceNumber => "chamberOfCommerceNumber",
+        Field::LinkedinId => "linkedinId",
+        Field::ArchivedAt => "archivedAt",
+        Field::Owner => "owner",
+        Field::People => "people",
+        Field::Avatar => "avatar",
+        Field::Tags => "tags",
+        Field::Segments => "segments",
+        Field::IntegrationParticipants => "integrationParticipants",
+        Field::EmailAddresses => "emailAddresses",
+        Field::Email => "emailAddresses.email",
+        Field::PhoneNumbers => "phoneNumbers",
+        Field::PhoneNumber => "phoneNumbers.phoneNumber",
+        Field::PhoneType => "phoneNumbers.phoneType",
+        Field::NoteTitle => "title",
+        Field::NoteDescription => "description",
+        Field::NoteCategory => "category",
+        Field::NoteAuthor => "author",
+        Field::NoteCreatedAt => "createdAt",
+    }
 }
 
 fn iri(prefix: &str, id: &str) -> String {

@@ -6,11 +6,10 @@ use uuid::Uuid;
 
 use super::address::Change;
 use super::Organization;
-use crate::error::Error;
 
 /// Longest free-text field (description, note text).
 pub const MAX_TEXT: usize = 10_000;
-/// Longest short field (website, ids, an IRI).
+/// Longest short field (website, ids, a reference).
 pub const MAX_SHORT: usize = 2_048;
 /// Most entries of one list field (tags, people, emails, …).
 pub const MAX_LIST: usize = 100;
@@ -28,7 +27,7 @@ pub struct CrmPhone {
 }
 
 /// The CRM's fields of an organization. References (owner, people, tags,
-/// segments, avatar) are kept as the ids their IRIs name.
+/// segments, avatar) are kept as ids.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CrmProfile {
@@ -52,11 +51,11 @@ pub struct CrmProfile {
     pub imported_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archived_at: Option<String>,
-    /// The owning user's id (`/users/{id}`).
+    /// The owning user's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// The owner's last name when the owner was set (what
-    /// `order[owner.lastName]` sorts by).
+    /// `OrgOrder::OwnerLastName` sorts by).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_last_name: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -112,58 +111,101 @@ fn set_opt<T: Clone>(field: &mut Option<T>, change: &Change<T>) {
     }
 }
 
-fn short(field: &str, value: &str) -> Result<(), Error> {
+/// A field of a CRM organization or note, as the domain names it (the
+/// dialect's wire names are functions/crm's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Title,
+    Description,
+    Website,
+    CustomerId,
+    ExternalSource,
+    ChamberOfCommerceNumber,
+    LinkedinId,
+    ArchivedAt,
+    Owner,
+    People,
+    Avatar,
+    Tags,
+    Segments,
+    IntegrationParticipants,
+    EmailAddresses,
+    Email,
+    PhoneNumbers,
+    PhoneNumber,
+    PhoneType,
+    NoteTitle,
+    NoteDescription,
+    NoteCategory,
+    NoteAuthor,
+    NoteCreatedAt,
+}
+
+/// Why a CRM write is refused: the field and what is wrong with its value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field:?}: {problem}")]
+pub struct Refusal {
+    pub field: Field,
+    pub problem: String,
+}
+
+fn refuse<T>(field: Field, problem: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal {
+        field,
+        problem: problem.into(),
+    })
+}
+
+fn short(field: Field, value: &str) -> Result<(), Refusal> {
     if value.chars().count() > MAX_SHORT {
-        return Err(Error::Unprocessable(format!(
-            "{field}: this value is too long (at most {MAX_SHORT} characters)"
-        )));
+        return refuse(
+            field,
+            format!("this value is too long (at most {MAX_SHORT} characters)"),
+        );
     }
     Ok(())
 }
 
-fn list<T>(field: &str, values: &[T]) -> Result<(), Error> {
+fn list<T>(field: Field, values: &[T]) -> Result<(), Refusal> {
     if values.len() > MAX_LIST {
-        return Err(Error::Unprocessable(format!(
-            "{field}: at most {MAX_LIST} entries"
-        )));
+        return refuse(field, format!("at most {MAX_LIST} entries"));
     }
     Ok(())
 }
+
+/// What every organization must have.
+pub const TITLE_REQUIRED: &str = "an organization must always contain a title";
 
 impl CrmChange {
-    /// Checks the values (422 names the field, as the CRM does).
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), Refusal> {
         match &self.title {
-            Change::Clear => {
-                return Err(Error::Unprocessable(
-                    "title: an organization must always contain a title".into(),
-                ))
-            }
-            Change::Set(t) if t.trim().is_empty() => {
-                return Err(Error::Unprocessable(
-                    "title: an organization must always contain a title".into(),
-                ))
-            }
+            Change::Clear => return refuse(Field::Title, TITLE_REQUIRED),
+            Change::Set(t) if t.trim().is_empty() => return refuse(Field::Title, TITLE_REQUIRED),
             Change::Set(t) if t.chars().count() > super::profile::MAX_NAME_LEN => {
-                return Err(Error::Unprocessable("title: this value is too long".into()))
+                return refuse(Field::Title, "this value is too long")
             }
             _ => {}
         }
         if let Change::Set(d) = &self.description {
             if d.chars().count() > MAX_TEXT {
-                return Err(Error::Unprocessable(format!(
-                    "description: this value is too long (at most {MAX_TEXT} characters)"
-                )));
+                return refuse(
+                    Field::Description,
+                    format!("this value is too long (at most {MAX_TEXT} characters)"),
+                );
             }
         }
         for (field, value) in [
-            ("website", &self.website),
-            ("customerId", &self.customer_id),
-            ("externalSource", &self.external_source),
-            ("chamberOfCommerceNumber", &self.chamber_of_commerce_number),
-            ("linkedinId", &self.linkedin_id),
-            ("owner", &self.owner),
-            ("avatar", &self.avatar),
+            (Field::Website, &self.website),
+            (Field::CustomerId, &self.customer_id),
+            (Field::ExternalSource, &self.external_source),
+            (
+                Field::ChamberOfCommerceNumber,
+                &self.chamber_of_commerce_number,
+            ),
+            (Field::LinkedinId, &self.linkedin_id),
+            (Field::Owner, &self.owner),
+            (Field::Avatar, &self.avatar),
         ] {
             if let Change::Set(v) = value {
                 short(field, v)?;
@@ -171,16 +213,20 @@ impl CrmChange {
         }
         if let Change::Set(at) = &self.archived_at {
             if crate::ids::parse_timestamp(at).is_none() {
-                return Err(Error::Unprocessable(
-                    "archivedAt: not a date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z)".into(),
-                ));
+                return refuse(
+                    Field::ArchivedAt,
+                    "not a date-time (RFC 3339, e.g. 2026-01-31T12:00:00Z)",
+                );
             }
         }
         for (field, values) in [
-            ("people", &self.people),
-            ("tags", &self.tags),
-            ("segments", &self.segments),
-            ("integrationParticipants", &self.integration_participants),
+            (Field::People, &self.people),
+            (Field::Tags, &self.tags),
+            (Field::Segments, &self.segments),
+            (
+                Field::IntegrationParticipants,
+                &self.integration_participants,
+            ),
         ] {
             if let Change::Set(v) = values {
                 list(field, v)?;
@@ -190,20 +236,22 @@ impl CrmChange {
             }
         }
         if let Change::Set(emails) = &self.email_addresses {
-            list("emailAddresses", emails)?;
+            list(Field::EmailAddresses, emails)?;
             for e in emails {
-                super::organization::validate_email("emailAddresses.email", &e.email)
-                    .map_err(|e| Error::Unprocessable(e.to_string()))?;
+                if super::organization::validate_email("", &e.email).is_err() {
+                    return refuse(Field::Email, "not a valid email address");
+                }
             }
         }
         if let Change::Set(phones) = &self.phone_numbers {
-            list("phoneNumbers", phones)?;
+            list(Field::PhoneNumbers, phones)?;
             for p in phones {
-                short("phoneNumbers.phoneNumber", &p.phone_number)?;
+                short(Field::PhoneNumber, &p.phone_number)?;
                 if p.phone_number.trim().is_empty() {
-                    return Err(Error::Unprocessable(
-                        "phoneNumbers.phoneNumber: must not be empty".into(),
-                    ));
+                    return refuse(Field::PhoneNumber, "must not be empty");
+                }
+                if let Some(kind) = &p.phone_type {
+                    short(Field::PhoneType, kind)?;
                 }
             }
         }
@@ -270,13 +318,15 @@ impl CrmChange {
     }
 }
 
-/// What the CRM's list filters and orders read, flattened onto the record
-/// so one index (with only these attributes) answers every list query.
+/// The values the organization list's filters, orders and search compare,
+/// derived from the record (what the store indexes and what a row read is
+/// checked against, so the two always agree).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct CrmIndex {
-    /// Lower-cased title, the sort key of `order[title.sort]`.
+pub struct ListFields {
+    /// Lower-cased title, what `Title` orders by.
     pub title: String,
-    pub owner: String,
+    pub owner: Option<String>,
+    /// Lower-cased; empty when the owner has no last name (or no owner).
     pub owner_last_name: String,
     pub tags: Vec<String>,
     pub segments: Vec<String>,
@@ -285,8 +335,61 @@ pub struct CrmIndex {
     /// LinkedIn ids, lower-cased emails and phone numbers (digits and `+`).
     pub identifiers: Vec<String>,
     pub archived: bool,
-    /// Lower-cased text `q` searches: title, website, customer id.
-    pub search: String,
+    /// The words search finds the organization by (see [`search_tokens`]).
+    pub tokens: Vec<String>,
+}
+
+/// At most this many distinct words of an organization are searchable:
+/// each is an index entry written with the organization.
+pub const MAX_SEARCH_TOKENS: usize = 40;
+
+/// The words of a text as search compares them: maximal runs of letters
+/// and digits, lower-cased (so `info@acme.example` is `info`, `acme`,
+/// `example`), each at most 64 characters.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase().chars().take(64).collect())
+}
+
+/// The organization's searchable words, in this order until
+/// [`MAX_SEARCH_TOKENS`]: the title's, then the website's, the customer
+/// id's, the chamber of commerce number's, the LinkedIn ids', the email
+/// addresses' and the phone numbers' (each number also as its digits).
+pub fn search_tokens(org: &Organization) -> Vec<String> {
+    let crm = org.crm.clone().unwrap_or_default();
+    let mut texts: Vec<String> = vec![org.name.clone().unwrap_or_default()];
+    texts.extend(
+        [
+            &crm.website,
+            &crm.customer_id,
+            &crm.chamber_of_commerce_number,
+            &crm.linkedin_id,
+            &crm.linkedin_public_identifier,
+            &crm.linkedin_internal_id,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned(),
+    );
+    texts.extend(crm.email_addresses.iter().map(|e| e.email.clone()));
+    for phone in &crm.phone_numbers {
+        texts.push(phone.phone_number.clone());
+        texts.push(normalize_phone(&phone.phone_number));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut tokens = Vec::new();
+    for text in &texts {
+        for word in words(text) {
+            if tokens.len() == MAX_SEARCH_TOKENS {
+                return tokens;
+            }
+            if seen.insert(word.clone()) {
+                tokens.push(word);
+            }
+        }
+    }
+    tokens
 }
 
 /// A phone number as `identifiers` compares it: digits and a leading `+`.
@@ -300,7 +403,7 @@ pub fn normalize_phone(raw: &str) -> String {
     out
 }
 
-impl CrmIndex {
+impl ListFields {
     pub fn of(org: &Organization) -> Self {
         let crm = org.crm.clone().unwrap_or_default();
         let title = org.name.clone().unwrap_or_default().to_lowercase();
@@ -325,25 +428,16 @@ impl CrmIndex {
                 .map(|p| normalize_phone(&p.phone_number))
                 .filter(|p| !p.is_empty()),
         );
-        let search = [
-            Some(title.clone()),
-            crm.website.as_ref().map(|w| w.to_lowercase()),
-            crm.customer_id.as_ref().map(|c| c.to_lowercase()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join("\n");
-        CrmIndex {
+        ListFields {
             title,
-            owner: crm.owner.unwrap_or_default(),
+            owner: crm.owner.filter(|o| !o.is_empty()),
             owner_last_name: crm.owner_last_name.unwrap_or_default().to_lowercase(),
             tags: crm.tags,
             segments: crm.segments,
             emails,
             identifiers,
             archived: crm.archived_at.is_some(),
-            search,
+            tokens: search_tokens(org),
         }
     }
 }
@@ -361,10 +455,10 @@ pub struct Note {
     pub flagged: bool,
     #[serde(default)]
     pub is_private: bool,
-    /// The author's user id (`/users/{id}`).
+    /// The author's user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
-    /// The category's id (`/note_categories/{id}`).
+    /// The note category's id.
     pub category: String,
     pub version: u64,
     pub created_at: String,
@@ -391,7 +485,7 @@ impl NoteChange {
         project_id: Uuid,
         organization_id: Uuid,
         now: &str,
-    ) -> Result<Option<Note>, Error> {
+    ) -> Result<Option<Note>, Refusal> {
         let mut note = match current {
             Some(n) => n.clone(),
             None => Note {
@@ -409,45 +503,46 @@ impl NoteChange {
                 updated_at: now.to_owned(),
             },
         };
-        let required =
-            |field: &str| Error::Unprocessable(format!("{field}: this value should not be blank"));
+        let required = |field: Field| refuse(field, "this value should not be blank");
         match &self.description {
-            Change::Clear => return Err(required("description")),
-            Change::Set(d) if d.trim().is_empty() => return Err(required("description")),
+            Change::Clear => return required(Field::NoteDescription),
+            Change::Set(d) if d.trim().is_empty() => return required(Field::NoteDescription),
             Change::Set(d) if d.chars().count() > MAX_TEXT => {
-                return Err(Error::Unprocessable(format!(
-                    "description: this value is too long (at most {MAX_TEXT} characters)"
-                )))
+                return refuse(
+                    Field::NoteDescription,
+                    format!("this value is too long (at most {MAX_TEXT} characters)"),
+                )
             }
             Change::Set(d) => note.description = d.clone(),
             Change::Keep => {}
         }
         match &self.category {
-            Change::Clear => return Err(required("category")),
+            Change::Clear => return required(Field::NoteCategory),
             Change::Set(c) => note.category = c.clone(),
             Change::Keep => {}
         }
         if note.description.is_empty() {
-            return Err(required("description"));
+            return required(Field::NoteDescription);
         }
         if note.category.is_empty() {
-            return Err(required("category"));
+            return required(Field::NoteCategory);
         }
         if let Change::Set(t) = &self.title {
-            short("title", t)?;
+            short(Field::NoteTitle, t)?;
         }
         set_opt(&mut note.title, &self.title);
         set(&mut note.flagged, &self.flagged, false);
         set(&mut note.is_private, &self.is_private, false);
         if let Change::Set(a) = &self.author {
-            short("author", a)?;
+            short(Field::NoteAuthor, a)?;
         }
         set_opt(&mut note.author, &self.author);
         if let Change::Set(at) = &self.created_at {
             note.created_at = crate::ids::parse_timestamp(at)
                 .map(crate::ids::timestamp)
-                .ok_or_else(|| {
-                    Error::Unprocessable("createdAt: not a date-time (RFC 3339)".into())
+                .ok_or_else(|| Refusal {
+                    field: Field::NoteCreatedAt,
+                    problem: "not a date-time (RFC 3339)".into(),
                 })?;
         }
         if current == Some(&note) {
@@ -493,11 +588,12 @@ pub fn filter_time(raw: &str) -> Option<String> {
     Some(crate::ids::timestamp(date.midnight().assume_utc()))
 }
 
-/// What the CRM's organization list can be narrowed to (every field is
-/// "any of these"; empty means no filter).
+/// What the organization list can be narrowed to (every field is "any of
+/// these"; empty means no filter).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OrgFilter {
-    /// Lower-cased text to find in the title, website or customer id.
+    /// Words to find: each must start one of the organization's
+    /// searchable words ([`search_tokens`]).
     pub text: Option<String>,
     pub owners: Vec<String>,
     /// Lower-cased.
@@ -510,49 +606,52 @@ pub struct OrgFilter {
     pub identifiers: Vec<String>,
 }
 
+/// What the list is ordered by (with no order: creation time, then id).
+/// Ties break in creation order; organizations without an owner's last
+/// name come last in either direction of `OwnerLastName`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrgOrder {
     Title,
     OwnerLastName,
 }
 
-/// One organization as the CRM list index holds it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct OrgRow {
-    pub id: Uuid,
-    #[serde(rename = "GSI3SK")]
-    pub title_key: String,
-    #[serde(default, rename = "crm_owner_last")]
-    pub owner_last_name: String,
-}
+impl OrgFilter {
+    /// Nothing narrows the list.
+    pub fn is_empty(&self) -> bool {
+        *self == OrgFilter::default()
+    }
 
-/// Sorts rows: by each order given (`true`: descending), then by id
-/// (creation order) — the default order and every tie-break.
-pub fn sort_rows(rows: &mut [OrgRow], orders: &[(OrgOrder, bool)]) {
-    rows.sort_by(|a, b| {
-        for (order, descending) in orders {
-            let ordering = match order {
-                OrgOrder::Title => a.title_key.cmp(&b.title_key),
-                // Organizations without an owner's name come last either way.
-                OrgOrder::OwnerLastName => {
-                    match (a.owner_last_name.is_empty(), b.owner_last_name.is_empty()) {
-                        (true, false) => return std::cmp::Ordering::Greater,
-                        (false, true) => return std::cmp::Ordering::Less,
-                        _ => a.owner_last_name.cmp(&b.owner_last_name),
-                    }
-                }
-            };
-            let ordering = if *descending {
-                ordering.reverse()
-            } else {
-                ordering
-            };
-            if ordering.is_ne() {
-                return ordering;
-            }
-        }
-        a.id.cmp(&b.id)
-    });
+    /// The search's words (`text` split as [`words`] splits).
+    pub fn search_words(&self) -> Vec<String> {
+        self.text
+            .as_deref()
+            .map(|t| words(t).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the organization is in the list: every filter given holds
+    /// (each "any of its values"), and every word of the search is the
+    /// start of one of the organization's searchable words.
+    pub fn matches(&self, org: &Organization) -> bool {
+        let fields = ListFields::of(org);
+        let any = |wanted: &[String], have: &[String]| {
+            wanted.is_empty() || have.iter().any(|h| wanted.contains(h))
+        };
+        any(&self.owners, fields.owner.as_slice())
+            && any(&self.emails, &fields.emails)
+            && any(&self.tags, &fields.tags)
+            && any(&self.segments, &fields.segments)
+            && any(&self.identifiers, &fields.identifiers)
+            && self.archived.is_none_or(|a| a == fields.archived)
+            && self
+                .created
+                .iter()
+                .all(|(bound, at)| bound.holds(&org.created_at, at))
+            && self
+                .search_words()
+                .iter()
+                .all(|w| fields.tokens.iter().any(|t| t.starts_with(w.as_str())))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,6 +674,17 @@ pub struct NoteFilter {
 }
 
 impl NoteFilter {
+    /// Every note in creation order: nothing filters, orders or hides.
+    pub fn is_everything(&self) -> bool {
+        self.text.is_none()
+            && self.flagged.is_none()
+            && self.categories.is_empty()
+            && self.authors.is_empty()
+            && self.created.is_empty()
+            && self.orders.is_empty()
+            && self.viewer.is_none()
+    }
+
     pub fn visible(&self, note: &Note) -> bool {
         match &self.viewer {
             Some(viewer) => !note.is_private || note.author.as_ref() == Some(viewer),
@@ -647,36 +757,6 @@ mod query_tests {
     }
 
     #[test]
-    fn rows_sort_by_each_order_then_creation() {
-        let row = |id: u128, title: &str, last: &str| OrgRow {
-            id: Uuid::from_u128(id),
-            title_key: format!("{title}#{id}"),
-            owner_last_name: last.into(),
-        };
-        let mut rows = vec![
-            row(1, "b", ""),
-            row(2, "a", "z"),
-            row(3, "c", "a"),
-            row(4, "a", "a"),
-        ];
-        sort_rows(&mut rows, &[]);
-        let ids = |rows: &[OrgRow]| rows.iter().map(|r| r.id.as_u128()).collect::<Vec<_>>();
-        assert_eq!(ids(&rows), vec![1, 2, 3, 4]);
-        sort_rows(&mut rows, &[(OrgOrder::Title, false)]);
-        assert_eq!(ids(&rows), vec![2, 4, 1, 3]);
-        sort_rows(&mut rows, &[(OrgOrder::Title, true)]);
-        assert_eq!(ids(&rows), vec![3, 1, 4, 2]);
-        sort_rows(&mut rows, &[(OrgOrder::OwnerLastName, false)]);
-        assert_eq!(ids(&rows), vec![3, 4, 2, 1], "no owner last");
-        sort_rows(&mut rows, &[(OrgOrder::OwnerLastName, true)]);
-        assert_eq!(
-            ids(&rows),
-            vec![2, 3, 4, 1],
-            "no owner last, descending too"
-        );
-    }
-
-    #[test]
     fn private_notes_show_only_to_their_author() {
         let note = |author: &str, private: bool| Note {
             id: Uuid::now_v7(),
@@ -730,7 +810,7 @@ mod tests {
                 ..Default::default()
             };
             let err = change.validate().unwrap_err();
-            assert_eq!(err.status().as_u16(), 422, "{err}");
+            assert_eq!(err.field, Field::Title, "{err}");
         }
     }
 
@@ -791,7 +871,7 @@ mod tests {
             ..Default::default()
         }
         .apply(&mut o, None);
-        let index = CrmIndex::of(&o);
+        let index = ListFields::of(&o);
         assert_eq!(index.title, "acme bv");
         assert_eq!(index.emails, vec!["info@acme.example"]);
         assert_eq!(
@@ -799,6 +879,33 @@ mod tests {
             vec!["acme-li", "info@acme.example", "+31201234567"]
         );
         assert!(index.archived);
+        assert_eq!(
+            index.tokens,
+            vec![
+                "acme",
+                "bv",
+                "li",
+                "info",
+                "example",
+                "31",
+                "20",
+                "123",
+                "4567",
+                "31201234567"
+            ]
+        );
+        let found = |q: &str| {
+            OrgFilter {
+                text: Some(q.into()),
+                ..Default::default()
+            }
+            .matches(&o)
+        };
+        assert!(found("ACM"), "a word's start, any case");
+        assert!(found("acme.ex"), "every word of the search");
+        assert!(found("3120123"));
+        assert!(!found("cme"), "not inside a word");
+        assert!(!found("acme zz"));
         assert_eq!(
             o.crm.unwrap().archived_at.as_deref(),
             Some("2026-02-01T00:00:00.000Z")

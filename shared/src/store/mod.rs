@@ -8,6 +8,8 @@ mod crm;
 mod domains;
 mod issuers;
 mod memberships;
+mod notes;
+mod org_index;
 mod organizations;
 mod paging;
 mod profiles;
@@ -32,9 +34,10 @@ use crate::error::Error;
 pub use cleanup::{
     CleanupPage, CleanupState, DuePurge, PurgeStep, PURGE_LEASE, PURGE_PAGE, PURGE_START,
 };
-pub use crm::{CrmPage, MAX_FILTER_VALUES};
 pub use domains::find_domain;
 pub use memberships::MembershipPage;
+pub use notes::{NotePage, MAX_LISTED_NOTES};
+pub use org_index::{OrgListPage, COUNT_AHEAD_PAGES, MAX_CANDIDATES};
 pub use organizations::{MatchStep, OrganizationPage, Upserted, FAN_OUT_STEP};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
 pub use schedules::{minute_of, next_minute, Backlog, DuePage, DueRead, SchedulerState};

@@ -49,21 +49,14 @@ impl Profile for Organization {
     }
 
     fn index_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error> {
-        let crm = crate::domain::crm::CrmIndex::of(self);
         Ok(vec![
             (keys::GSI1PK, s(keys::org_list_pk(self.project_id))),
             (keys::GSI1SK, s(keys::org_list_sk(self.id))),
-            (keys::GSI3PK, s(keys::crm_list_pk(self.project_id))),
-            (keys::GSI3SK, s(keys::crm_list_sk(&crm.title, self.id))),
-            ("crm_owner", s(crm.owner)),
-            ("crm_owner_last", s(crm.owner_last_name)),
-            ("crm_tags", to_value(&crm.tags)?),
-            ("crm_segments", to_value(&crm.segments)?),
-            ("crm_emails", to_value(&crm.emails)?),
-            ("crm_idents", to_value(&crm.identifiers)?),
-            ("crm_archived", AttributeValue::Bool(crm.archived)),
-            ("crm_search", s(crm.search)),
         ])
+    }
+
+    fn index_change(before: Option<&Self>, after: Option<&Self>) -> super::org_index::IndexChange {
+        super::org_index::change(before, after)
     }
 
     fn id(&self) -> Uuid {
@@ -145,6 +138,12 @@ pub(crate) fn count_organizations(
     project: Uuid,
     delta: i64,
 ) -> Result<TransactWriteItem, Error> {
+    count_in(table, keys::org_count_pk(project), delta)
+}
+
+/// Adds `delta` to one of the [`keys::ORG_COUNT_SHARDS`] shards of the
+/// count kept in partition `pk`, picked at random.
+pub(crate) fn count_in(table: &str, pk: String, delta: i64) -> Result<TransactWriteItem, Error> {
     let mut bytes = [0u8; 4];
     // Without randomness every write takes shard 0: slower, still exact.
     let _ = getrandom::fill(&mut bytes);
@@ -152,7 +151,7 @@ pub(crate) fn count_organizations(
     let update = build(
         aws_sdk_dynamodb::types::Update::builder()
             .table_name(table)
-            .key(keys::PK, s(keys::org_count_pk(project)))
+            .key(keys::PK, s(pk))
             .key(keys::SK, s(keys::org_count_sk(shard)))
             .update_expression("ADD #count :delta")
             .expression_attribute_names("#count", "count")
@@ -284,6 +283,8 @@ impl Store {
                     .build(),
             );
             items.push(count_organizations(&self.table, project, -1)?);
+            let (counts, entries) = self.org_index_deletion_writes(&org)?;
+            items.extend(counts);
             items.push(super::cleanup::record_cleanup(
                 &self.table,
                 project,
@@ -308,8 +309,22 @@ impl Store {
                 &TimelineEvent::system(event, &now),
             )?);
             items.extend(fence);
+            // The list's entries go in this transaction when they fit; else
+            // right after it (lists skip entries of a deleted organization
+            // meanwhile).
+            let entries_after = items.len() + entries.len() > super::MAX_TRANSACTION_ITEMS;
+            if !entries_after {
+                items.extend(entries);
+            }
             match self.transact(items).await? {
                 TxOutcome::Committed => {
+                    // The organization is gone: lists skip entries left by
+                    // a failure here.
+                    if entries_after {
+                        if let Err(error) = self.remove_org_index_entries(&org).await {
+                            tracing::warn!(%error, "removing a deleted organization's list entries failed");
+                        }
+                    }
                     let all: Vec<IdentifierKey> = org.identifiers.iter().map(|i| i.key()).collect();
                     self.learn::<Organization>(project, &all.iter().collect::<Vec<_>>(), None);
                     return Ok(crate::domain::cleanup::Deletion {
@@ -382,7 +397,8 @@ impl Store {
                 &now,
             )?);
         }
-        match self.transact(items).await? {
+        let index = super::org_index::change(None, Some(&org));
+        match self.transact_indexed(items, index).await? {
             TxOutcome::Committed => Ok(org),
             TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
                 "creating an organization was cancelled: {reasons:?}"
@@ -490,7 +506,8 @@ impl Store {
                     &TimelineEvent::system(event, &now),
                 )?);
             }
-            let outcome = self.transact(items).await?;
+            let index = super::org_index::change(Some(&before), Some(&org));
+            let outcome = self.transact_indexed(items, index).await?;
             if let TxOutcome::Committed = outcome {
                 return Ok(org);
             }
@@ -541,12 +558,17 @@ impl Store {
     /// shards, one Query of their partition (a few hundred bytes, so one
     /// page and half a read unit).
     pub async fn organization_count(&self, project: Uuid) -> Result<u64, Error> {
+        self.sum_shards(keys::org_count_pk(project)).await
+    }
+
+    /// The sum of a sharded count's shards (one Query of its partition).
+    pub(crate) async fn sum_shards(&self, pk: String) -> Result<u64, Error> {
         let query = self
             .db
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(keys::org_count_pk(project)));
+            .expression_attribute_values(":pk", s(pk));
         let total: i64 = self
             .query_all(query)
             .await?

@@ -58,6 +58,14 @@ pub(crate) trait Profile: Clone + Serialize + DeserializeOwned + Send + Sync {
     fn updated_attributes(&self) -> Result<Vec<(&'static str, AttributeValue)>, Error>;
     /// Refuses a change the credential's scope does not reach.
     fn check_scope(&self, scope: Scope) -> Result<(), Error>;
+    /// What a change from `before` to `after` does to the kind's list
+    /// indexes (items of their own, written with the record).
+    fn index_change(
+        _before: Option<&Self>,
+        _after: Option<&Self>,
+    ) -> super::org_index::IndexChange {
+        super::org_index::IndexChange::default()
+    }
     /// Further writes that belong to the creating transaction.
     fn creation_writes(&self, _table: &str, _now: &str) -> Result<Vec<TransactWriteItem>, Error> {
         Ok(Vec::new())
@@ -445,7 +453,8 @@ impl Store {
                     items.extend(self.marker_puts(&record, &ids, &stale)?);
                     items.extend(record.creation_writes(&self.table, &now)?);
                     items.extend(self.event_writes(&record, event, &now)?);
-                    let outcome = self.transact(items).await?;
+                    let index = P::index_change(None, Some(&record));
+                    let outcome = self.transact_indexed(items, index).await?;
                     (record, true, outcome)
                 }
                 Some(mut record) => {
@@ -470,7 +479,8 @@ impl Store {
                         &stale,
                     )?);
                     items.extend(self.event_writes(&record, event, &now)?);
-                    let outcome = self.transact(items).await?;
+                    let index = P::index_change(Some(&before), Some(&record));
+                    let outcome = self.transact_indexed(items, index).await?;
                     (record, false, outcome)
                 }
             };
