@@ -773,11 +773,13 @@ async fn crm_operations_use_their_fewest_round_trips() {
             Some(r#"{"website": "https://a.example"}"#),
             vec!["GetItem", "GetItem", "TransactWriteItems"],
         ),
+        // The key; the notes' page with their count and the record
+        // (concurrently: a deleted organization's notes are not listed).
         (
             Method::GET,
             format!("{ORGS}/{org}/notes"),
             None,
-            vec!["GetItem", "Query"],
+            vec!["GetItem", "GetItem", "Query"],
         ),
         (
             Method::GET,

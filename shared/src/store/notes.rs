@@ -49,8 +49,10 @@ fn count_notes(
 
 impl Store {
     /// One page of the organization's notes in creation order, and their
-    /// count: one Query from the count through `offset + limit` notes.
-    /// `None` when the organization does not exist.
+    /// count: one Query from the count through `offset + limit` notes,
+    /// beside the record's read (a deleted organization's notes stay until
+    /// its purge reaches them, and are not listed). `None` when the
+    /// organization does not exist.
     pub async fn notes_page(
         &self,
         project: Uuid,
@@ -59,9 +61,14 @@ impl Store {
         limit: usize,
     ) -> Result<Option<NotePage>, Error> {
         let want = offset + limit + 1;
-        let items = self
-            .note_range(project, org, keys::NOTE_COUNT_SK, true, want)
-            .await?;
+        let (items, found) = tokio::join!(
+            self.note_range(project, org, keys::NOTE_COUNT_SK, true, want),
+            self.org_found(project, org)
+        );
+        if !found? {
+            return Ok(None);
+        }
+        let items = items?;
         let mut total = None;
         let mut notes = Vec::new();
         for item in items {
@@ -74,9 +81,6 @@ impl Store {
                 notes.push(from_item::<Note>(item)?);
             }
         }
-        if total.is_none() && notes.is_empty() && !self.org_found(project, org).await? {
-            return Ok(None);
-        }
         Ok(Some(NotePage {
             notes: notes.into_iter().skip(offset).take(limit).collect(),
             total: total.unwrap_or(0).max(0) as u64,
@@ -84,20 +88,22 @@ impl Store {
     }
 
     /// The organization's most recent notes, at most [`MAX_LISTED_NOTES`]
-    /// (one Query, newest first); `None` when the organization does not
-    /// exist.
+    /// (one Query, newest first, beside the record's read); `None` when the
+    /// organization does not exist.
     pub async fn recent_notes(&self, project: Uuid, org: Uuid) -> Result<Option<Vec<Note>>, Error> {
-        let items = self
-            .note_range(project, org, keys::NOTE_PREFIX, false, MAX_LISTED_NOTES)
-            .await?;
+        let (items, found) = tokio::join!(
+            self.note_range(project, org, keys::NOTE_PREFIX, false, MAX_LISTED_NOTES),
+            self.org_found(project, org)
+        );
+        if !found? {
+            return Ok(None);
+        }
+        let items = items?;
         let notes: Vec<Note> = items
             .into_iter()
             .filter(|item| super::text(item, keys::SK).starts_with(keys::NOTE_PREFIX))
             .map(from_item)
             .collect::<Result<_, _>>()?;
-        if notes.is_empty() && !self.org_found(project, org).await? {
-            return Ok(None);
-        }
         Ok(Some(notes))
     }
 
