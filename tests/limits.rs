@@ -59,6 +59,10 @@ fn the_readme_publishes_these_limits() {
     );
     has("domains per organization", &[MAX_DOMAINS.to_string()]);
     has(
+        "CRM page numbers",
+        &[shared::limits::MAX_PAGE_OFFSET.to_string()],
+    );
+    has(
         "settings per organization",
         &[
             MAX_SETTINGS_PER_ORGANIZATION.to_string(),

@@ -64,3 +64,8 @@ pub const SCHEDULER_TICK_SECS: u64 = 35;
 /// the newest in the rule's window. Past it, a count the events read
 /// cannot decide is refused (422), never guessed.
 pub const MAX_RULE_EVENTS_PER_ORGANIZATION: usize = 1_000;
+
+/// The most items a page-number list skips (the CRM's `page`): a list's
+/// cost is its offset plus its page, so a page beyond this is refused (400)
+/// rather than read through; filters narrow a list past it.
+pub const MAX_PAGE_OFFSET: usize = 10_000;

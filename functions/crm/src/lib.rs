@@ -18,6 +18,7 @@ use shared::domain::crm::{
 };
 use shared::http::Json;
 use shared::http::Path;
+use shared::limits::MAX_PAGE_OFFSET;
 use shared::{AppState, Error};
 use uuid::Uuid;
 
@@ -72,6 +73,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Most values one filter takes (`tags.id[]`, `owner.id[]`, …): each is
 /// one index read.
 const MAX_FILTER_VALUES: usize = 100;
+
+/// The last page a page size reaches ([`MAX_PAGE_OFFSET`]).
+fn last_page(size: usize) -> usize {
+    MAX_PAGE_OFFSET / size.max(1) + 1
+}
 
 /// Page size when none is asked for, and the most a page holds (a larger
 /// `itemsPerPage` is lowered to it, as the CRM does).
@@ -226,7 +232,8 @@ impl Params {
         Ok(orders)
     }
 
-    /// `page` (from 1) and `itemsPerPage` (0 to 30).
+    /// `page` (from 1) and `itemsPerPage` (0 to 30); a page whose offset
+    /// passes [`MAX_PAGE_OFFSET`] is refused, since a page reads its offset.
     fn paging(&self) -> Result<(usize, usize), Error> {
         let page = match self.one("page") {
             None => 1,
@@ -243,6 +250,13 @@ impl Params {
                 .map_err(|_| Error::invalid("itemsPerPage: must be a whole number from 0"))?
                 .min(MAX_PAGE_SIZE),
         };
+        if (page - 1).saturating_mul(size) > MAX_PAGE_OFFSET {
+            return Err(Error::invalid(format!(
+                "page: a page reaches at most the first {MAX_PAGE_OFFSET} items of its list \
+                 (page {}, itemsPerPage {size}, at most); narrow the list with filters",
+                last_page(size)
+            )));
+        }
         Ok((page, size))
     }
 
@@ -271,7 +285,7 @@ impl Params {
                 next: None,
             };
         }
-        let last = (total as usize).div_ceil(size).max(1);
+        let last = (total as usize).div_ceil(size).clamp(1, last_page(size));
         View {
             iri: link(page),
             kind: "PartialCollectionView".into(),
