@@ -2,76 +2,18 @@
 //! page (and its offset), not the project; and what it answers agrees
 //! with a brute-force reading of the organizations it was given.
 
-use std::sync::{Arc, Mutex};
-
-use aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::operation as op;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::{Method, StatusCode};
+use integration_tests::reads::ReadMeter;
 use integration_tests::{call, project, state};
 use serde_json::{json, Value};
-use shared::{AppState, Aws};
+use shared::AppState;
 
 const ORGS: &str = "/organizations";
 
-/// Counts the items DynamoDB reads for each request: a Query's
-/// `ScannedCount`, the items a GetItem or BatchGetItem returns.
-#[derive(Clone, Debug, Default)]
-struct Reads(Arc<Mutex<u64>>);
-
-impl Reads {
-    fn take(&self) -> u64 {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl Intercept for Reads {
-    fn name(&self) -> &'static str {
-        "Reads"
-    }
-
-    fn read_after_execution(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let Some(Ok(output)) = context.output_or_error() else {
-            return Ok(());
-        };
-        let read = if let Some(o) = output.downcast_ref::<op::query::QueryOutput>() {
-            o.scanned_count().max(0) as u64
-        } else if let Some(o) = output.downcast_ref::<op::get_item::GetItemOutput>() {
-            u64::from(o.item().is_some())
-        } else if let Some(o) = output.downcast_ref::<op::batch_get_item::BatchGetItemOutput>() {
-            o.responses()
-                .map_or(0, |r| r.values().map(|items| items.len() as u64).sum())
-        } else {
-            0
-        };
-        *self.0.lock().unwrap() += read;
-        Ok(())
-    }
-}
-
-async fn metered_state() -> (AppState, Reads) {
-    let base = state().await;
-    let reads = Reads::default();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        base.aws
-            .dynamodb
-            .config()
-            .to_builder()
-            .interceptor(reads.clone())
-            .build(),
-    );
-    let aws = Aws {
-        dynamodb,
-        ..base.aws.clone()
-    };
-    (AppState::new(base.config.clone(), aws), reads)
+/// [`state`] with the items DynamoDB reads for each request counted.
+async fn metered_state() -> (AppState, ReadMeter) {
+    integration_tests::reads::metered(&state().await)
 }
 
 /// A project of `n` organizations made through the CRM, five of them
@@ -83,7 +25,7 @@ async fn seeded(
     n: usize,
 ) -> (
     AppState,
-    Reads,
+    ReadMeter,
     axum::Router,
     String,
     String,
@@ -139,12 +81,12 @@ async fn seeded(
     (state, reads, crm, key, session, owner, rare)
 }
 
-async fn read(reads: &Reads, crm: &axum::Router, bearer: &str, path: &str) -> (Value, u64) {
+async fn read(reads: &ReadMeter, crm: &axum::Router, bearer: &str, path: &str) -> (Value, u64) {
     let path = path.replace(' ', "%20");
     reads.take();
     let answer = call(crm, Method::GET, &path, Some(bearer), None).await;
     assert_eq!(answer.status, StatusCode::OK, "{path}: {:?}", answer.body);
-    (answer.body, reads.take())
+    (answer.body, reads.take().items)
 }
 
 #[tokio::test]
