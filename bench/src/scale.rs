@@ -430,28 +430,36 @@ fn routes(state: &AppState, f: &Fixture) -> Vec<RouteRow> {
             bearer: bearer.to_owned(),
             body,
         };
-    const CRM_LIST: &str = "`store/org_index.rs` `organization_list`: past 1,000 candidates a filter walks the order index and checks each row's record; counts ahead read up to 10 pages of entries";
+    // What each CRM row reads (`store/org_index.rs` `organization_list`),
+    // named in the table when it reads more than its page.
+    const CRM_CREATED: &str = "the creation index from its start, the page's records (each checked to exist), the 16 count shards for `totalItems`";
+    const CRM_OFFSET: &str = "a page number reads its offset: every entry before the page and its record (checked, so a stale entry never shifts a page), bounded by `limits::MAX_PAGE_OFFSET` (10,000 items)";
+    const CRM_ORDER: &str = "that order's index from its start and the page's records, the count shards for `totalItems`";
+    const CRM_AFTER: &str = "the creation index from the bound; no count answers a range, so `totalItems` counts entries up to `COUNT_AHEAD_PAGES` (10) pages past the page's start";
+    const CRM_ARCHIVED: &str = "the creation index with each row's `archivedAt` checked; `totalItems` from the count shards minus the archived count shards";
+    const CRM_VALUE: &str = "one Query of the value's entries (`F#field#value`): its reads follow the matches, not the project";
+    const CRM_WORDS: &str = "the word index from the search's longest word, each row's record checked against the whole search; `totalItems` counted up to `COUNT_AHEAD_PAGES` (10) pages ahead";
     // The organization row measures the first page of a gate that admits
     // few organizations (the request examines its 100 users either way).
     const EVALUATE: &str = "`evaluate` (`store/segments.rs` `evaluate_segment`) examines at most 100 users of the user index per request, one memberships Query each: its reads follow the users examined, so they grow only while the project has fewer than 100 users";
     vec![
         row("accounts `GET /v1/organizations?limit=20` (key)", Some(20), "", &accounts, "GET", "/v1/organizations?limit=20".into(), &key, None),
-        row("accounts `GET /v1/organizations?limit=20` (session)", Some(20), "a session's organization count is an unpaginated COUNT of its memberships", &accounts, "GET", "/v1/organizations?limit=20".into(), &session, None),
+        row("accounts `GET /v1/organizations?limit=20` (session)", Some(20), "a session's page reads its user's memberships from the cursor and their records; its count is the user's counter (one GetItem)", &accounts, "GET", "/v1/organizations?limit=20".into(), &session, None),
         row("accounts `GET …/memberships?limit=20` (large organization)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/memberships?limit=20"), &key, None),
         row("accounts `GET …/events?limit=20` (large organization)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/events?limit=20"), &key, None),
         row("accounts `GET …/events?name=…&limit=20` (large organization, 1 event in 1,000)", Some(20), "", &accounts, "GET", format!("/v1/organizations/{large}/events?name={RARE}&limit=20"), &key, None),
-        row("crm `GET /organizations?page=1`", Some(15), CRM_LIST, &crm, "GET", "/organizations?page=1".into(), &key, None),
-        row("crm `GET /organizations?page=20`", Some(15), CRM_LIST, &crm, "GET", "/organizations?page=20".into(), &key, None),
-        row("crm `GET /organizations?order[title.sort]=asc`", Some(15), CRM_LIST, &crm, "GET", "/organizations?order%5Btitle.sort%5D=asc".into(), &key, None),
-        row("crm `GET /organizations?order[owner.lastName]=desc`", Some(15), CRM_LIST, &crm, "GET", "/organizations?order%5Bowner.lastName%5D=desc".into(), &key, None),
-        row("crm `GET /organizations?createdAt[after]=…`", Some(15), CRM_LIST, &crm, "GET", "/organizations?createdAt%5Bafter%5D=2020-01-01T00:00:00Z".into(), &key, None),
-        row("crm `GET /organizations?exists[archivedAt]=false`", Some(15), CRM_LIST, &crm, "GET", "/organizations?exists%5BarchivedAt%5D=false".into(), &key, None),
-        row("crm `GET /organizations?tags.id=…` (no match)", Some(15), CRM_LIST, &crm, "GET", format!("/organizations?tags.id={}", Uuid::nil()), &key, None),
-        row("crm `GET /organizations?owner.id=…` (no match)", Some(15), CRM_LIST, &crm, "GET", format!("/organizations?owner.id={}", Uuid::nil()), &key, None),
-        row("crm `GET /organizations?segments.uuid=…` (no match)", Some(15), CRM_LIST, &crm, "GET", format!("/organizations?segments.uuid={}", Uuid::nil()), &key, None),
-        row("crm `GET /organizations?emailAddresses.email=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?emailAddresses.email=nobody%40example.com".into(), &key, None),
-        row("crm `GET /organizations?identifiers=…` (no match)", Some(15), CRM_LIST, &crm, "GET", "/organizations?identifiers=nobody.example.com".into(), &key, None),
-        row("crm `GET /organizations?q=Org 0000`", Some(15), CRM_LIST, &crm, "GET", "/organizations?q=Org%200000".into(), &key, None),
+        row("crm `GET /organizations?page=1`", Some(15), CRM_CREATED, &crm, "GET", "/organizations?page=1".into(), &key, None),
+        row("crm `GET /organizations?page=20`", Some(15), CRM_OFFSET, &crm, "GET", "/organizations?page=20".into(), &key, None),
+        row("crm `GET /organizations?order[title.sort]=asc`", Some(15), CRM_ORDER, &crm, "GET", "/organizations?order%5Btitle.sort%5D=asc".into(), &key, None),
+        row("crm `GET /organizations?order[owner.lastName]=desc`", Some(15), CRM_ORDER, &crm, "GET", "/organizations?order%5Bowner.lastName%5D=desc".into(), &key, None),
+        row("crm `GET /organizations?createdAt[after]=…`", Some(15), CRM_AFTER, &crm, "GET", "/organizations?createdAt%5Bafter%5D=2020-01-01T00:00:00Z".into(), &key, None),
+        row("crm `GET /organizations?exists[archivedAt]=false`", Some(15), CRM_ARCHIVED, &crm, "GET", "/organizations?exists%5BarchivedAt%5D=false".into(), &key, None),
+        row("crm `GET /organizations?tags.id=…` (no match)", Some(15), CRM_VALUE, &crm, "GET", format!("/organizations?tags.id={}", Uuid::nil()), &key, None),
+        row("crm `GET /organizations?owner.id=…` (no match)", Some(15), CRM_VALUE, &crm, "GET", format!("/organizations?owner.id={}", Uuid::nil()), &key, None),
+        row("crm `GET /organizations?segments.uuid=…` (no match)", Some(15), CRM_VALUE, &crm, "GET", format!("/organizations?segments.uuid={}", Uuid::nil()), &key, None),
+        row("crm `GET /organizations?emailAddresses.email=…` (no match)", Some(15), CRM_VALUE, &crm, "GET", "/organizations?emailAddresses.email=nobody%40example.com".into(), &key, None),
+        row("crm `GET /organizations?identifiers=…` (no match)", Some(15), CRM_VALUE, &crm, "GET", "/organizations?identifiers=nobody.example.com".into(), &key, None),
+        row("crm `GET /organizations?q=Org 0000`", Some(15), CRM_WORDS, &crm, "GET", "/organizations?q=Org%200000".into(), &key, None),
         row("crm `GET /organizations?page=1` (session)", Some(15), "a session's list reads its user's memberships (all of them) and the page's records", &crm, "GET", "/organizations?page=1".into(), &session, None),
         row("crm `GET /organizations/{id}/notes` (large organization)", Some(30), "`store/notes.rs` `notes_page` reads the count and the notes up to the page (offset + page)", &crm, "GET", format!("/organizations/{large}/notes"), &key, None),
         row("tenant `GET /v2/organization/{id}/settings` (large organization)", Some(200), "`organization_with_settings` reads the organization's whole partition prefix of settings (at most 200 by the limits)", &tenant, "GET", format!("/v2/organization/{large}/settings"), &key, None),
