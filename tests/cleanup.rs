@@ -1262,3 +1262,106 @@ async fn a_users_organization_count_is_exact_after_adds_removes_leaves_and_the_p
         listed.body
     );
 }
+
+/// The organization's CRM list entries: the per-project index items that
+/// name it (a Scan, for the test only: entries live in many partitions).
+async fn list_entries(
+    state: &AppState,
+    project: uuid::Uuid,
+    org: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut found = Vec::new();
+    let mut start = None;
+    loop {
+        let out = state
+            .aws
+            .dynamodb
+            .scan()
+            .table_name(&state.config.table)
+            .filter_expression("#org = :org AND begins_with(PK, :project)")
+            .expression_attribute_names("#org", "org")
+            .expression_attribute_values(":org", AttributeValue::S(org.to_owned()))
+            .expression_attribute_values(":project", AttributeValue::S(format!("P#{project}#CRM")))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scanning");
+        found.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return found;
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_entries_a_deletion_could_not_remove_in_its_transaction_go_with_the_purge() {
+    let state = integration_tests::state_with_bucket(None).await;
+    let p = project(&state).await;
+    let crm = crm::router(state.clone());
+    let key = Some(p.secret_key.as_str());
+    // 100 tags (the CRM's list limit): more entries than fit in the
+    // deleting transaction beside the record, the counts and the event.
+    let tags: Vec<String> = (0..100).map(|k| format!("/tags/t{k}")).collect();
+    let body = json!({"title": "Many Tags", "tags": tags});
+    let made = call(
+        &crm,
+        Method::POST,
+        "/organizations",
+        key,
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let id = made.body["@id"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let org: uuid::Uuid = id.parse().unwrap();
+    let entries = list_entries(&state, p.project_id, &id).await;
+    assert!(entries.len() > 100, "{} entries", entries.len());
+    let accounts = accounts::router(state.clone());
+    let deleted = call(
+        &accounts,
+        Method::DELETE,
+        &format!("/v1/organizations/{id}"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    assert_eq!(
+        list_entries(&state, p.project_id, &id).await.len(),
+        0,
+        "removed right after the transaction"
+    );
+    // The request that deleted it died before removing them (a Lambda
+    // timeout between its transaction and the removal): they are back.
+    for entry in &entries {
+        state
+            .aws
+            .dynamodb
+            .put_item()
+            .table_name(&state.config.table)
+            .set_item(Some(entry.clone()))
+            .send()
+            .await
+            .expect("putting an entry back");
+    }
+    let listed = call(&crm, Method::GET, "/organizations?tags.id=t7", key, None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(
+        listed.body["member"],
+        json!([]),
+        "lists skip them meanwhile"
+    );
+    assert_eq!(listed.body["totalItems"], 0, "{:?}", listed.body);
+    let steps = purge_all(&state, p.project_id, org).await;
+    assert!(steps >= 3, "{steps} steps");
+    let left = list_entries(&state, p.project_id, &id).await;
+    assert_eq!(left.len(), 0, "the purge leaves none: {:?}", left.first());
+}

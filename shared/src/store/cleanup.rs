@@ -106,6 +106,12 @@ struct PurgeJob {
     /// Steps done; the step the next message names.
     step: u64,
     release: Vec<ClaimKey>,
+    /// The organization's list entries (in per-project partitions) that
+    /// did not fit its deleting transaction: the deleting request removes
+    /// them right after it, and these steps remove what a request that
+    /// died first left behind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    entries: Vec<ClaimKey>,
     due_at: String,
 }
 
@@ -116,12 +122,14 @@ fn still_exists(org: Uuid) -> Error {
 }
 
 /// The deleting transaction's purge job, due [`PURGE_START`] from now
-/// unless its announcement starts it first.
+/// unless its announcement starts it first: the claims it releases, the
+/// list entries it removes.
 pub(crate) fn record_purge(
     table: &str,
     project: Uuid,
     org: Uuid,
     release: Vec<ClaimKey>,
+    entries: Vec<ClaimKey>,
 ) -> Result<TransactWriteItem, Error> {
     let due_at = crate::ids::timestamp(time::OffsetDateTime::now_utc() + PURGE_START);
     let job = PurgeJob {
@@ -129,6 +137,7 @@ pub(crate) fn record_purge(
         org_id: org,
         step: 0,
         release,
+        entries,
         due_at: due_at.clone(),
     };
     let mut item = to_item(&job)?;
@@ -311,7 +320,8 @@ impl Store {
     /// One bounded step of a deleted organization's purge: `step` is the
     /// step its message names (`None`: an announcement, which runs
     /// whatever step is next). The first steps release the identifiers and
-    /// domains the organization held, [`PURGE_PAGE`] a step; the rest walk
+    /// domains the organization held, [`PURGE_PAGE`] a step, then remove
+    /// the list entries its deletion left to it (as many a step); the rest walk
     /// its partition a page at a time, deleting what they read, until a
     /// step reads nothing (its schedules go first, in one step of their
     /// own, so they stop firing). Each step moves the purge on with a write
@@ -334,11 +344,21 @@ impl Store {
             return Ok(PurgeStep::Stale);
         }
         let release_steps = job.release.len().div_ceil(PURGE_PAGE) as u64;
+        let entry_steps = release_steps + job.entries.len().div_ceil(PURGE_PAGE) as u64;
         let items = if job.step < release_steps {
             let from = job.step as usize * PURGE_PAGE;
             let to = (from + PURGE_PAGE).min(job.release.len());
             self.release_claims(org, &job.release[from..to]).await?
-        } else if job.step == release_steps {
+        } else if job.step < entry_steps {
+            // An entry names its organization in its key: removing one
+            // that is already gone changes nothing.
+            let from = (job.step - release_steps) as usize * PURGE_PAGE;
+            let to = (from + PURGE_PAGE).min(job.entries.len());
+            let page = &job.entries[from..to];
+            self.remove_items(page.iter().map(|e| key(&e.pk, &e.sk)).collect())
+                .await?;
+            page.len()
+        } else if job.step == entry_steps {
             self.remove_schedules(project, org).await?
         } else {
             let page = self.partition_page(project, org).await?;

@@ -185,6 +185,15 @@ pub(crate) fn entries(org: &Organization) -> BTreeSet<Entry> {
     out
 }
 
+/// The keys of every index entry the organization has (what its purge
+/// removes when its deletion could not).
+pub(crate) fn entry_keys(org: &Organization) -> Vec<super::cleanup::ClaimKey> {
+    entries(org)
+        .into_iter()
+        .map(|e| super::cleanup::ClaimKey { pk: e.pk, sk: e.sk })
+        .collect()
+}
+
 fn entry_item(entry: &Entry, org: &Organization) -> Item {
     let mut item = key(entry.pk.clone(), entry.sk.clone());
     item.insert("org".into(), s(org.id.to_string()));

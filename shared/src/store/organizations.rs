@@ -295,24 +295,32 @@ impl Store {
                     deleted_by: label.clone(),
                 },
             )?);
+            let event = event::organization_deleted(&org, deleted_by);
+            let recorded = record_event(
+                &self.table,
+                project,
+                id,
+                &TimelineEvent::system(event, &now),
+            )?;
+            // The list's entries go in this transaction when they fit; else
+            // right after it (lists skip entries of a deleted organization
+            // meanwhile), and the purge job keeps them, so a request that
+            // dies in between leaves none behind for good.
+            let entries_after = items.len() + 1 + recorded.len() + fence.len() + entries.len()
+                > super::MAX_TRANSACTION_ITEMS;
             items.push(super::cleanup::record_purge(
                 &self.table,
                 project,
                 id,
                 claims_of(&org),
+                if entries_after {
+                    super::org_index::entry_keys(&org)
+                } else {
+                    Vec::new()
+                },
             )?);
-            let event = event::organization_deleted(&org, deleted_by);
-            items.extend(record_event(
-                &self.table,
-                project,
-                id,
-                &TimelineEvent::system(event, &now),
-            )?);
+            items.extend(recorded);
             items.extend(fence);
-            // The list's entries go in this transaction when they fit; else
-            // right after it (lists skip entries of a deleted organization
-            // meanwhile).
-            let entries_after = items.len() + entries.len() > super::MAX_TRANSACTION_ITEMS;
             if !entries_after {
                 items.extend(entries);
             }
