@@ -122,8 +122,12 @@ fn data(v: Value) -> Data {
     v.as_object().cloned().unwrap_or_default()
 }
 
+/// Tries of one seeding job before the run gives up.
+const MAX_SEED_ATTEMPTS: u64 = 60;
+
 /// Runs `job(i)` for every `i` in `range` on [`WRITERS`] concurrent tasks,
-/// retrying a failed job (a conflicting transaction) a few times.
+/// retrying a failed job (a conflicting transaction) up to
+/// [`MAX_SEED_ATTEMPTS`] times.
 async fn concurrently<F, Fut>(what: &str, range: std::ops::Range<usize>, job: F)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
@@ -152,10 +156,14 @@ where
                         Ok(()) => break,
                         // A refusal of the request itself is a bug here, not a race.
                         Err(e @ shared::Error::Unprocessable(_)) => panic!("seeding {i}: {e}"),
-                        Err(e) if attempt < 5 => {
+                        // Writers into one organization (its members, its
+                        // events) meet on its counters; the emulator cancels
+                        // them as DynamoDB does, so they retry, spread out.
+                        Err(e) if attempt < MAX_SEED_ATTEMPTS => {
                             attempt += 1;
                             eprintln!("bench-scale: retrying {i}: {e}");
-                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                            let spread = (i as u64 * 7919 + attempt * 104_729) % 100;
+                            tokio::time::sleep(Duration::from_millis(20 * attempt.min(25) + spread)).await;
                         }
                         Err(e) => panic!("seeding {i} failed: {e}"),
                     }
