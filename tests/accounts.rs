@@ -334,8 +334,8 @@ async fn a_get_is_one_read_and_a_list_page_one_query() {
     .await;
     assert_eq!(
         log.take(),
-        ["GetItem", "GetItem", "TransactWriteItems"],
-        "the key, one read, one transaction"
+        ["GetItem", "BatchGetItem", "TransactWriteItems"],
+        "the key, one read (the record and its event sequence), one transaction"
     );
 }
 
@@ -875,7 +875,8 @@ async fn every_accounts_operation_uses_its_fewest_round_trips() {
             format!("{ORGS}/{billed}/domains"),
             sk,
             Some(r#"{"domain": "billed.example"}"#),
-            vec!["GetItem", "GetItem", "TransactWriteItems"],
+            // The key, the record with its event sequence, the claim.
+            vec!["GetItem", "BatchGetItem", "TransactWriteItems"],
         ),
     ];
     log.take();

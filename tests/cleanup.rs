@@ -1012,8 +1012,8 @@ async fn an_organization_at_the_limits_is_deleted_through_v1_at_once_and_purged_
     let operations = log.take();
     assert_eq!(
         operations.iter().rev().take(2).collect::<Vec<_>>(),
-        ["TransactWriteItems", "GetItem"],
-        "the record, then one transaction: {operations:?}"
+        ["TransactWriteItems", "BatchGetItem"],
+        "the record (with its event sequence), then one transaction: {operations:?}"
     );
     assert!(
         !operations.iter().any(|o| o == "Query" || o == "Scan"),

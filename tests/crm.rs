@@ -771,7 +771,8 @@ async fn crm_operations_use_their_fewest_round_trips() {
             Method::PATCH,
             format!("{ORGS}/{org}"),
             Some(r#"{"website": "https://a.example"}"#),
-            vec!["GetItem", "GetItem", "TransactWriteItems"],
+            // The key, the record with its event sequence, the write.
+            vec!["GetItem", "BatchGetItem", "TransactWriteItems"],
         ),
         // The key; the notes' page with their count and the record
         // (concurrently: a deleted organization's notes are not listed).

@@ -220,7 +220,7 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
     ];
     let mut timeouts = HashMap::new();
     let functions = functions(&template);
-    assert_eq!(functions.len(), 8, "one function per crate in functions/");
+    assert_eq!(functions.len(), 9, "one function per crate in functions/");
     for name in functions.keys() {
         let config = lambda
             .get_function_configuration()
@@ -425,8 +425,112 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
             )),
         }
     }
+    // The publisher: fed from the table's stream from its start, only new
+    // timeline events, in batches whose failures it reports, a failing
+    // batch bisected and retried a bounded number of times, then sent to
+    // the failure queue so the shard goes on; it puts on the stack's bus.
+    let stream_arn = deployed.latest_stream_arn().unwrap_or_default().to_owned();
+    if deployed
+        .stream_specification()
+        .and_then(|s| s.stream_view_type())
+        .map(|v| v.as_str())
+        != Some("NEW_AND_OLD_IMAGES")
+    {
+        wrong.push(format!(
+            "the table's stream: {:?}",
+            deployed.stream_specification()
+        ));
+    }
+    let failures_arn = queue_attributes(&sqs, stack.id("PublishFailuresQueue"))
+        .await
+        .get(&QueueAttributeName::QueueArn)
+        .cloned()
+        .unwrap_or_default();
+    let mappings = lambda
+        .list_event_source_mappings()
+        .function_name(stack.id("PublisherFunction"))
+        .send()
+        .await
+        .expect("ListEventSourceMappings");
+    match mappings.event_source_mappings() {
+        [m] => {
+            let on_failure = m
+                .destination_config()
+                .and_then(|d| d.on_failure())
+                .and_then(|f| f.destination());
+            let filters: Vec<&str> = m
+                .filter_criteria()
+                .map(|f| f.filters().iter().filter_map(|x| x.pattern()).collect())
+                .unwrap_or_default();
+            let checks = [
+                (
+                    m.event_source_arn() == Some(stream_arn.as_str()),
+                    "fed from the table's stream",
+                ),
+                (
+                    m.starting_position().map(|p| p.as_str()) == Some("TRIM_HORIZON"),
+                    "read from the stream's start",
+                ),
+                (
+                    m.function_response_types()
+                        .iter()
+                        .any(|t| t.as_str() == "ReportBatchItemFailures"),
+                    "reporting batch item failures",
+                ),
+                (
+                    m.bisect_batch_on_function_error() == Some(true),
+                    "bisecting a failing batch",
+                ),
+                (
+                    m.maximum_retry_attempts()
+                        .is_some_and(|n| (0..=100).contains(&n)),
+                    "retried a bounded number of times",
+                ),
+                (
+                    on_failure == Some(failures_arn.as_str()),
+                    "sending what fails to PublishFailuresQueue",
+                ),
+                (
+                    filters
+                        .iter()
+                        .any(|p| p.contains("INSERT") && p.contains(keys::EVENT_PREFIX)),
+                    "filtered to new timeline events",
+                ),
+            ];
+            for (ok, what) in checks {
+                if !ok {
+                    wrong.push(format!("PublisherFunction is not {what}: {m:?}"));
+                }
+            }
+        }
+        other => wrong.push(format!(
+            "PublisherFunction: {} event source mappings, not 1",
+            other.len()
+        )),
+    }
+    let publisher = lambda
+        .get_function_configuration()
+        .function_name(stack.id("PublisherFunction"))
+        .send()
+        .await
+        .expect("the publisher");
+    let bus = publisher
+        .environment()
+        .and_then(|e| e.variables())
+        .and_then(|v| v.get("EVENT_BUS_NAME"))
+        .cloned()
+        .unwrap_or_default();
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    if events.describe_event_bus().name(&bus).send().await.is_err() {
+        wrong.push(format!(
+            "PublisherFunction's EVENT_BUS_NAME {bus:?} is no bus of the stack"
+        ));
+    }
+
     for name in functions.keys() {
-        if QUEUES.iter().any(|(_, _, consumer, _, _)| consumer == name) {
+        if QUEUES.iter().any(|(_, _, consumer, _, _)| consumer == name)
+            || *name == "PublisherFunction"
+        {
             continue;
         }
         let mappings = lambda
@@ -442,8 +546,11 @@ async fn the_transformed_template_deploys_and_wires_every_function() {
 
     // The scheduler's tick and the cleanup function's sweep of due purges,
     // each a rule of its own function (SAM names it `<Function><Event>`).
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let rules = of_type(&template, "AWS::Events::Rule");
+    // (the optional webhook's rule is made only with a WebhookUrl).
+    let rules: BTreeMap<&str, &Value> = of_type(&template, "AWS::Events::Rule")
+        .into_iter()
+        .filter(|(_, r)| r.get("Condition").is_none())
+        .collect();
     assert_eq!(
         rules.keys().copied().collect::<Vec<_>>(),
         [
@@ -522,7 +629,12 @@ fn every_function_and_dead_letter_queue_has_its_alarm() {
     };
     let functions: BTreeSet<String> = functions(&template).keys().map(|f| f.to_string()).collect();
     assert_eq!(watched("AWS/Lambda", "Errors", "FunctionName"), functions);
-    let dead_letter_queues: BTreeSet<String> = QUEUES.iter().map(|q| q.1.to_owned()).collect();
+    let dead_letter_queues: BTreeSet<String> = QUEUES
+        .iter()
+        .map(|q| q.1)
+        .chain(["PublishFailuresQueue"])
+        .map(str::to_owned)
+        .collect();
     assert_eq!(
         watched("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName"),
         dead_letter_queues

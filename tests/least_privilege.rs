@@ -27,6 +27,14 @@ const POLLER_ACTIONS: [&str; 3] = [
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
 ];
+/// What Lambda's DynamoDB stream event source does as the function's role
+/// on the stream it reads.
+const STREAM_READER_ACTIONS: [&str; 4] = [
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
 
 /// IAM's wildcard match: `*` any run of characters, `?` any one.
 fn glob(pattern: &str, text: &str) -> bool {
@@ -250,6 +258,9 @@ impl<'a> Template<'a> {
             }
             "AWS::SQS::Queue" => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{logical}"),
             "AWS::S3::Bucket" => format!("arn:aws:s3:::{logical}"),
+            "AWS::Events::EventBus" => {
+                format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{logical}")
+            }
             other => return Err(format!("the ARN of {logical} ({other}) is not known here")),
         })
     }
@@ -272,8 +283,13 @@ impl<'a> Template<'a> {
     }
 
     fn get_att(&self, logical: &str, attribute: &str) -> Result<String, String> {
-        match attribute {
-            "Arn" => self.arn(logical),
+        match (attribute, self.kind(logical)?) {
+            ("Arn", _) => self.arn(logical),
+            // A stream's ARN ends in the time it was enabled.
+            ("StreamArn", "AWS::DynamoDB::Table") => {
+                Ok(format!("{}/stream/STREAM", self.arn(logical)?))
+            }
+            ("Name", "AWS::Events::EventBus") => Ok(logical.to_owned()),
             _ => Err(format!(
                 "Fn::GetAtt {logical}.{attribute} is not known here"
             )),
@@ -368,6 +384,10 @@ struct Function {
     managed_policies: Vec<String>,
     /// Queues an event source mapping polls for it.
     polled_queues: Vec<String>,
+    /// Tables whose stream an event source mapping reads for it.
+    read_streams: Vec<String>,
+    /// Queues its event sources send what they give up on to.
+    failure_destinations: Vec<String>,
 }
 
 /// The functions by name (`AccountsFunction` is `accounts`). A role this
@@ -375,19 +395,29 @@ struct Function {
 fn functions(template: &Template, findings: &mut Vec<String>) -> BTreeMap<String, Function> {
     let mut functions = BTreeMap::new();
     let mut polled: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut streams: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut destinations: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for resource in template.resources.values() {
         if resource["Type"] == "AWS::Lambda::EventSourceMapping" {
             let properties = &resource["Properties"];
             let function = properties["FunctionName"]["Ref"]
                 .as_str()
-                .unwrap_or_default();
-            let queue = properties["EventSourceArn"]["Fn::GetAtt"][0]
-                .as_str()
-                .unwrap_or_default();
-            polled
-                .entry(function.to_owned())
-                .or_default()
-                .push(queue.to_owned());
+                .unwrap_or_default()
+                .to_owned();
+            let source = &properties["EventSourceArn"]["Fn::GetAtt"];
+            let logical = source[0].as_str().unwrap_or_default().to_owned();
+            match source[1].as_str() {
+                Some("StreamArn") => streams.entry(function.clone()).or_default().push(logical),
+                _ => polled.entry(function.clone()).or_default().push(logical),
+            }
+            let on_failure = &properties["DestinationConfig"]["OnFailure"]["Destination"];
+            if !on_failure.is_null() {
+                let queue = on_failure["Fn::GetAtt"][0].as_str().unwrap_or_default();
+                destinations
+                    .entry(function)
+                    .or_default()
+                    .push(queue.to_owned());
+            }
         }
     }
     for (logical, resource) in template.resources {
@@ -454,6 +484,8 @@ fn functions(template: &Template, findings: &mut Vec<String>) -> BTreeMap<String
                     .unwrap_or_default(),
                 managed_policies,
                 polled_queues: polled.remove(logical).unwrap_or_default(),
+                read_streams: streams.remove(logical).unwrap_or_default(),
+                failure_destinations: destinations.remove(logical).unwrap_or_default(),
             },
         );
     }
@@ -473,11 +505,17 @@ fn request(template: &Template, function: &Function, call: &Value) -> Result<Req
     let variable = text("configured_as").ok_or_else(|| {
         format!("{action} on {resource}, which no environment variable of the function names")
     })?;
-    let logical = function.environment.get(variable).ok_or_else(|| {
+    let value = function.environment.get(variable).ok_or_else(|| {
         format!("{action} on {resource}: the function's environment has no {variable}")
-    })?["Ref"]
+    })?;
+    // `Ref X`, or `Fn::GetAtt [X, Name]` (a bus's name).
+    let logical = value["Ref"]
         .as_str()
-        .ok_or_else(|| format!("{action} on {resource}: {variable} is not a Ref to a resource"))?;
+        .or_else(|| match value["Fn::GetAtt"].as_array().map(Vec::as_slice) {
+            Some([Value::String(x), Value::String(name)]) if name == "Name" => Some(x.as_str()),
+            _ => None,
+        })
+        .ok_or_else(|| format!("{action} on {resource}: {variable} names no resource"))?;
     let arn = template.arn(logical)?;
     let leading_keys = call["leading_keys"].as_array().map(|keys| {
         keys.iter()
@@ -489,7 +527,7 @@ fn request(template: &Template, function: &Function, call: &Value) -> Result<Req
             Some(index) => (format!("{arn}/index/{index}"), None),
             None => (arn, None),
         },
-        Some("sqs") => (arn, None),
+        Some("sqs") | Some("events") => (arn, None),
         Some("s3") => match text("key") {
             Some(key) => (format!("{arn}/{key}"), None),
             None => (arn, text("prefix").map(str::to_owned)),
@@ -584,20 +622,38 @@ fn check(template: &Value, calls: &[Value]) -> Vec<String> {
         }
     }
     for (name, function) in &functions {
-        for queue in &function.polled_queues {
+        // What Lambda's event sources do as the role: poll a queue, read
+        // a stream, send what they give up on to their destination.
+        let sources = function
+            .polled_queues
+            .iter()
+            .map(|q| (q, "Arn", &POLLER_ACTIONS[..]))
+            .chain(
+                function
+                    .read_streams
+                    .iter()
+                    .map(|t| (t, "StreamArn", &STREAM_READER_ACTIONS[..])),
+            )
+            .chain(
+                function
+                    .failure_destinations
+                    .iter()
+                    .map(|q| (q, "Arn", &["sqs:SendMessage"][..])),
+            );
+        for (resource, attribute, actions) in sources {
             let arn = template
-                .resolve(&json!({"Fn::GetAtt": [queue, "Arn"]}))
+                .resolve(&json!({"Fn::GetAtt": [resource, attribute]}))
                 .unwrap_or_else(|e| e);
-            for action in POLLER_ACTIONS {
+            for action in actions {
                 let request = Request {
-                    action: action.to_owned(),
+                    action: (*action).to_owned(),
                     resource: arn.clone(),
                     leading_keys: None,
                     prefix: None,
                 };
                 if !function.statements.iter().any(|s| s.allows(&request)) {
                     findings.push(format!(
-                        "{name}: Lambda's event source cannot {action} on {queue} as {}'s role",
+                        "{name}: Lambda's event source cannot {action} on {resource} as {}'s role",
                         function.logical_id
                     ));
                 }

@@ -60,7 +60,8 @@ async fn upsert_and_delete_use_the_fewest_round_trips() {
         "an upsert that changes nothing writes nothing"
     );
 
-    // A container that has not seen the identifier reads the record once more.
+    // A container that has not seen the identifier reads the record (with
+    // its event sequence) once more.
     let cold = client::router(shared::AppState::new(
         state.config.clone(),
         state.aws.clone(),
@@ -75,7 +76,12 @@ async fn upsert_and_delete_use_the_fewest_round_trips() {
     .await;
     assert_eq!(
         log.take(),
-        ["GetItem", "BatchGetItem", "GetItem", "TransactWriteItems"]
+        [
+            "GetItem",
+            "BatchGetItem",
+            "BatchGetItem",
+            "TransactWriteItems"
+        ]
     );
 
     call(
@@ -89,8 +95,13 @@ async fn upsert_and_delete_use_the_fewest_round_trips() {
     let delete = log.take();
     assert_eq!(
         delete,
-        ["GetItem", "BatchGetItem", "GetItem", "TransactWriteItems"],
-        "delete: key, markers, the record, one transaction of a fixed size"
+        [
+            "GetItem",
+            "BatchGetItem",
+            "BatchGetItem",
+            "TransactWriteItems"
+        ],
+        "delete: key, markers, the record with its event sequence, one transaction of a fixed size"
     );
     assert!(!delete.iter().any(|op| op == "Scan"));
 }

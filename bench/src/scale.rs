@@ -163,7 +163,10 @@ where
                             attempt += 1;
                             eprintln!("bench-scale: retrying {i}: {e}");
                             let spread = (i as u64 * 7919 + attempt * 104_729) % 100;
-                            tokio::time::sleep(Duration::from_millis(20 * attempt.min(25) + spread)).await;
+                            tokio::time::sleep(Duration::from_millis(
+                                20 * attempt.min(25) + spread,
+                            ))
+                            .await;
                         }
                         Err(e) => panic!("seeding {i} failed: {e}"),
                     }

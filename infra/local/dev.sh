@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make dev: the whole service on this machine. Starts the emulator, creates
 # the resources and a demo project, serves every function through
-# `cargo lambda watch`, runs the SQS -> processor bridge, writes
+# `cargo lambda watch`, runs the SQS -> processor and stream -> publisher
+# bridge (events reach a subscriber queue through the bus), writes
 # .local/stack.json, and stops everything it started on Ctrl-C.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -46,6 +47,29 @@ echo "==> orgctl init"
 export EVENTS_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["events_queue_url"])')"
 export CLEANUP_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/init.json"))["cleanup_queue_url"])')"
 
+echo "==> events out: bus organizations, a rule to a subscriber queue, the failure queue"
+# What the template makes (EventBus, PublishFailuresQueue), plus what a
+# subscriber would add: a rule feeding every event to a queue of its own.
+"$TOOLS/bin/python" - <<'PY' | write_private .local/events.json
+import json, os
+import boto3
+endpoint, region = os.environ["AWS_ENDPOINT_URL"], os.environ["AWS_REGION"]
+events = boto3.client("events", endpoint_url=endpoint, region_name=region)
+sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=region)
+bus = "organizations"
+if bus not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+    events.create_event_bus(Name=bus)
+subscriber = sqs.create_queue(QueueName="organization-events-subscriber")["QueueUrl"]
+failures = sqs.create_queue(QueueName="organization-publish-failures")["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=subscriber, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+events.put_rule(Name="every-organization-event", EventBusName=bus, EventPattern=json.dumps({"source": ["organizations"]}))
+events.put_targets(Rule="every-organization-event", EventBusName=bus, Targets=[{"Id": "subscriber", "Arn": arn}])
+print(json.dumps({"event_bus": bus, "events_subscriber_queue_url": subscriber, "publish_failures_queue_url": failures}))
+PY
+export EVENT_BUS_NAME="$(python3 -c 'import json; print(json.load(open(".local/events.json"))["event_bus"])')"
+export EVENTS_SUBSCRIBER_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/events.json"))["events_subscriber_queue_url"])')"
+export PUBLISH_FAILURES_QUEUE_URL="$(python3 -c 'import json; print(json.load(open(".local/events.json"))["publish_failures_queue_url"])')"
+
 echo "==> demo project (with a dev_token_secret: DEV_SESSIONS=1)"
 "$ORGCTL" project create demo --dev-sessions --json | write_private .local/project.json
 
@@ -59,6 +83,8 @@ CURSOR_KEY=$CURSOR_KEY
 EVENTS_QUEUE_URL=$EVENTS_QUEUE_URL
 CLEANUP_QUEUE_URL=$CLEANUP_QUEUE_URL
 LOGO_BUCKET=$LOGO_BUCKET
+EVENT_BUS_NAME=$EVENT_BUS_NAME
+PUBLISH_FAILURES_QUEUE_URL=$PUBLISH_FAILURES_QUEUE_URL
 AWS_REGION=$AWS_REGION
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
@@ -82,9 +108,10 @@ for _ in $(seq 1 600); do
 done
 [ "$code" = "401" ] || { echo "the client function did not come up; see .local/watch.log" >&2; exit 1; }
 
-echo "==> bridge: SQS -> processor, cleanup"
+echo "==> bridge: SQS -> processor, cleanup; the table's stream -> publisher"
 "$TOOLS/bin/python" infra/local/bridge.py --invoke "$BASE" --queue-url "$EVENTS_QUEUE_URL" \
   --cleanup-queue-url "$CLEANUP_QUEUE_URL" \
+  --table "$TABLE_NAME" --publish-failures-queue-url "$PUBLISH_FAILURES_QUEUE_URL" \
   > .local/bridge.log 2>&1 &
 PIDS+=("$!")
 
@@ -95,7 +122,7 @@ base = sys.argv[1]
 project = json.load(open(".local/project.json"))
 functions = sorted(
     d for d in os.listdir("functions")
-    if os.path.isfile(os.path.join("functions", d, "Cargo.toml")) and d not in ("processor", "scheduler")
+    if os.path.isfile(os.path.join("functions", d, "Cargo.toml")) and d not in ("processor", "publisher", "scheduler")
 )
 stack = {
     "functions": {name: f"{base}/lambda-url/{name}" for name in functions},
@@ -107,6 +134,9 @@ stack = {
     "table": os.environ["TABLE_NAME"],
     "events_queue_url": os.environ["EVENTS_QUEUE_URL"],
     "cleanup_queue_url": os.environ["CLEANUP_QUEUE_URL"],
+    "event_bus": os.environ["EVENT_BUS_NAME"],
+    "events_subscriber_queue_url": os.environ["EVENTS_SUBSCRIBER_QUEUE_URL"],
+    "publish_failures_queue_url": os.environ["PUBLISH_FAILURES_QUEUE_URL"],
     "bucket": os.environ["LOGO_BUCKET"],
 }
 print(json.dumps(stack, indent=2))

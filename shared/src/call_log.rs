@@ -77,6 +77,9 @@ pub struct Resource {
     /// A listing's prefix (`s3:prefix`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// An EventBridge bus's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_bus: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configured_as: Option<&'static str>,
 }
@@ -89,6 +92,9 @@ struct Configured {
     events_queue_url: Option<String>,
     cleanup_queue_url: Option<String>,
     logo_bucket: Option<String>,
+    /// The publisher's (`EVENT_BUS_NAME`, `PUBLISH_FAILURES_QUEUE_URL`).
+    event_bus: Option<String>,
+    publish_failures_queue_url: Option<String>,
 }
 
 impl Configured {
@@ -112,6 +118,12 @@ impl Configured {
                 && resource.queue_name == queue_name(&self.cleanup_queue_url)
         {
             Some("CLEANUP_QUEUE_URL")
+        } else if resource.queue_url.is_some()
+            && resource.queue_url == self.publish_failures_queue_url
+        {
+            Some("PUBLISH_FAILURES_QUEUE_URL")
+        } else if resource.event_bus.is_some() && resource.event_bus == self.event_bus {
+            Some("EVENT_BUS_NAME")
         } else {
             None
         };
@@ -123,6 +135,7 @@ pub enum Service {
     DynamoDb,
     Sqs,
     S3,
+    Events,
 }
 
 impl Service {
@@ -131,6 +144,7 @@ impl Service {
             Service::DynamoDb => "dynamodb",
             Service::Sqs => "sqs",
             Service::S3 => "s3",
+            Service::Events => "events",
         }
     }
 }
@@ -158,6 +172,26 @@ impl Recorder {
                 events_queue_url: config.events_queue_url.clone(),
                 cleanup_queue_url: config.cleanup_queue_url.clone(),
                 logo_bucket: config.logo_bucket.clone(),
+                event_bus: None,
+                publish_failures_queue_url: None,
+            }),
+            file,
+        }
+    }
+
+    /// Recorders for the publisher's clients (it has no table or queues of
+    /// the others): its bus and its failure queue.
+    pub fn publisher(file: Arc<File>, event_bus: &str, failures_queue_url: Option<&str>) -> Self {
+        Self {
+            function: "publisher",
+            service: Service::Events,
+            configured: Arc::new(Configured {
+                table: String::new(),
+                events_queue_url: None,
+                cleanup_queue_url: None,
+                logo_bucket: None,
+                event_bus: Some(event_bus.to_owned()),
+                publish_failures_queue_url: failures_queue_url.map(str::to_owned),
             }),
             file,
         }
@@ -237,6 +271,7 @@ impl Intercept for Recorder {
             .unwrap_or(Value::Null);
         let calls = match self.service {
             Service::DynamoDb => dynamodb_calls(operation, &body),
+            Service::Events => events_calls(operation, &body),
             _ => sqs_calls(operation, &body),
         };
         self.write(calls)
@@ -386,6 +421,35 @@ pub fn sqs_calls(operation: &str, body: &Value) -> Calls {
     )]
 }
 
+/// What IAM authorises for one EventBridge request: `PutEvents` once for
+/// each bus its entries name.
+pub fn events_calls(operation: &str, body: &Value) -> Calls {
+    let mut buses: Vec<String> = body
+        .get("Entries")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            e.get("EventBusName")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_owned()
+        })
+        .collect();
+    buses.sort();
+    buses.dedup();
+    buses
+        .into_iter()
+        .map(|bus| {
+            let resource = Resource {
+                event_bus: Some(bus),
+                ..Resource::default()
+            };
+            (format!("events:{operation}"), resource, None)
+        })
+        .collect()
+}
+
 /// What IAM authorises for one S3 request (a listing is `s3:ListBucket`
 /// on the bucket, with the prefix as `s3:prefix`).
 fn s3_calls(operation: &str, input: &Input) -> Calls {
@@ -520,6 +584,8 @@ mod tests {
             events_queue_url: Some("http://h/1/events".into()),
             cleanup_queue_url: Some("http://h/1/cleanup".into()),
             logo_bucket: Some("b".into()),
+            event_bus: Some("bus".into()),
+            publish_failures_queue_url: Some("http://h/1/failures".into()),
         };
         let label = |resource: Resource| {
             let mut resource = resource;
@@ -547,6 +613,16 @@ mod tests {
             ..Resource::default()
         };
         assert_eq!(label(bucket), Some("LOGO_BUCKET"));
+        assert_eq!(
+            label(queue("http://h/1/failures")),
+            Some("PUBLISH_FAILURES_QUEUE_URL")
+        );
+        let bus = |name: &str| Resource {
+            event_bus: Some(name.into()),
+            ..Resource::default()
+        };
+        assert_eq!(label(bus("bus")), Some("EVENT_BUS_NAME"));
+        assert_eq!(label(bus("default")), None);
     }
 
     /// Presigning sends nothing, yet the URL it signs is authorised as the

@@ -28,6 +28,7 @@
 //! | scheduler cursor     | `SCHEDULER`                     | `CURSOR`              |                                  |
 //! | scheduler backlog    | `SCHEDULER`                     | `BACKLOG#<pid>`       |                                  |
 //! | timeline event       | `P#<pid>#ORG#<oid>`             | `EVT#<event id>`      | EVENTNAME: `P#<pid>#ORG#<oid>#EVT#<name>` / `SK` |
+//! | event sequence       | `P#<pid>#ORG#<oid>`             | `EVTSEQ`              |                                  |
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //! | user's org count     | `P#<pid>#USER#<uid>`            | `ORGCOUNT`            |                                  |
 //! | purge job            | `P#<pid>#CLEANUP#<oid>`         | `PURGE`               | GSI2: `PURGES#<shard>` / `<due_at>#<pid>#<oid>` |
@@ -381,6 +382,10 @@ pub fn backlog_sk(project: Uuid) -> String {
 
 pub const EVENT_PREFIX: &str = "EVT#";
 
+/// The organization's event sequence: the last number given to one of its
+/// events (outside the timeline's `EVT#` range).
+pub const EVENT_SEQUENCE_SK: &str = "EVTSEQ";
+
 pub fn event_sk(event: Uuid) -> String {
     format!("{EVENT_PREFIX}{event}")
 }
@@ -520,6 +525,7 @@ mod tests {
         let id = Uuid::now_v7();
         assert!(event_sk(id).as_str() < ORG_STATE_FROM);
         assert!(counter_sk("x", "2026-01-01").as_str() < ORG_STATE_FROM);
+        assert!(EVENT_SEQUENCE_SK < ORG_STATE_FROM && EVENT_SEQUENCE_SK > EVENT_SK_END);
         let early = event_sk_from(1_700_000_000_000);
         assert!(early.as_str() < event_sk(id).as_str() && event_sk(id).as_str() < EVENT_SK_END);
         assert!(event_sk_from(0).as_str() < early.as_str());

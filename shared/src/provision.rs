@@ -4,7 +4,8 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Serialize;
@@ -116,11 +117,30 @@ fn index(
     )
 }
 
+/// The table as the template declares it, with its stream (the
+/// publisher's outbox: new and old images).
 pub async fn create_table(db: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), Error> {
+    create_table_streaming(db, table, true).await
+}
+
+/// [`create_table`], with its stream only when `stream` (the scale bench
+/// writes millions of items nothing reads from a stream).
+pub async fn create_table_streaming(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    stream: bool,
+) -> Result<(), Error> {
+    let stream = build(
+        StreamSpecification::builder()
+            .stream_enabled(stream)
+            .set_stream_view_type(stream.then_some(StreamViewType::NewAndOldImages))
+            .build(),
+    )?;
     let created = db
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(stream)
         .key_schema(key_element(keys::PK, KeyType::Hash)?)
         .key_schema(key_element(keys::SK, KeyType::Range)?)
         .attribute_definitions(string_attribute(keys::PK)?)

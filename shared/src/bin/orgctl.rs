@@ -73,6 +73,26 @@ enum Command {
         #[command(subcommand)]
         command: FlagsCommand,
     },
+    /// The published events (the EventBridge bus the publisher feeds).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print every event a subscriber queue receives, one JSON line each
+    /// (EventBridge's envelope: `detail-type`, `detail`, …), deleting what
+    /// it printed. The queue: --queue-url, else EVENTS_SUBSCRIBER_QUEUE_URL,
+    /// else `make dev`'s (.local/stack.json, with its emulator).
+    Tail {
+        #[arg(long)]
+        queue_url: Option<String>,
+        /// Stop when the queue has nothing more (else wait for more).
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +216,42 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
     println!("{text}");
     Ok(())
+}
+
+/// The subscriber queue `events tail` reads: the flag, the environment,
+/// else the local stack's (whose emulator then serves the call).
+fn subscriber_queue(flag: Option<String>) -> Result<String, Error> {
+    if let Some(url) = flag.or_else(|| std::env::var("EVENTS_SUBSCRIBER_QUEUE_URL").ok()) {
+        return Ok(url);
+    }
+    let stack: serde_json::Value = std::fs::read_to_string(".local/stack.json")
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .ok_or_else(|| {
+            Error::Config(
+                "no queue: pass --queue-url, set EVENTS_SUBSCRIBER_QUEUE_URL, or run `make dev` (.local/stack.json)".into(),
+            )
+        })?;
+    let url = stack["events_subscriber_queue_url"]
+        .as_str()
+        .ok_or_else(|| {
+            Error::Config(".local/stack.json has no events_subscriber_queue_url".into())
+        })?;
+    // The local stack's emulator, with the credentials make dev uses.
+    for (name, value) in [
+        (
+            "AWS_ENDPOINT_URL",
+            stack["aws_endpoint"].as_str().unwrap_or_default(),
+        ),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+    ] {
+        if std::env::var_os(name).is_none() && !value.is_empty() {
+            std::env::set_var(name, value);
+        }
+    }
+    Ok(url.to_owned())
 }
 
 async fn run(command: Command) -> Result<(), Error> {
@@ -456,6 +512,14 @@ async fn run(command: Command) -> Result<(), Error> {
             );
             Ok(())
         }
+        Command::Events {
+            command: EventsCommand::Tail { queue_url, once },
+        } => {
+            // Its clients after the queue's choice, which may name the
+            // local stack's emulator.
+            let queue_url = subscriber_queue(queue_url)?;
+            tail(&Aws::load().await.sqs, &queue_url, once).await
+        }
         Command::Dlq {
             command: DlqCommand::Replay,
         } => {
@@ -463,6 +527,50 @@ async fn run(command: Command) -> Result<(), Error> {
             let moved = shared::events::replay_dead_letters(&aws.sqs, &queue_url).await?;
             println!("replayed {moved} message(s)");
             Ok(())
+        }
+    }
+}
+
+/// Prints each message of the queue as one line, deleting it once printed.
+async fn tail(sqs: &aws_sdk_sqs::Client, queue_url: &str, once: bool) -> Result<(), Error> {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(if once { 1 } else { 20 })
+            .send()
+            .await
+            .map_err(|e| {
+                Error::Storage(format!(
+                    "ReceiveMessage: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                ))
+            })?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() && once {
+            return Ok(());
+        }
+        for message in messages {
+            let body = message.body().unwrap_or_default();
+            // One line per event, whatever the body's layout.
+            let line = serde_json::from_str::<serde_json::Value>(body)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| body.to_owned());
+            println!("{line}");
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        Error::Storage(format!(
+                            "DeleteMessage: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(&e)
+                        ))
+                    })?;
+            }
         }
     }
 }

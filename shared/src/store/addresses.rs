@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use uuid::Uuid;
 
-use super::timeline::{record_event, TimelineEvent};
+use super::timeline::{single_event_writes, TimelineEvent};
 use super::{build, from_item, key, n, s, to_item, Store, TxOutcome};
 use crate::domain::address::{Address, AddressChange};
 use crate::domain::changes::Changes;
@@ -17,24 +17,11 @@ impl Store {
     /// does not exist, `Ok(None)` when it has no address. One read.
     pub async fn get_address(&self, project: Uuid, org: Uuid) -> Result<Option<Address>, Error> {
         let partition = keys::org_pk(project, org);
-        let fetched = self
-            .fetch(vec![
-                key(partition.clone(), keys::ORG_SK),
-                key(partition.clone(), keys::ADDRESS_SK),
-            ])
-            .await?;
-        if fetched
-            .item(&key(partition.clone(), keys::ORG_SK))
-            .is_none()
-        {
-            return Err(Error::not_found(format!(
-                "no organization has the id {org}"
-            )));
-        }
-        fetched
-            .item(&key(partition, keys::ADDRESS_SK))
-            .map(from_item)
-            .transpose()
+        let keys = vec![
+            key(partition.clone(), keys::ORG_SK),
+            key(partition, keys::ADDRESS_SK),
+        ];
+        address_of(project, org, &self.fetch(keys).await?)
     }
 
     /// Sets the organization's address (`must_exist`: only change an
@@ -52,7 +39,18 @@ impl Store {
             if attempt > 0 {
                 super::backoff(attempt).await;
             }
-            let current = self.get_address(project, org).await?;
+            let partition = keys::org_pk(project, org);
+            let (fetched, sequence) = self
+                .fetch_with_sequence(
+                    project,
+                    org,
+                    vec![
+                        key(partition.clone(), keys::ORG_SK),
+                        key(partition, keys::ADDRESS_SK),
+                    ],
+                )
+                .await?;
+            let current = address_of(project, org, &fetched)?;
             if must_exist && current.is_none() {
                 return Err(Error::not_found(
                     "the organization has no address yet; POST one first",
@@ -82,11 +80,12 @@ impl Store {
                     .put(build(put.build())?)
                     .build(),
             ];
-            items.extend(record_event(
+            items.extend(single_event_writes(
                 &self.table,
                 project,
                 org,
                 &TimelineEvent::system(event, &now),
+                sequence,
             )?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(address),
@@ -104,4 +103,26 @@ impl Store {
             "the address is being changed concurrently; retry the request",
         ))
     }
+}
+
+/// The address in a read of the organization's record and address (404
+/// when the record is gone).
+fn address_of(
+    project: Uuid,
+    org: Uuid,
+    fetched: &super::profiles::Fetched,
+) -> Result<Option<Address>, Error> {
+    let partition = keys::org_pk(project, org);
+    if fetched
+        .item(&key(partition.clone(), keys::ORG_SK))
+        .is_none()
+    {
+        return Err(Error::not_found(format!(
+            "no organization has the id {org}"
+        )));
+    }
+    fetched
+        .item(&key(partition, keys::ADDRESS_SK))
+        .map(from_item)
+        .transpose()
 }

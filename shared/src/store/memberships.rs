@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::organizations::Upserted;
 use super::profiles::{marker_keys, not_found, put_new, record_item, Fetched, MAX_ATTEMPTS};
-use super::timeline::{record_event, TimelineEvent};
+use super::timeline::{
+    record_event, sequence_in, sequence_key, single_event_writes, Sequence, TimelineEvent,
+};
 use super::{backoff, build, from_item, key, n, s, to_item, Item, Store, TxOutcome};
 use crate::domain::event;
 use crate::domain::identifier::ID_SOURCE;
@@ -43,6 +45,8 @@ struct Sides {
     fetched: Fetched,
     org: Uuid,
     user: Option<Uuid>,
+    /// The organization whose event sequence the read fetched too.
+    prefetched: Option<Uuid>,
 }
 
 impl Store {
@@ -61,6 +65,9 @@ impl Store {
         if let (Some(org), Some(user)) = (org_hint, user_hint) {
             keys.push(membership_key(project, org, user));
         }
+        if let Some(org) = org_hint {
+            keys.push(sequence_key(project, org));
+        }
         let fetched = self.fetch(keys).await?;
         let (org, _) = self
             .resolve_live::<Organization>(&fetched, project, org_ids)
@@ -71,7 +78,22 @@ impl Store {
         let org = org.ok_or_else(|| {
             not_found::<Organization>(&org_ids.iter().map(|k| (*k).clone()).collect::<Vec<_>>())
         })?;
-        Ok(Sides { fetched, org, user })
+        Ok(Sides {
+            fetched,
+            org,
+            user,
+            prefetched: org_hint,
+        })
+    }
+
+    /// The organization's event sequence: from the read of both sides when
+    /// it fetched it, else read now.
+    async fn sides_sequence(&self, project: Uuid, sides: &Sides) -> Result<Sequence, Error> {
+        if sides.prefetched == Some(sides.org) {
+            let item = sides.fetched.item(&sequence_key(project, sides.org));
+            return Ok(Sequence::after(sequence_in(item.as_ref())));
+        }
+        self.event_sequence(project, sides.org).await
     }
 
     async fn membership(
@@ -187,7 +209,8 @@ impl Store {
                     (m, false, event)
                 }
             };
-            items.extend(self.org_event(project, sides.org, event, &now)?);
+            let sequence = self.sides_sequence(project, &sides).await?;
+            items.extend(self.org_event(project, sides.org, event, &now, sequence)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => {
                     self.learn::<User>(project, &user_refs, Some(user));
@@ -289,7 +312,8 @@ impl Store {
                 items.push(self.org_in_scope(project, sides.org, scope)?);
                 items.push(self.user_in_scope(project, user)?);
             }
-            items.extend(self.org_event(project, sides.org, removed, &now)?);
+            let sequence = self.sides_sequence(project, &sides).await?;
+            items.extend(self.org_event(project, sides.org, removed, &now, sequence)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
                 outcome if outcome.condition_failed_at(0) => {
@@ -338,25 +362,29 @@ impl Store {
         org: Uuid,
         event: SystemEvent,
         now: &str,
-    ) -> Result<[TransactWriteItem; 2], Error> {
-        record_event(
+        sequence: Sequence,
+    ) -> Result<Vec<TransactWriteItem>, Error> {
+        single_event_writes(
             &self.table,
             project,
             org,
             &TimelineEvent::system(event, now),
+            sequence,
         )
     }
 }
 
 /// The owner's membership of a newly created organization, with its
-/// `organization.user.added` (record the organization's `created` first:
-/// timeline order is id order).
+/// `organization.user.added` numbered by `sequence` (record the
+/// organization's `created` first: timeline order is id order; the caller
+/// writes the sequence).
 pub(crate) fn owner_writes(
     table: &str,
     project: Uuid,
     org: Uuid,
     user: Uuid,
     now: &str,
+    sequence: &mut Sequence,
 ) -> Result<Vec<TransactWriteItem>, Error> {
     let mut membership = Membership::create(project, org, user, None, now);
     membership.role = Some(crate::domain::membership::OWNER.into());
@@ -366,7 +394,7 @@ pub(crate) fn owner_writes(
         count_members(table, project, org, 1, 1, false)?,
         count_user_organizations(table, project, user, 1)?,
     ];
-    writes.extend(record_event(table, project, org, &added)?);
+    writes.extend(record_event(table, project, org, &added, sequence)?);
     Ok(writes)
 }
 
@@ -555,12 +583,16 @@ impl Store {
         user_external_id: &str,
     ) -> Result<(), Error> {
         let not_member = || Error::not_found("you are not a member of this organization");
-        // The user's marker and (when the container knows the user's id)
-        // the membership in one batch; a retry reads the membership again.
+        // The user's marker, the organization's event sequence and (when
+        // the container knows the user's id) the membership in one batch;
+        // a retry reads the membership and the sequence again.
         let (user, fetched) = self
-            .session_user_id(project, user_external_id, |user| {
-                vec![membership_key(project, org, user)]
-            })
+            .session_user_id_with(
+                project,
+                user_external_id,
+                vec![sequence_key(project, org)],
+                |user| vec![membership_key(project, org, user)],
+            )
             .await?;
         let user = user.ok_or_else(not_member)?;
         let mut first = Some(fetched);
@@ -568,11 +600,27 @@ impl Store {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let membership = match first.take() {
-                Some(fetched) => self.membership(&fetched, project, org, user).await?,
-                None => self.get_membership(project, org, user).await?,
-            }
-            .ok_or_else(not_member)?;
+            let (membership, sequence) = match first.take() {
+                Some(fetched) => {
+                    let item = fetched.item(&sequence_key(project, org));
+                    let sequence = Sequence::after(sequence_in(item.as_ref()));
+                    (
+                        self.membership(&fetched, project, org, user).await?,
+                        sequence,
+                    )
+                }
+                None => {
+                    let membership = membership_key(project, org, user);
+                    let (fetched, sequence) = self
+                        .fetch_with_sequence(project, org, vec![membership.clone()])
+                        .await?;
+                    (
+                        fetched.item(&membership).map(from_item).transpose()?,
+                        sequence,
+                    )
+                }
+            };
+            let membership = membership.ok_or_else(not_member)?;
             let owner = membership.is_owner();
             let now = crate::ids::now();
             let delete = build(
@@ -604,7 +652,7 @@ impl Store {
             items.push(count_user_organizations(&self.table, project, user, -1)?);
             let session = IdentifierKey::session(user_external_id)?;
             let removed = event::member_removed(&membership, std::slice::from_ref(&session));
-            items.extend(self.org_event(project, org, removed, &now)?);
+            items.extend(self.org_event(project, org, removed, &now, sequence)?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
                 outcome if outcome.condition_failed_at(2) => return Err(not_member()),

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::profiles::{
     marker_key, not_found, record_key, to_value, Applied, Profile, MAX_ATTEMPTS,
 };
-use super::timeline::{record_event, TimelineEvent};
+use super::timeline::{record_event, single_event_writes, Sequence, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, Item, Store, TxOutcome};
 use crate::domain::event::{self, Actor};
 use crate::domain::{
@@ -184,6 +184,20 @@ impl Store {
         self.get_record::<Organization>(project, id).await
     }
 
+    /// The organization's record and its event sequence, in one read.
+    async fn organization_and_sequence(
+        &self,
+        project: Uuid,
+        id: Uuid,
+    ) -> Result<(Option<Organization>, Sequence), Error> {
+        let record = record_key::<Organization>(project, id);
+        let (fetched, sequence) = self
+            .fetch_with_sequence(project, id, vec![record.clone()])
+            .await?;
+        let org = fetched.item(&record).map(from_item).transpose()?;
+        Ok((org, sequence))
+    }
+
     /// Finds the organization the identifiers name (404 when none does).
     pub async fn find_organization(
         &self,
@@ -256,7 +270,8 @@ impl Store {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let Some(org) = self.get_organization(project, id).await? else {
+            let (org, mut sequence) = self.organization_and_sequence(project, id).await?;
+            let Some(org) = org else {
                 return Err(Error::not_found(format!("no organization has the id {id}")));
             };
             scope.check_organization(&org)?;
@@ -296,12 +311,15 @@ impl Store {
                 },
             )?);
             let event = event::organization_deleted(&org, deleted_by);
-            let recorded = record_event(
+            let mut recorded = record_event(
                 &self.table,
                 project,
                 id,
                 &TimelineEvent::system(event, &now),
-            )?;
+                &mut sequence,
+            )?
+            .to_vec();
+            recorded.extend(sequence.write(&self.table, project, id)?);
             // The list's entries go in this transaction when they fit; else
             // right after it (lists skip entries of a deleted organization
             // meanwhile), and the purge job keeps them, so a request that
@@ -390,11 +408,13 @@ impl Store {
             super::profiles::record_item(&org)?,
         )?];
         items.extend(org.creation_writes(&self.table, &now)?);
+        let mut sequence = Sequence::new_organization();
         items.extend(record_event(
             &self.table,
             project,
             org.id,
             &TimelineEvent::system(event, &now),
+            &mut sequence,
         )?);
         if let Some(user) = owner {
             items.extend(super::memberships::owner_writes(
@@ -403,8 +423,10 @@ impl Store {
                 org.id,
                 user,
                 &now,
+                &mut sequence,
             )?);
         }
+        items.extend(sequence.write(&self.table, project, org.id)?);
         let index = super::org_index::change(None, Some(&org));
         match self.transact_indexed(items, index).await? {
             TxOutcome::Committed => Ok(org),
@@ -481,16 +503,15 @@ impl Store {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let mut org = match read
+            let given = read
                 .take()
-                .filter(|o| o.project_id == project && o.id == id)
-            {
-                Some(org) => org,
-                None => self
-                    .get_organization(project, id)
-                    .await?
-                    .ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?,
+                .filter(|o| o.project_id == project && o.id == id);
+            let (org, sequence) = match given {
+                Some(org) => (Some(org), self.event_sequence(project, id).await?),
+                None => self.organization_and_sequence(project, id).await?,
             };
+            let mut org =
+                org.ok_or_else(|| Error::not_found(format!("no organization has the id {id}")))?;
             let expected = org.version;
             let before = org.clone();
             let now = crate::ids::now();
@@ -507,11 +528,12 @@ impl Store {
             let mut items = vec![self.versioned_update(&org, &before, expected)?];
             items.extend(extra);
             if let Some(event) = event {
-                items.extend(record_event(
+                items.extend(single_event_writes(
                     &self.table,
                     project,
                     id,
                     &TimelineEvent::system(event, &now),
+                    sequence,
                 )?);
             }
             let index = super::org_index::change(Some(&before), Some(&org));

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::timeline::{record_event, TimelineEvent};
+use super::timeline::{sequence_in, sequence_key, single_event_writes, Sequence, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, storage, to_item, Item, Store, TxOutcome};
 use crate::domain::identifier::{missing_keys, ID_SOURCE};
 use crate::domain::{Identifier, IdentifierKey, ProfileUpsert, Scope, SystemEvent};
@@ -422,20 +422,40 @@ impl Store {
                 backoff(attempt).await;
             }
             let now = crate::ids::now();
-            let (keys, _) = self.resolution_keys::<P>(project, &ids);
+            let (mut keys, hint) = self.resolution_keys::<P>(project, &ids);
+            // The record's event sequence beside it (an update numbers its
+            // event after it).
+            if let Some(id) = hint {
+                keys.push(sequence_key(project, id));
+            }
             let fetched = self.fetch(keys).await?;
             let (owner, mut stale) = self.resolve_live::<P>(&fetched, project, &ids).await?;
             // A marker naming a record that is gone names a deleted one:
             // its identifiers are free (ids are never reused, and the
             // record was read strongly consistent).
+            // The record, when the markers' read did not prefetch it, is
+            // read with its event sequence (one read either way).
+            let mut sequence = hint.map(|id| {
+                let item = fetched.item(&sequence_key(project, id));
+                (id, Sequence::after(sequence_in(item.as_ref())))
+            });
             let live = match owner {
-                Some(id) => match self.resolved_record::<P>(&fetched, project, id).await? {
-                    Some(record) => Some(record),
-                    None => {
+                Some(id) => {
+                    let record = match fetched.record::<P>(project, id)? {
+                        Some(record) => Some(record),
+                        None => {
+                            let key = record_key::<P>(project, id);
+                            let (again, read) =
+                                self.fetch_with_sequence(project, id, vec![key]).await?;
+                            sequence = Some((id, read));
+                            again.record::<P>(project, id)?
+                        }
+                    };
+                    if record.is_none() {
                         stale.extend(fetched.marker_owners::<P>(project, &ids)?);
-                        None
                     }
-                },
+                    record
+                }
                 None => None,
             };
             let owner = live.as_ref().map(|record| record.id());
@@ -452,7 +472,12 @@ impl Store {
                     let mut items = vec![put_new(&self.table, record_item(&record)?)?];
                     items.extend(self.marker_puts(&record, &ids, &stale)?);
                     items.extend(record.creation_writes(&self.table, &now)?);
-                    items.extend(self.event_writes(&record, event, &now)?);
+                    items.extend(self.event_writes(
+                        &record,
+                        event,
+                        &now,
+                        Sequence::new_organization(),
+                    )?);
                     let index = P::index_change(None, Some(&record));
                     let outcome = self.transact_indexed(items, index).await?;
                     (record, true, outcome)
@@ -478,7 +503,13 @@ impl Store {
                         &new_keys.iter().collect::<Vec<_>>(),
                         &stale,
                     )?);
-                    items.extend(self.event_writes(&record, event, &now)?);
+                    // The sequence was read with the record.
+                    let sequence = match (&event, sequence) {
+                        (None, _) => Sequence::new_organization(),
+                        (Some(_), Some((id, read))) if id == record.id() => read,
+                        (Some(_), _) => self.event_sequence(project, record.id()).await?,
+                    };
+                    items.extend(self.event_writes(&record, event, &now, sequence)?);
                     let index = P::index_change(Some(&before), Some(&record));
                     let outcome = self.transact_indexed(items, index).await?;
                     (record, false, outcome)
@@ -505,20 +536,22 @@ impl Store {
         )))
     }
 
+    /// The writes of the record's event, numbered after `sequence`.
     fn event_writes<P: Profile>(
         &self,
         record: &P,
         event: Option<SystemEvent>,
         now: &str,
+        sequence: Sequence,
     ) -> Result<Vec<TransactWriteItem>, Error> {
         match event {
-            Some(event) => Ok(record_event(
+            Some(event) => single_event_writes(
                 &self.table,
                 record.project_id(),
                 record.id(),
                 &TimelineEvent::system(event, now),
-            )?
-            .to_vec()),
+                sequence,
+            ),
             None => Ok(Vec::new()),
         }
     }

@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::profiles::{not_found, MAX_ATTEMPTS};
-use super::timeline::{record_event, TimelineEvent};
+use super::timeline::{single_event_writes, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, storage, to_item, Item, Store, TxOutcome};
 use crate::domain::schedule::{Schedule, ScheduleRequest};
 use crate::domain::{IdentifierKey, Organization, Scope};
@@ -569,56 +569,81 @@ impl Store {
             keys::org_pk(project, org),
             keys::schedule_sk(&schedule.name),
         );
-        let condition = "next_at = :seen AND id = :id";
-        let mut items = match schedule.following(now) {
-            Some(next) => {
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(schedule_key))
-                    .condition_expression(condition)
-                    .expression_attribute_values(":seen", s(&seen))
-                    .expression_attribute_values(":id", s(schedule.id.to_string()))
-                    .expression_attribute_values(":fired", s(timestamp(now)))
-                    .update_expression(
-                        "SET next_at = :next, GSI2PK = :partition, GSI2SK = :due, last_fired_at = :fired",
-                    )
-                    .expression_attribute_values(":partition", s(due_partition(schedule, &next)))
-                    .expression_attribute_values(":due", s(schedule.due_sort_key(&next)))
-                    .expression_attribute_values(":next", s(next));
-                vec![TransactWriteItem::builder()
-                    .update(build(update.build())?)
-                    .build()]
+        for attempt in 0..super::profiles::MAX_ATTEMPTS {
+            if attempt > 0 {
+                super::backoff(attempt).await;
             }
-            None => {
-                let delete = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(schedule_key))
-                    .condition_expression(condition)
-                    .expression_attribute_values(":seen", s(&seen))
-                    .expression_attribute_values(":id", s(schedule.id.to_string()));
-                vec![
-                    TransactWriteItem::builder()
-                        .delete(build(delete.build())?)
-                        .build(),
-                    count_schedules(&self.table, project, org, -1, false)?,
-                ]
-            }
-        };
-        let event = TimelineEvent {
-            id: firing_id(schedule, &seen),
-            name: crate::domain::event::scheduled(&schedule.name),
-            data: schedule.data.clone(),
-            created_at: timestamp(now),
-            origin: "system".into(),
-        };
-        items.extend(record_event(&self.table, project, org, &event)?);
-        match self.transact(items).await? {
-            TxOutcome::Committed => Ok(true),
-            TxOutcome::Cancelled(reasons) => {
-                tracing::info!(schedule = %schedule.id, ?reasons, "schedule not fired: fired elsewhere, changed or deleted");
-                Ok(false)
+            let sequence = self.event_sequence(project, org).await?;
+            let condition = "next_at = :seen AND id = :id";
+            let mut items = match schedule.following(now) {
+                Some(next) => {
+                    let update = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(schedule_key.clone()))
+                        .condition_expression(condition)
+                        .expression_attribute_values(":seen", s(&seen))
+                        .expression_attribute_values(":id", s(schedule.id.to_string()))
+                        .expression_attribute_values(":fired", s(timestamp(now)))
+                        .update_expression(
+                            "SET next_at = :next, GSI2PK = :partition, GSI2SK = :due, last_fired_at = :fired",
+                        )
+                        .expression_attribute_values(":partition", s(due_partition(schedule, &next)))
+                        .expression_attribute_values(":due", s(schedule.due_sort_key(&next)))
+                        .expression_attribute_values(":next", s(next));
+                    vec![TransactWriteItem::builder()
+                        .update(build(update.build())?)
+                        .build()]
+                }
+                None => {
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(schedule_key.clone()))
+                        .condition_expression(condition)
+                        .expression_attribute_values(":seen", s(&seen))
+                        .expression_attribute_values(":id", s(schedule.id.to_string()));
+                    vec![
+                        TransactWriteItem::builder()
+                            .delete(build(delete.build())?)
+                            .build(),
+                        count_schedules(&self.table, project, org, -1, false)?,
+                    ]
+                }
+            };
+            let event = TimelineEvent {
+                id: firing_id(schedule, &seen),
+                name: crate::domain::event::scheduled(&schedule.name),
+                data: schedule.data.clone(),
+                created_at: timestamp(now),
+                origin: "system".into(),
+            };
+            let numbered = items.len() + 2;
+            items.extend(single_event_writes(
+                &self.table,
+                project,
+                org,
+                &event,
+                sequence,
+            )?);
+            match self.transact(items).await? {
+                TxOutcome::Committed => return Ok(true),
+                // Only another event of the organization took the number: the
+                // firing reads it again.
+                outcome
+                    if outcome.condition_failed_at(numbered)
+                        && (0..numbered).all(|i| !outcome.condition_failed_at(i)) =>
+                {
+                    tracing::debug!(schedule = %schedule.id, attempt, "firing met another event; retrying");
+                }
+                TxOutcome::Cancelled(reasons) => {
+                    tracing::info!(schedule = %schedule.id, ?reasons, "schedule not fired: fired elsewhere, changed or deleted");
+                    return Ok(false);
+                }
             }
         }
+        Err(Error::busy(format!(
+            "firing schedule {} kept meeting other events of its organization",
+            schedule.id
+        )))
     }
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::profiles::record_key;
 use super::profiles::MAX_ATTEMPTS;
-use super::timeline::{record_event, TimelineEvent};
+use super::timeline::{single_event_writes, Sequence, TimelineEvent};
 use super::{backoff, build, from_item, key, n, s, Store, TxOutcome};
 use crate::domain::changes::Changes;
 use crate::domain::event;
@@ -284,7 +284,7 @@ impl Store {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let (old, count) = self.setting_and_count(project, org, name).await?;
+            let (old, count, sequence) = self.setting_and_count(project, org, name).await?;
             let before = old.as_ref().and_then(|o| o.value.as_ref());
             // The same value again changes nothing: no write, no event (a
             // setting exists only while its organization does).
@@ -325,11 +325,12 @@ impl Store {
                     .build(),
                 count.replaced(&self.table, project, org, settings, total)?,
             ];
-            items.extend(record_event(
+            items.extend(single_event_writes(
                 &self.table,
                 project,
                 org,
                 &TimelineEvent::system(event, &now),
+                sequence,
             )?);
             match self.transact(items).await? {
                 TxOutcome::Committed => return Ok(()),
@@ -356,7 +357,7 @@ impl Store {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let (old, count) = self.setting_and_count(project, org, name).await?;
+            let (old, count, sequence) = self.setting_and_count(project, org, name).await?;
             let now = crate::ids::now();
             let delete = Delete::builder()
                 .table_name(&self.table)
@@ -378,11 +379,12 @@ impl Store {
                     )?);
                     let changes = Changes::setting(name, old.value.as_ref(), None);
                     if let Some(event) = event::changed(changes) {
-                        items.extend(record_event(
+                        items.extend(single_event_writes(
                             &self.table,
                             project,
                             org,
                             &TimelineEvent::system(event, &now),
+                            sequence,
                         )?);
                     }
                 }
@@ -425,10 +427,12 @@ impl Store {
         project: Uuid,
         org: Uuid,
         name: &str,
-    ) -> Result<(Option<StoredSetting>, SettingsCount), Error> {
+    ) -> Result<(Option<StoredSetting>, SettingsCount, Sequence), Error> {
         let setting = setting_key(project, org, name);
         let count = key(keys::org_pk(project, org), keys::SETTING_COUNT_SK);
-        let fetched = self.fetch(vec![setting.clone(), count.clone()]).await?;
+        let (fetched, sequence) = self
+            .fetch_with_sequence(project, org, vec![setting.clone(), count.clone()])
+            .await?;
         let old = fetched.item(&setting).map(|item| StoredSetting {
             bytes: number(&item, "bytes")
                 .unwrap_or_else(|| setting_bytes(name, super::text(&item, "value"))),
@@ -441,7 +445,7 @@ impl Store {
             bytes: count.as_ref().and_then(|i| number(i, "bytes")).unwrap_or(0),
             version: count.as_ref().and_then(|i| number(i, "version")),
         };
-        Ok((old, count))
+        Ok((old, count, sequence))
     }
 
     /// The project's feature settings document, if one was imported: its

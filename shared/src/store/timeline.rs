@@ -34,32 +34,131 @@ struct EventItem<'a> {
     /// The event's entry in the timeline by name.
     #[serde(rename = "EVENTNAMEPK")]
     name_pk: String,
+    /// Its place among the organization's events (see [`Sequence`]).
+    sequence: u64,
     #[serde(flatten)]
     event: &'a TimelineEvent,
 }
 
-pub(crate) fn event_item(project: Uuid, org: Uuid, event: &TimelineEvent) -> Result<Item, Error> {
+pub(crate) fn event_item(
+    project: Uuid,
+    org: Uuid,
+    event: &TimelineEvent,
+    sequence: u64,
+) -> Result<Item, Error> {
     to_item(&EventItem {
         pk: keys::org_pk(project, org),
         sk: keys::event_sk(event.id),
         name_pk: keys::event_name_pk(project, org, &event.name),
+        sequence,
         event,
     })
 }
 
-/// The writes that record one event: the event (once: the put is conditional
-/// on its id being new) and its day's counter.
+/// An organization's event sequence as one write read it: `seen`, the last
+/// number an event of the organization was given (0: none yet), and the
+/// numbers this write's events take after it. The write's transaction
+/// carries [`Sequence::write`], conditioned on `seen`, so of two writes
+/// that read the same number at most one commits (the other reads again
+/// and retries): numbers increase by one per event, without gaps or
+/// repeats, in commit order — what subscribers order a feed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sequence {
+    seen: u64,
+    last: u64,
+}
+
+impl Sequence {
+    /// The sequence of an organization whose events are at `seen`.
+    pub(crate) fn after(seen: u64) -> Self {
+        Self { seen, last: seen }
+    }
+
+    /// The sequence of an organization the write creates.
+    pub(crate) fn new_organization() -> Self {
+        Self::after(0)
+    }
+
+    fn take(&mut self) -> u64 {
+        self.last += 1;
+        self.last
+    }
+
+    /// The sequence item's write, conditioned on the number read: `None`
+    /// when no event took a number.
+    pub(crate) fn write(
+        &self,
+        table: &str,
+        project: Uuid,
+        org: Uuid,
+    ) -> Result<Option<TransactWriteItem>, Error> {
+        if self.last == self.seen {
+            return Ok(None);
+        }
+        let update = Update::builder()
+            .table_name(table)
+            .key(keys::PK, s(keys::org_pk(project, org)))
+            .key(keys::SK, s(keys::EVENT_SEQUENCE_SK))
+            .update_expression("SET #n = :last")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":last", n(self.last));
+        let update = if self.seen == 0 {
+            update.condition_expression("attribute_not_exists(#n)")
+        } else {
+            update
+                .condition_expression("#n = :seen")
+                .expression_attribute_values(":seen", n(self.seen))
+        };
+        Ok(Some(
+            TransactWriteItem::builder()
+                .update(build(update.build())?)
+                .build(),
+        ))
+    }
+}
+
+/// The number in a sequence item (0 when there is none).
+pub(crate) fn sequence_in(item: Option<&Item>) -> u64 {
+    item.and_then(|i| i.get("n"))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+pub(crate) fn sequence_key(project: Uuid, org: Uuid) -> Item {
+    super::key(keys::org_pk(project, org), keys::EVENT_SEQUENCE_SK)
+}
+
+/// The writes that record one event, numbered by `sequence`: the event
+/// (once: the put is conditional on its id being new) and its day's
+/// counter. The transaction must carry `sequence`'s [`Sequence::write`]
+/// after its last event.
 pub(crate) fn record_event(
     table: &str,
     project: Uuid,
     org: Uuid,
     event: &TimelineEvent,
+    sequence: &mut Sequence,
 ) -> Result<[TransactWriteItem; 2], Error> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     Ok([
-        event_put(table, project, org, event)?,
+        event_put(table, project, org, event, sequence.take())?,
         counter_update(table, project, org, &event.name, day(event), 1, now)?,
     ])
+}
+
+/// The writes of a transaction that records one event: [`record_event`]
+/// and the sequence's write.
+pub(crate) fn single_event_writes(
+    table: &str,
+    project: Uuid,
+    org: Uuid,
+    event: &TimelineEvent,
+    mut sequence: Sequence,
+) -> Result<Vec<TransactWriteItem>, Error> {
+    let mut writes = record_event(table, project, org, event, &mut sequence)?.to_vec();
+    writes.extend(sequence.write(table, project, org)?);
+    Ok(writes)
 }
 
 /// Puts the event unless its id was recorded before.
@@ -68,10 +167,11 @@ fn event_put(
     project: Uuid,
     org: Uuid,
     event: &TimelineEvent,
+    sequence: u64,
 ) -> Result<TransactWriteItem, Error> {
     let put = Put::builder()
         .table_name(table)
-        .set_item(Some(event_item(project, org, event)?))
+        .set_item(Some(event_item(project, org, event, sequence)?))
         .condition_expression("attribute_not_exists(PK)")
         .build();
     Ok(TransactWriteItem::builder().put(build(put)?).build())
@@ -140,25 +240,72 @@ pub enum Recorded {
 }
 
 impl super::Store {
+    /// The organization's event sequence, as a write that numbers its
+    /// events reads it (one strongly consistent GetItem).
+    pub(crate) async fn event_sequence(&self, project: Uuid, org: Uuid) -> Result<Sequence, Error> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(sequence_key(project, org)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::storage("GetItem", e))?;
+        Ok(Sequence::after(sequence_in(out.item.as_ref())))
+    }
+
+    /// Items of the organization's partition (`keys`) read with its event
+    /// sequence in one BatchGetItem: what a write that numbers an event
+    /// reads, so the number costs no round trip of its own.
+    pub(crate) async fn fetch_with_sequence(
+        &self,
+        project: Uuid,
+        org: Uuid,
+        mut keys: Vec<Item>,
+    ) -> Result<(super::profiles::Fetched, Sequence), Error> {
+        keys.push(sequence_key(project, org));
+        let fetched = self.fetch(keys).await?;
+        let seen = sequence_in(fetched.item(&sequence_key(project, org)).as_ref());
+        Ok((fetched, Sequence::after(seen)))
+    }
+
     /// Records a posted event in its organization's timeline and bumps its
-    /// day's counter, once, and only while the organization exists.
+    /// day's counter, once, and only while the organization exists: the
+    /// sequence read, then one transaction (again when another event of
+    /// the organization took the number first).
     pub async fn record_event(
         &self,
         project: Uuid,
         org: Uuid,
         event: &TimelineEvent,
     ) -> Result<Recorded, Error> {
-        let mut writes = record_event(&self.table, project, org, event)?.to_vec();
-        writes.push(organization_exists(&self.table, project, org)?);
-        match self.transact(writes).await? {
-            super::TxOutcome::Committed => Ok(Recorded::Recorded),
-            outcome if outcome.condition_failed_at(0) => Ok(Recorded::Duplicate),
-            outcome if outcome.condition_failed_at(2) => Ok(Recorded::NoOrganization),
-            super::TxOutcome::Cancelled(reasons) => Err(Error::Storage(format!(
-                "recording event {} was cancelled: {reasons:?}",
-                event.id
-            ))),
+        for attempt in 0..super::profiles::MAX_ATTEMPTS {
+            if attempt > 0 {
+                super::backoff(attempt).await;
+            }
+            let mut sequence = self.event_sequence(project, org).await?;
+            let mut writes =
+                record_event(&self.table, project, org, event, &mut sequence)?.to_vec();
+            writes.push(organization_exists(&self.table, project, org)?);
+            writes.extend(sequence.write(&self.table, project, org)?);
+            match self.transact(writes).await? {
+                super::TxOutcome::Committed => return Ok(Recorded::Recorded),
+                outcome if outcome.condition_failed_at(0) => return Ok(Recorded::Duplicate),
+                outcome if outcome.condition_failed_at(2) => return Ok(Recorded::NoOrganization),
+                super::TxOutcome::Cancelled(reasons) => {
+                    tracing::debug!(
+                        ?reasons,
+                        attempt,
+                        "recording an event lost a race; retrying"
+                    );
+                }
+            }
         }
+        Err(Error::busy(format!(
+            "recording event {} met other writes of its organization; retry",
+            event.id
+        )))
     }
 }
 
@@ -176,6 +323,9 @@ enum Written {
     Event(usize),
     Counter,
     Organization(Vec<usize>),
+    /// An organization's sequence: failed, another write numbered events
+    /// first (nothing settled; the deliveries are retried alone).
+    Sequence,
 }
 
 /// One counter item: project, organization, event name, day.
@@ -186,7 +336,8 @@ const TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
 
 /// Splits deliveries into transactions: each holds at most 100 items and
 /// 3 MB, one counter update per (organization, name, day) and one existence
-/// check per organization (DynamoDB refuses two operations on one item).
+/// check and one sequence write per organization (DynamoDB refuses two
+/// operations on one item).
 fn transactions(deliveries: &[Delivery<'_>], pending: &[usize]) -> Vec<Vec<usize>> {
     let mut groups = Vec::new();
     let mut group: Vec<usize> = Vec::new();
@@ -200,7 +351,7 @@ fn transactions(deliveries: &[Delivery<'_>], pending: &[usize]) -> Vec<Vec<usize
         let counter: CounterKey<'_> = (d.project, d.org, d.event.name.as_str(), day(d.event));
         let added = 1
             + usize::from(!counters.contains(&counter))
-            + usize::from(!orgs.contains(&(d.project, d.org)));
+            + 2 * usize::from(!orgs.contains(&(d.project, d.org)));
         if !group.is_empty()
             && (items + added > super::MAX_TRANSACTION_ITEMS || bytes + size > TRANSACTION_BYTES)
         {
@@ -211,7 +362,7 @@ fn transactions(deliveries: &[Delivery<'_>], pending: &[usize]) -> Vec<Vec<usize
         }
         items += 1
             + usize::from(counters.insert(counter))
-            + usize::from(orgs.insert((d.project, d.org)));
+            + 2 * usize::from(orgs.insert((d.project, d.org)));
         bytes += size;
         group.push(index);
     }
@@ -227,8 +378,9 @@ fn day(event: &TimelineEvent) -> &str {
 
 impl super::Store {
     /// Records many events in as few transactions as DynamoDB allows (one
-    /// for an SQS batch of 10), each once and only while its organization
-    /// exists: the verdict per delivery, in order. A delivery repeated in
+    /// for an SQS batch of 10, after one BatchGetItem of its organizations'
+    /// sequences), each once and only while its organization exists,
+    /// numbered in the order given: the verdict per delivery, in order. A delivery repeated in
     /// the list shares the first one's verdict. When a transaction is
     /// cancelled by failed conditions, the deliveries they name are settled
     /// (duplicate, organization gone) and the rest retried together; any
@@ -253,8 +405,18 @@ impl super::Store {
         }
         for mut group in transactions(deliveries, &pending) {
             // Each round settles at least one delivery or leaves the loop.
+            let sequences = match self.event_sequences(deliveries, &group).await {
+                Ok(sequences) => sequences,
+                Err(err) => {
+                    let message = err.to_string();
+                    for &index in &group {
+                        verdicts[index] = Some(Err(Error::Storage(message.clone())));
+                    }
+                    continue;
+                }
+            };
             while !group.is_empty() {
-                match self.record_group(deliveries, &group).await {
+                match self.record_group(deliveries, &group, &sequences).await {
                     Ok(settled) if settled.is_empty() => {
                         for &index in &group {
                             let d = deliveries[index];
@@ -294,6 +456,28 @@ impl super::Store {
             .collect()
     }
 
+    /// The sequences of the group's organizations: one BatchGetItem.
+    async fn event_sequences(
+        &self,
+        deliveries: &[Delivery<'_>],
+        group: &[usize],
+    ) -> Result<std::collections::HashMap<(Uuid, Uuid), Sequence>, Error> {
+        let orgs: std::collections::BTreeSet<(Uuid, Uuid)> = group
+            .iter()
+            .map(|&i| (deliveries[i].project, deliveries[i].org))
+            .collect();
+        let fetched = self
+            .fetch(orgs.iter().map(|&(p, o)| sequence_key(p, o)).collect())
+            .await?;
+        Ok(orgs
+            .into_iter()
+            .map(|(p, o)| {
+                let seen = sequence_in(fetched.item(&sequence_key(p, o)).as_ref());
+                ((p, o), Sequence::after(seen))
+            })
+            .collect())
+    }
+
     /// One transaction for a group of distinct deliveries. Committed: every
     /// one recorded. Cancelled: the deliveries the failed conditions settle
     /// (empty when the cancellation was for another reason).
@@ -301,15 +485,21 @@ impl super::Store {
         &self,
         deliveries: &[Delivery<'_>],
         group: &[usize],
+        sequences: &std::collections::HashMap<(Uuid, Uuid), Sequence>,
     ) -> Result<Vec<(usize, Recorded)>, Error> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut writes = Vec::new();
         let mut written = Vec::new();
         let mut counters: Vec<(CounterKey<'_>, i64)> = Vec::new();
         let mut orgs: Vec<((Uuid, Uuid), Vec<usize>)> = Vec::new();
+        let mut numbered = sequences.clone();
         for &index in group {
             let d = deliveries[index];
-            writes.push(event_put(&self.table, d.project, d.org, d.event)?);
+            let sequence = numbered
+                .entry((d.project, d.org))
+                .or_insert_with(Sequence::new_organization)
+                .take();
+            writes.push(event_put(&self.table, d.project, d.org, d.event, sequence)?);
             written.push(Written::Event(index));
             let counter = (d.project, d.org, d.event.name.as_str(), day(d.event));
             match counters.iter_mut().find(|(k, _)| *k == counter) {
@@ -336,6 +526,10 @@ impl super::Store {
         for ((project, org), members) in orgs {
             writes.push(organization_exists(&self.table, project, org)?);
             written.push(Written::Organization(members));
+            if let Some(sequence) = numbered.get(&(project, org)) {
+                writes.extend(sequence.write(&self.table, project, org)?);
+                written.push(Written::Sequence);
+            }
         }
         let reasons = match self.transact(writes).await? {
             super::TxOutcome::Committed => {
@@ -353,7 +547,7 @@ impl super::Store {
                 Written::Organization(members) => {
                     settled.extend(members.iter().map(|&i| (i, Recorded::NoOrganization)))
                 }
-                Written::Counter => {}
+                Written::Counter | Written::Sequence => {}
             }
         }
         // An event both repeated and orphaned is settled once, as gone.
@@ -499,8 +693,8 @@ mod tests {
                 event,
             })
             .collect();
-        // 98 events + 1 counter + 1 existence check = 100 items.
-        assert_eq!(sizes(&deliveries), [98, 52]);
+        // 97 events + 1 counter + 1 existence check + 1 sequence = 100 items.
+        assert_eq!(sizes(&deliveries), [97, 53]);
         assert_eq!(sizes(&deliveries[..10]), [10]);
     }
 
@@ -516,8 +710,8 @@ mod tests {
                 event,
             })
             .collect();
-        // 3 items each: 33 per transaction.
-        assert_eq!(sizes(&deliveries), [33, 33, 33, 1]);
+        // 4 items each (event, counter, check, sequence): 25 per transaction.
+        assert_eq!(sizes(&deliveries), [25, 25, 25, 25]);
         let org = Uuid::now_v7();
         let days: Vec<_> = (1..=60)
             .map(|d| event("seat", &format!("2026-{:02}-{:02}", 1 + d / 28, 1 + d % 28)))
@@ -530,7 +724,7 @@ mod tests {
                 event,
             })
             .collect();
-        // 1 check + 2 items per day-distinct event: 49 fit in 99.
+        // 1 check + 1 sequence + 2 items per day-distinct event: 49 fit in 100.
         assert_eq!(sizes(&deliveries), [49, 11]);
     }
 

@@ -1,0 +1,326 @@
+//! Every timeline event's `sequence`: its place among its organization's
+//! events, given in the transaction that records it — one more than the
+//! last, whichever family, the processor or the scheduler writes it, and
+//! whichever writes race (what the publisher orders the feed by).
+
+use axum::http::{Method, StatusCode};
+use integration_tests::aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{call, project, session_token, state_with_bucket};
+use serde_json::{json, Value};
+use shared::domain::event;
+use shared::store::timeline::{Delivery, Recorded, TimelineEvent};
+use shared::AppState;
+use uuid::Uuid;
+
+/// The organization's events as the table holds them, in timeline order:
+/// (name, sequence).
+async fn numbered(state: &AppState, project: Uuid, org: Uuid) -> Vec<(String, u64)> {
+    let mut events = Vec::new();
+    let mut start = None;
+    loop {
+        let out = state
+            .aws
+            .dynamodb
+            .query()
+            .table_name(&state.config.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(shared::keys::org_pk(project, org)),
+            )
+            .expression_attribute_values(
+                ":evt",
+                AttributeValue::S(shared::keys::EVENT_PREFIX.into()),
+            )
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("querying the timeline");
+        for item in out.items.unwrap_or_default() {
+            let name = item["name"].as_s().expect("a name").clone();
+            let sequence = item
+                .get("sequence")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} has no sequence"));
+            events.push((name, sequence));
+        }
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return events;
+        }
+    }
+}
+
+/// The organization's sequence item: the last number given.
+async fn last_given(state: &AppState, project: Uuid, org: Uuid) -> u64 {
+    let out = state
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(&state.config.table)
+        .key("PK", AttributeValue::S(shared::keys::org_pk(project, org)))
+        .key(
+            "SK",
+            AttributeValue::S(shared::keys::EVENT_SEQUENCE_SK.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("reading the sequence");
+    out.item
+        .and_then(|i| {
+            i.get("n")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The numbers are 1…n, each once, and the sequence item says n.
+async fn assert_gap_free(state: &AppState, project: Uuid, org: Uuid) -> Vec<(String, u64)> {
+    let events = numbered(state, project, org).await;
+    let mut numbers: Vec<u64> = events.iter().map(|(_, n)| *n).collect();
+    numbers.sort_unstable();
+    let expected: Vec<u64> = (1..=events.len() as u64).collect();
+    assert_eq!(numbers, expected, "{events:?}");
+    assert_eq!(last_given(state, project, org).await, events.len() as u64);
+    events
+}
+
+fn custom(name: &str) -> TimelineEvent {
+    TimelineEvent {
+        id: shared::ids::new_id(),
+        name: name.into(),
+        data: Default::default(),
+        created_at: shared::ids::now(),
+        origin: "custom".into(),
+    }
+}
+
+#[tokio::test]
+async fn every_family_the_processor_and_a_deletion_number_events_one_after_another() {
+    let state = state_with_bucket(None).await;
+    let p = project(&state).await;
+    let sk = Some(p.secret_key.as_str());
+    let accounts = accounts::router(state.clone());
+    let client = client::router(state.clone());
+    let crm = crm::router(state.clone());
+    let tenant = tenant::router(state.clone());
+    // A session's creation: `organization.created` and its owner's
+    // `organization.user.added` in one transaction, 1 and 2.
+    let ann = session_token(&p, "ann", None);
+    let made = call(
+        &accounts,
+        Method::POST,
+        "/v1/organizations",
+        Some(&ann),
+        Some(r#"{"name": "Seq"}"#),
+    )
+    .await;
+    assert!(made.status.is_success(), "{:?}", made.body);
+    let id = made.body["id"].as_str().unwrap().to_owned();
+    let org: Uuid = id.parse().unwrap();
+    let by_id = json!([{"source": "id", "external_id": id}]);
+    let steps: Vec<(&axum::Router, Method, String, Value)> = vec![
+        (
+            &client,
+            Method::POST,
+            "/api/client/organizations".into(),
+            json!({"identifier": by_id, "data": {"plan": "pro"}}),
+        ),
+        (
+            &accounts,
+            Method::PATCH,
+            format!("/v1/organizations/{id}"),
+            json!({"name": "Seq Inc"}),
+        ),
+        (
+            &tenant,
+            Method::PUT,
+            format!("/v2/organization/{id}/settings/double_opt_in"),
+            json!(true),
+        ),
+        (
+            &crm,
+            Method::PATCH,
+            format!("/organizations/{id}"),
+            json!({"description": "numbered"}),
+        ),
+        (
+            &client,
+            Method::POST,
+            "/api/client/organizations/users".into(),
+            json!({"organization": {"identifier": by_id}, "user": {"identifier": [{"external_id": "bob"}]}}),
+        ),
+        (
+            &client,
+            Method::DELETE,
+            "/api/client/organizations/users".into(),
+            json!({"organization": {"identifier": by_id}, "user": {"identifier": [{"external_id": "bob"}]}}),
+        ),
+    ];
+    for (router, method, path, body) in steps {
+        let answer = call(router, method.clone(), &path, sk, Some(&body.to_string())).await;
+        assert!(
+            answer.status.is_success(),
+            "{method} {path}: {:?}",
+            answer.body
+        );
+    }
+    // A client's event, alone and in a processor batch (twice: the
+    // redelivered one takes no number).
+    let alone = custom("seq.alone");
+    assert_eq!(
+        state
+            .store
+            .record_event(p.project_id, org, &alone)
+            .await
+            .unwrap(),
+        Recorded::Recorded
+    );
+    let batch: Vec<TimelineEvent> = (0..5).map(|_| custom("seq.batch")).collect();
+    let deliveries: Vec<Delivery<'_>> = batch
+        .iter()
+        .chain(std::iter::once(&batch[0]))
+        .map(|event| Delivery {
+            project: p.project_id,
+            org,
+            event,
+        })
+        .collect();
+    let verdicts = state.store.record_events(&deliveries).await;
+    assert!(verdicts.iter().all(|v| v.is_ok()), "{verdicts:?}");
+    let again = state.store.record_events(&deliveries[..2]).await;
+    assert!(
+        again.iter().all(|v| matches!(v, Ok(Recorded::Duplicate))),
+        "{again:?}"
+    );
+    let deleted = call(
+        &accounts,
+        Method::DELETE,
+        &format!("/v1/organizations/{id}"),
+        sk,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+
+    let events = assert_gap_free(&state, p.project_id, org).await;
+    // Written one after another: timeline order is number order.
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    let mut by_number = events.clone();
+    by_number.sort_by_key(|(_, n)| *n);
+    assert_eq!(
+        by_number
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>(),
+        names
+    );
+    assert_eq!(
+        names[..2],
+        [event::ORGANIZATION_CREATED, event::MEMBER_ADDED]
+    );
+    assert_eq!(names.last(), Some(&event::ORGANIZATION_DELETED));
+    for name in [
+        event::ORGANIZATION_UPDATED,
+        event::MEMBER_REMOVED,
+        "seq.alone",
+        "seq.batch",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    assert_eq!(names.iter().filter(|n| **n == "seq.batch").count(), 5);
+}
+
+#[tokio::test]
+async fn racing_writes_to_one_organization_never_share_or_skip_a_number() {
+    let state = state_with_bucket(None).await;
+    let p = project(&state).await;
+    let client = client::router(state.clone());
+    let tenant = tenant::router(state.clone());
+    let made = call(
+        &client,
+        Method::POST,
+        "/api/client/organizations",
+        Some(&p.secret_key),
+        Some(r#"{"identifier": [{"external_id": "raced"}], "name": "Raced"}"#),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{:?}", made.body);
+    let org: Uuid = made.body["id"].as_str().unwrap().parse().unwrap();
+    // Settings through the tenant family, members through the client
+    // family and clients' events through the store, all at once; a writer
+    // told to retry (409/503) retries, as clients do.
+    const WRITERS: usize = 8;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let (state, client, tenant) = (state.clone(), client.clone(), tenant.clone());
+        let (key, project) = (p.secret_key.clone(), p.project_id);
+        writers.spawn(async move {
+            for round in 0..3 {
+                let (router, method, path, body) = match w % 3 {
+                    0 => (
+                        &tenant,
+                        Method::PUT,
+                        format!("/v2/organization/{org}/settings/s{w}_{round}"),
+                        json!(round),
+                    ),
+                    1 => (
+                        &client,
+                        Method::POST,
+                        "/api/client/organizations/users".to_owned(),
+                        json!({
+                            "organization": {"identifier": [{"external_id": "raced"}]},
+                            "user": {"identifier": [{"external_id": format!("u{w}-{round}")}]},
+                        }),
+                    ),
+                    _ => {
+                        let event = custom("raced.custom");
+                        let mut tries = 0;
+                        while !matches!(
+                            state.store.record_event(project, org, &event).await,
+                            Ok(Recorded::Recorded)
+                        ) {
+                            tries += 1;
+                            assert!(tries < 20, "an event that never got through");
+                        }
+                        continue;
+                    }
+                };
+                let mut tries = 0;
+                loop {
+                    let answer = call(
+                        router,
+                        method.clone(),
+                        &path,
+                        Some(&key),
+                        Some(&body.to_string()),
+                    )
+                    .await;
+                    if answer.status.is_success() {
+                        break;
+                    }
+                    assert!(
+                        matches!(
+                            answer.status,
+                            StatusCode::CONFLICT | StatusCode::SERVICE_UNAVAILABLE
+                        ),
+                        "{path}: {:?}",
+                        answer.body
+                    );
+                    tries += 1;
+                    assert!(tries < 20, "{path} never got through");
+                }
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("a writer");
+    }
+    let events = assert_gap_free(&state, p.project_id, org).await;
+    // The creation, then 3 writes by each of the 8 writers.
+    assert_eq!(events.len(), 1 + WRITERS * 3, "{events:?}");
+}
