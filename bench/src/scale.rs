@@ -42,6 +42,10 @@ const PLANS: [&str; 3] = ["enterprise", "free", "pro"];
 const GOLD: usize = 5;
 /// Concurrent writers while seeding.
 const WRITERS: usize = 16;
+
+/// Writers into one organization (its members, events and notes): its
+/// event sequence orders them, so more writers only wait on each other.
+const ONE_ORGANIZATION_WRITERS: usize = 2;
 /// The session user (a member of the large organization).
 const SESSION_USER: &str = "scale-session";
 /// One timeline event in this many carries the rare name `?name=` asks for.
@@ -133,6 +137,19 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), shared::Error>> + Send,
 {
+    concurrently_with(what, WRITERS, range, job).await
+}
+
+/// [`concurrently`] on `writers` tasks.
+async fn concurrently_with<F, Fut>(
+    what: &str,
+    writers: usize,
+    range: std::ops::Range<usize>,
+    job: F,
+) where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), shared::Error>> + Send,
+{
     let total = range.len();
     if total == 0 {
         return;
@@ -142,7 +159,7 @@ where
     let job = Arc::new(job);
     let end = range.end;
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..WRITERS {
+    for _ in 0..writers {
         let (next, job) = (next.clone(), job.clone());
         tasks.spawn(async move {
             loop {
@@ -239,80 +256,95 @@ async fn seed_large(state: &AppState, project: Uuid, large: Large) -> Uuid {
         .record
         .id;
     let store = state.store.clone();
-    concurrently("members", 0..large.members, move |j| {
-        let store = store.clone();
-        async move {
-            let user = if j == 0 {
-                IdentifierKey::session(SESSION_USER)?
-            } else {
-                key(&format!("scale-m{j}"))
-            };
-            let role = if j % 10 == 0 { "admin" } else { "viewer" };
-            store
-                .add_member(
-                    project,
-                    &[key("scale-large")],
-                    &[spec(user)],
-                    Some(&data(json!({"role": role}))),
-                    Scope::Project,
-                )
-                .await
-                .map(|_| ())
-        }
-    })
+    concurrently_with(
+        "members",
+        ONE_ORGANIZATION_WRITERS,
+        0..large.members,
+        move |j| {
+            let store = store.clone();
+            async move {
+                let user = if j == 0 {
+                    IdentifierKey::session(SESSION_USER)?
+                } else {
+                    key(&format!("scale-m{j}"))
+                };
+                let role = if j % 10 == 0 { "admin" } else { "viewer" };
+                store
+                    .add_member(
+                        project,
+                        &[key("scale-large")],
+                        &[spec(user)],
+                        Some(&data(json!({"role": role}))),
+                        Scope::Project,
+                    )
+                    .await
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
     let store = state.store.clone();
     let batches = large.events.div_ceil(10);
     let total = large.events;
-    concurrently("timeline events (batches of 10)", 0..batches, move |b| {
-        let store = store.clone();
-        async move {
-            let events: Vec<TimelineEvent> = (b * 10..(b * 10 + 10).min(total))
-                .map(|e| TimelineEvent {
-                    id: Uuid::now_v7(),
-                    name: if e % RARE_EVERY == 0 {
-                        RARE.into()
-                    } else {
-                        format!("scale.event_{}", e % 5)
-                    },
-                    data: data(json!({"n": e})),
-                    created_at: shared::ids::now(),
-                    origin: "custom".into(),
-                })
-                .collect();
-            let deliveries: Vec<Delivery> = events
-                .iter()
-                .map(|event| Delivery {
-                    project,
-                    org,
-                    event,
-                })
-                .collect();
-            for verdict in store.record_events(&deliveries).await {
-                verdict?;
+    concurrently_with(
+        "timeline events (batches of 10)",
+        ONE_ORGANIZATION_WRITERS,
+        0..batches,
+        move |b| {
+            let store = store.clone();
+            async move {
+                let events: Vec<TimelineEvent> = (b * 10..(b * 10 + 10).min(total))
+                    .map(|e| TimelineEvent {
+                        id: Uuid::now_v7(),
+                        name: if e % RARE_EVERY == 0 {
+                            RARE.into()
+                        } else {
+                            format!("scale.event_{}", e % 5)
+                        },
+                        data: data(json!({"n": e})),
+                        created_at: shared::ids::now(),
+                        origin: "custom".into(),
+                    })
+                    .collect();
+                let deliveries: Vec<Delivery> = events
+                    .iter()
+                    .map(|event| Delivery {
+                        project,
+                        org,
+                        event,
+                    })
+                    .collect();
+                for verdict in store.record_events(&deliveries).await {
+                    verdict?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    })
+        },
+    )
     .await;
     let store = state.store.clone();
-    concurrently("notes", 0..large.notes, move |k| {
-        let store = store.clone();
-        async move {
-            let change = shared::domain::crm::NoteChange {
-                title: shared::domain::address::Change::Set(format!("Note {k}")),
-                description: shared::domain::address::Change::Set("seeded".into()),
-                // The CRM's wire layer stores a category IRI's id.
-                category: shared::domain::address::Change::Set((k % 3 + 1).to_string()),
-                ..Default::default()
-            };
-            let note = change
-                .apply(None, project, org, &shared::ids::now())
-                .map_err(|e| shared::Error::Internal(e.to_string()))?
-                .ok_or_else(|| shared::Error::Internal("an unchanged note".into()))?;
-            store.create_note(project, org, note).await.map(|_| ())
-        }
-    })
+    concurrently_with(
+        "notes",
+        ONE_ORGANIZATION_WRITERS,
+        0..large.notes,
+        move |k| {
+            let store = store.clone();
+            async move {
+                let change = shared::domain::crm::NoteChange {
+                    title: shared::domain::address::Change::Set(format!("Note {k}")),
+                    description: shared::domain::address::Change::Set("seeded".into()),
+                    // The CRM's wire layer stores a category IRI's id.
+                    category: shared::domain::address::Change::Set((k % 3 + 1).to_string()),
+                    ..Default::default()
+                };
+                let note = change
+                    .apply(None, project, org, &shared::ids::now())
+                    .map_err(|e| shared::Error::Internal(e.to_string()))?
+                    .ok_or_else(|| shared::Error::Internal("an unchanged note".into()))?;
+                store.create_note(project, org, note).await.map(|_| ())
+            }
+        },
+    )
     .await;
     // The purge fixtures' members: made here, so the project's users are
     // the same at every N (the user-rule rows read them all).
@@ -649,22 +681,27 @@ async fn purge_fixture(
     let org = org.expect("the purge fixture");
     let store = state.store.clone();
     let org_key = key(&name);
-    concurrently("purge fixture members", 0..members, move |j| {
-        let (store, org_key) = (store.clone(), org_key.clone());
-        async move {
-            store
-                .add_member(
-                    project,
-                    &[org_key],
-                    // The same users every time: the project's users stay constant.
-                    &[spec(key(&format!("scale-purge-user{j}")))],
-                    None,
-                    Scope::Project,
-                )
-                .await
-                .map(|_| ())
-        }
-    })
+    concurrently_with(
+        "purge fixture members",
+        ONE_ORGANIZATION_WRITERS,
+        0..members,
+        move |j| {
+            let (store, org_key) = (store.clone(), org_key.clone());
+            async move {
+                store
+                    .add_member(
+                        project,
+                        &[org_key],
+                        // The same users every time: the project's users stay constant.
+                        &[spec(key(&format!("scale-purge-user{j}")))],
+                        None,
+                        Scope::Project,
+                    )
+                    .await
+                    .map(|_| ())
+            }
+        },
+    )
     .await;
     for k in 0..PURGE_DOMAINS {
         state

@@ -331,6 +331,10 @@ enum Written {
 /// One counter item: project, organization, event name, day.
 type CounterKey<'a> = (Uuid, Uuid, &'a str, &'a str);
 
+/// Times a group lost to another write is tried again whole before its
+/// deliveries are tried one by one.
+const GROUP_RACES: u32 = 3;
+
 /// DynamoDB refuses transactions over 4 MB; stay well below it.
 const TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
 
@@ -384,8 +388,10 @@ impl super::Store {
     /// the list shares the first one's verdict. When a transaction is
     /// cancelled by failed conditions, the deliveries they name are settled
     /// (duplicate, organization gone) and the rest retried together; any
-    /// other cancellation (a conflicting write, say) retries each delivery
-    /// in its own transaction so one cannot hold back the others.
+    /// other cancellation (another write numbered events of an organization
+    /// first, a conflicting write) retries the group with the sequences read
+    /// again, [`GROUP_RACES`] times, then each delivery in its own
+    /// transaction so one cannot hold back the others.
     pub async fn record_events(&self, deliveries: &[Delivery<'_>]) -> Vec<Result<Recorded, Error>> {
         let mut verdicts: Vec<Option<Result<Recorded, Error>>> =
             deliveries.iter().map(|_| None).collect();
@@ -405,7 +411,7 @@ impl super::Store {
         }
         for mut group in transactions(deliveries, &pending) {
             // Each round settles at least one delivery or leaves the loop.
-            let sequences = match self.event_sequences(deliveries, &group).await {
+            let mut sequences = match self.event_sequences(deliveries, &group).await {
                 Ok(sequences) => sequences,
                 Err(err) => {
                     let message = err.to_string();
@@ -415,8 +421,20 @@ impl super::Store {
                     continue;
                 }
             };
+            let mut raced = 0;
             while !group.is_empty() {
                 match self.record_group(deliveries, &group, &sequences).await {
+                    // Another write numbered events of one of its
+                    // organizations first (or held an item): the group again,
+                    // from the sequences as they are now, a few times.
+                    Ok(settled) if settled.is_empty() && raced < GROUP_RACES => {
+                        raced += 1;
+                        super::backoff(raced).await;
+                        match self.event_sequences(deliveries, &group).await {
+                            Ok(now) => sequences = now,
+                            Err(_) => raced = GROUP_RACES,
+                        }
+                    }
                     Ok(settled) if settled.is_empty() => {
                         for &index in &group {
                             let d = deliveries[index];
