@@ -632,7 +632,8 @@ fn every_function_and_dead_letter_queue_has_its_alarm() {
     let dead_letter_queues: BTreeSet<String> = QUEUES
         .iter()
         .map(|q| q.1)
-        .chain(["PublishFailuresQueue"])
+        // The publisher's failures, and the optional webhook's dead letters.
+        .chain(["PublishFailuresQueue", "WebhookDeadLetterQueue"])
         .map(str::to_owned)
         .collect();
     assert_eq!(

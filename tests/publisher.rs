@@ -573,3 +573,216 @@ async fn a_record_that_cannot_be_published_goes_to_the_failure_queue_and_the_res
         .collect();
     assert_eq!(names, [event::ORGANIZATION_CREATED, "after.poison"]);
 }
+
+/// Records `n` custom events for the organization, one delivery each.
+async fn ticks(state: &AppState, project: Uuid, org: Uuid, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let event = custom("tick");
+        let recorded = state
+            .store
+            .record_events(&[Delivery {
+                project,
+                org,
+                event: &event,
+            }])
+            .await;
+        assert!(recorded[0].is_ok());
+        ids.push(event.id);
+    }
+    ids
+}
+
+/// Unix milliseconds now, between two events' milliseconds.
+async fn instant() -> u64 {
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let at = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    at as u64
+}
+
+#[tokio::test]
+async fn a_replay_republishes_the_timelines_in_sequence_order_with_their_ids() {
+    let state = state_with_bucket(None).await;
+    let mut feed = feed(&state).await;
+    let p = project(&state).await;
+    let mut orgs = Vec::new();
+    for name in ["Long", "Short"] {
+        let made = state
+            .store
+            .create_organization(p.project_id, name, Default::default(), None)
+            .await
+            .unwrap();
+        orgs.push(made.id);
+    }
+    // Long's timeline spans three pages of a replay's reads.
+    ticks(&state, p.project_id, orgs[0], 150).await;
+    ticks(&state, p.project_id, orgs[1], 3).await;
+    let since = instant().await;
+    let late = ticks(&state, p.project_id, orgs[0], 110).await;
+    ticks(&state, p.project_id, orgs[1], 2).await;
+    assert!(feed.run(100).await.is_empty());
+    let published: HashMap<String, Value> = drain(&state, &feed.subscriber)
+        .await
+        .into_iter()
+        .map(|m| {
+            (
+                m["detail"]["event_id"].as_str().unwrap().to_owned(),
+                m["detail"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(published.len(), 2 + 260 + 5);
+
+    // The project since the beginning: every event again, the stream's
+    // detail exactly, each organization's in sequence order.
+    feed.publisher.bus.put.lock().unwrap().clear();
+    let replayed = feed
+        .publisher
+        .replay(&state.store, p.project_id, None, 0)
+        .await
+        .expect("a replay");
+    assert_eq!(
+        (
+            replayed.organizations,
+            replayed.published,
+            replayed.unnumbered
+        ),
+        (2, 267, 0)
+    );
+    let again = drain(&state, &feed.subscriber).await;
+    assert_eq!(again.len(), 267, "each event once");
+    for message in &again {
+        let id = message["detail"]["event_id"].as_str().unwrap();
+        assert_eq!(
+            message["detail"], published[id],
+            "as the stream published it"
+        );
+        assert_eq!(message["source"], "organizations");
+        assert_eq!(message["detail-type"], message["detail"]["name"]);
+    }
+    let put = feed.publisher.bus.put.lock().unwrap().clone();
+    for (org, count) in [(orgs[0], 261), (orgs[1], 6)] {
+        let sequences: Vec<u64> = put
+            .iter()
+            .filter(|d| d.organization_id == org)
+            .map(|d| d.sequence)
+            .collect();
+        assert_eq!(sequences, (1..=count).collect::<Vec<u64>>(), "{org}");
+    }
+
+    // One organization since a time: only its events recorded from then.
+    feed.publisher.bus.put.lock().unwrap().clear();
+    let replayed = feed
+        .publisher
+        .replay(&state.store, p.project_id, Some(orgs[0]), since)
+        .await
+        .expect("a replay");
+    assert_eq!((replayed.organizations, replayed.published), (1, 110));
+    let ids: Vec<Uuid> = drain(&state, &feed.subscriber)
+        .await
+        .iter()
+        .map(|m| m["detail"]["event_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>(),
+        late.iter().collect::<HashSet<_>>()
+    );
+
+    // A refused event stops the replay, naming it; its organization's
+    // later events were not put (the others' may have been).
+    let stuck = late[40];
+    feed.publisher.bus.put.lock().unwrap().clear();
+    feed.publisher
+        .bus
+        .refuse
+        .lock()
+        .unwrap()
+        .insert(stuck, publisher::MAX_TRIES);
+    let refused = feed
+        .publisher
+        .replay(&state.store, p.project_id, None, since)
+        .await
+        .expect_err("the bus refused an event past the tries");
+    assert!(
+        refused.to_string().contains(&stuck.to_string()),
+        "{refused}"
+    );
+    let put: Vec<Uuid> = feed
+        .publisher
+        .bus
+        .put
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.organization_id == orgs[0])
+        .map(|d| d.event_id)
+        .collect();
+    assert_eq!(
+        put,
+        late[..40],
+        "Long's events before the refused one, in order"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_passes_over_events_it_cannot_place_and_reads_a_deleted_organization() {
+    let state = state_with_bucket(None).await;
+    let feed = feed(&state).await;
+    let p = project(&state).await;
+    let org = state
+        .store
+        .create_organization(p.project_id, "Old", Default::default(), None)
+        .await
+        .unwrap()
+        .id;
+    // An event recorded before events were numbered, and a foreign item.
+    let pk = AttributeValue::S(shared::keys::org_pk(p.project_id, org));
+    let old = Uuid::now_v7();
+    let foreign = Uuid::now_v7();
+    for (id, name) in [(old, Some("organization.updated")), (foreign, None)] {
+        let mut put = state
+            .aws
+            .dynamodb
+            .put_item()
+            .table_name(&state.config.table)
+            .item("PK", pk.clone())
+            .item("SK", AttributeValue::S(shared::keys::event_sk(id)))
+            .item("id", AttributeValue::S(id.to_string()))
+            .item("created_at", AttributeValue::S(shared::ids::now()));
+        if let Some(name) = name {
+            put = put.item("name", AttributeValue::S(name.into()));
+        }
+        put.send().await.expect("an old item");
+    }
+    ticks(&state, p.project_id, org, 2).await;
+    let deleted = call(
+        &accounts::router(state.clone()),
+        Method::DELETE,
+        &format!("/v1/organizations/{org}"),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    let replayed = feed
+        .publisher
+        .replay(&state.store, p.project_id, Some(org), 0)
+        .await
+        .expect("a replay");
+    assert_eq!(
+        (replayed.published, replayed.unnumbered, replayed.unreadable),
+        (4, 1, 1),
+        "created, 2 ticks, deleted; the old and the foreign item passed over"
+    );
+    let names: Vec<String> = drain(&state, &feed.subscriber)
+        .await
+        .iter()
+        .filter_map(|m| m["detail-type"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some(event::ORGANIZATION_DELETED),
+        "{names:?}"
+    );
+}

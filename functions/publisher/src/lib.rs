@@ -27,6 +27,8 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod replay;
+
 /// Every entry's `source`.
 pub const SOURCE: &str = "organizations";
 
@@ -90,6 +92,25 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry of `detail`, from `record`; why not when the bus could
+    /// never take it.
+    pub fn new(detail: Detail, record: String) -> Result<Self, String> {
+        let json =
+            serde_json::to_string(&detail).map_err(|err| format!("unserialisable: {err}"))?;
+        let entry = Entry {
+            detail,
+            json,
+            record,
+        };
+        if entry.bytes() > MAX_REQUEST_BYTES {
+            return Err(format!(
+                "{} bytes: more than an EventBridge entry may hold ({MAX_REQUEST_BYTES})",
+                entry.bytes()
+            ));
+        }
+        Ok(entry)
+    }
+
     fn organization(&self) -> (Uuid, Uuid) {
         (self.detail.project_id, self.detail.organization_id)
     }
@@ -138,22 +159,11 @@ pub fn read(record: &EventRecord) -> Read {
         data: image.data,
         occurred_at: image.created_at,
     };
-    let json = match serde_json::to_string(&detail) {
-        Ok(json) => json,
-        Err(err) => return Read::Poison(format!("unserialisable: {err}")),
-    };
-    let entry = Entry {
-        detail,
-        json,
-        record: record.change.sequence_number.clone().unwrap_or_default(),
-    };
-    if entry.bytes() > MAX_REQUEST_BYTES {
-        return Read::Poison(format!(
-            "{} bytes: more than an EventBridge entry may hold ({MAX_REQUEST_BYTES})",
-            entry.bytes()
-        ));
+    let record = record.change.sequence_number.clone().unwrap_or_default();
+    match Entry::new(detail, record) {
+        Ok(entry) => Read::Event(entry),
+        Err(why) => Read::Poison(why),
     }
-    Read::Event(entry)
 }
 
 /// The next call's entries, as positions in `pending` (stream order): the

@@ -93,6 +93,32 @@ enum EventsCommand {
         #[arg(long)]
         once: bool,
     },
+    /// Put events on the bus again from the timelines — each with its id
+    /// and sequence, each organization's in sequence order — e.g. after a
+    /// subscriber missed them or the failure queue's alarm. The bus:
+    /// --bus, else EVENT_BUS_NAME, else `organizations`.
+    Replay {
+        #[arg(long)]
+        project: Uuid,
+        /// Only this organization (it may be deleted: its events stay until
+        /// its purge); else every organization of the project.
+        #[arg(long)]
+        organization: Option<Uuid>,
+        /// Events recorded at or after this time (RFC 3339, e.g.
+        /// 2026-12-01T00:00:00Z).
+        #[arg(long, value_parser = since)]
+        since: u64,
+        #[arg(long)]
+        bus: Option<String>,
+    },
+}
+
+/// `--since`: an RFC 3339 time as Unix milliseconds.
+fn since(text: &str) -> Result<u64, String> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {e}"))?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| "a time before 1970".to_owned())
 }
 
 #[derive(Subcommand)]
@@ -519,6 +545,30 @@ async fn run(command: Command) -> Result<(), Error> {
             // local stack's emulator.
             let queue_url = subscriber_queue(queue_url)?;
             tail(&Aws::load().await.sqs, &queue_url, once).await
+        }
+        Command::Events {
+            command:
+                EventsCommand::Replay {
+                    project,
+                    organization,
+                    since,
+                    bus,
+                },
+        } => {
+            let bus = bus
+                .or_else(|| std::env::var("EVENT_BUS_NAME").ok())
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "organizations".into());
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let publisher = publisher::Publisher::new(&sdk, bus, None);
+            let replayed = publisher
+                .replay(&store()?, project, organization, since)
+                .await
+                .map_err(|e| match e {
+                    publisher::replay::ReplayError::Store(e) => e,
+                    refused => Error::Storage(refused.to_string()),
+                })?;
+            print_json(&replayed)
         }
         Command::Dlq {
             command: DlqCommand::Replay,
