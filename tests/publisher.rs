@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use aws_lambda_events::dynamodb::Event;
 use axum::http::{Method, StatusCode};
 use integration_tests::aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::stream::StreamReader;
 use integration_tests::{call, project, session_token, state_with_bucket};
+use publisher::stream_source::StreamReader;
 use publisher::{Bus, Detail, Entry, EventBridge, Publisher};
 use serde_json::{json, Value};
 use shared::domain::event;
@@ -155,7 +155,9 @@ async fn feed(state: &AppState) -> Feed {
         },
         subscriber,
         failures,
-        reader: StreamReader::open(state).await,
+        reader: StreamReader::open(&state.aws.dynamodb, &state.config.table)
+            .await
+            .expect("the table's stream"),
     }
 }
 
@@ -197,7 +199,7 @@ impl Feed {
     /// the record it names (`again` times at most). Answers the failures.
     async fn run(&mut self, batch: usize) -> Vec<String> {
         let mut failures = Vec::new();
-        for event in self.reader.batches(batch).await {
+        for event in self.reader.batches(batch).await.expect("the stream") {
             let mut records = event.records;
             for _ in 0..3 {
                 let mut delivered = Event::default();

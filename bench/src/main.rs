@@ -6,6 +6,7 @@
 mod coldstart;
 mod meter;
 mod micro;
+mod publisher;
 mod report;
 mod scale;
 mod scenarios;
@@ -195,6 +196,21 @@ async fn main() {
         scale::run().await;
         return;
     }
+    // `bench publisher`: the Publisher section of BENCHMARKS.md only.
+    if std::env::args().nth(1).as_deref() == Some("publisher") {
+        let output = std::env::var("BENCH_OUTPUT").unwrap_or_else(|_| "BENCHMARKS.md".into());
+        let section = report::publisher_section(&publisher::measure().await);
+        let existing = std::fs::read_to_string(&output).unwrap_or_default();
+        let text = report::with_section(
+            &existing,
+            report::PUBLISHER_HEADING,
+            &section,
+            "## Cold start",
+        );
+        std::fs::write(&output, text).expect("writing the report");
+        eprintln!("bench: wrote the Publisher section of {output}");
+        return;
+    }
     let iterations: usize = std::env::var("BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -215,9 +231,11 @@ async fn main() {
         measured.push(measure(s, &meter, iterations).await);
     }
     let processor = scenarios::processor_throughput(&state, &meter).await;
+    eprintln!("bench: the publisher");
+    let publisher = publisher::measure().await;
     let cold = coldstart::measure().await;
     let micro = micro::read();
-    let text = report::render(iterations, &measured, &processor, &cold, &micro);
+    let text = report::render(iterations, &measured, &processor, &publisher, &cold, &micro);
     // The Scale section is make bench-scale's: kept as it was.
     let existing = std::fs::read_to_string(&output).unwrap_or_default();
     std::fs::write(&output, report::keep_scale(&text, &existing)).expect("writing the report");

@@ -51,6 +51,7 @@ pub fn render(
     iterations: usize,
     measured: &[Measured],
     processor: &Throughput,
+    publisher: &crate::publisher::Figures,
     cold: &[Cold],
     micro: &[Micro],
 ) -> String {
@@ -172,6 +173,9 @@ pub fn render(
         processor.write_units_per_event,
     );
 
+    s.push_str(&publisher_section(publisher));
+    let _ = writeln!(s);
+
     let _ = writeln!(s, "## Cold start\n");
     let _ = writeln!(
         s,
@@ -267,6 +271,118 @@ fn init_verdict(cold: &[Cold]) -> String {
     text
 }
 
+/// `PutEvents`: $1.00 per million entries (of up to 64 KB each).
+const PUT_EVENTS_ENTRY: f64 = 1.00 / 1e6;
+
+pub const PUBLISHER_HEADING: &str = "## Publisher";
+
+/// The Publisher section (`make bench`, or `bench publisher` alone).
+pub fn publisher_section(f: &crate::publisher::Figures) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{PUBLISHER_HEADING}\n");
+    let _ = writeln!(
+        s,
+        "One publisher (in-process, {} UTC) handed the emulator's table stream in batches of \
+         100 records, as Lambda's event source would, putting each event on an emulator bus \
+         whose rule sends everything to an SQS queue; every event was received there once.\n",
+        time::OffsetDateTime::now_utc().date()
+    );
+    let _ = writeln!(
+        s,
+        "| events written | events | PutEvents calls | entries per call | events/s | handle per batch of 100 |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for run in &f.runs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1} | **{:.0}** | {:.0} ms |",
+            run.label,
+            run.events,
+            run.calls,
+            run.events as f64 / run.calls.max(1) as f64,
+            run.per_second(),
+            run.seconds_per_batch() * 1e3,
+        );
+    }
+    let entry_ms = f
+        .runs
+        .iter()
+        .map(|r| r.seconds * 1e3 / r.events.max(1) as f64)
+        .fold(0.0, f64::max);
+    let _ = writeln!(
+        s,
+        "\nThe emulator spends about {entry_ms:.0} ms on each entry whatever the call holds (moto \
+         hands each one to the rule's SQS target inside `PutEvents`), so events/s here measure \
+         it, not the publisher, and say little about AWS. What carries over is the calls: a \
+         call holds at most one event per organization (so a refused entry is retried before \
+         its organization's later ones), so events of many organizations fill calls of up to \
+         10 and one busy organization's go one a call. A shard is read by one invocation at a \
+         time: with `PutEvents` taking T ms, it publishes up to 10 events per T ms when they \
+         come from many organizations, and one organization's at one per T ms (33 a second \
+         at T = 30). That bounds one organization's feed, not a project's: the table's stream \
+         has a shard per partition range, each read by its own invocation.\n"
+    );
+    let _ = writeln!(
+        s,
+        "**Lag** from a write's commit to its arrival on the subscriber queue, {} writes one \
+         at a time (20 ms apart, organizations taking turns), the stream read again as soon \
+         as a batch is done: **p50 {:.0} ms, p99 {:.0} ms** ({} received). In AWS add the \
+         event source's polling: Lambda reads each shard four times a second, so up to \
+         250 ms more.\n",
+        f.lag_samples,
+        f.lag.p50.as_secs_f64() * 1e3,
+        f.lag.p99.as_secs_f64() * 1e3,
+        f.lag_samples,
+    );
+    // Lambda's cost per million events: invocations of 100 events, each
+    // billed for its measured handle time (an emulator's; AWS's calls are
+    // faster) at the publisher's 256 MB.
+    let busiest = f
+        .runs
+        .iter()
+        .map(|r| r.seconds_per_batch())
+        .fold(0.0, f64::max);
+    let invocations = 1e6 / 100.0;
+    let lambda = invocations * (LAMBDA_REQUEST + busiest * MEMORY_GB * LAMBDA_GB_SECOND_ARM);
+    let _ = writeln!(
+        s,
+        "**Cost per million events** at list prices (us-east-1): `PutEvents` ${:.2} (one entry \
+         each, under 64 KB); the stream's reads by a Lambda trigger are free; the publisher's \
+         Lambda about ${lambda:.2} (10,000 invocations of 100 events, each billed the slowest \
+         batch time above at 256 MB arm64); rules delivering to SQS, Lambda or another bus \
+         add nothing on EventBridge's side (an API destination adds $0.20 per million \
+         invocations). In all about **${:.2} per million events**, beside the writes that \
+         recorded them (the stream adds no write cost).",
+        PUT_EVENTS_ENTRY * 1e6,
+        PUT_EVENTS_ENTRY * 1e6 + lambda,
+    );
+    s
+}
+
+/// `existing` with the section under `heading` (up to the next `## `)
+/// replaced by `section`; inserted before `before` (or at the end) when it
+/// has none.
+pub fn with_section(existing: &str, heading: &str, section: &str, before: &str) -> String {
+    let start = |text: &str, h: &str| -> Option<usize> {
+        if text.starts_with(h) {
+            return Some(0);
+        }
+        text.find(&format!("\n{h}\n")).map(|i| i + 1)
+    };
+    let section = format!("{}\n\n", section.trim_end());
+    if let Some(at) = start(existing, heading) {
+        let rest = &existing[at + heading.len()..];
+        let end = rest
+            .find("\n## ")
+            .map_or(existing.len(), |i| at + heading.len() + i + 1);
+        return format!("{}{section}{}", &existing[..at], &existing[end..]);
+    }
+    match start(existing, before) {
+        Some(at) => format!("{}{section}{}", &existing[..at], &existing[at..]),
+        None => format!("{}\n\n{section}", existing.trim_end()),
+    }
+}
+
 /// The heading of the section `make bench-scale` writes; it runs to the
 /// end of the file, so `make bench` keeps it and `make bench-scale` keeps
 /// everything before it.
@@ -304,6 +420,30 @@ pub fn with_scale(existing: &str, section: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_section_is_replaced_in_place_or_inserted_before_another() {
+        let file = "# B\n\n## Processor\n\np\n\n## Publisher\n\nold\n\n## Cold start\n\nc\n";
+        assert_eq!(
+            with_section(
+                file,
+                "## Publisher",
+                "## Publisher\n\nnew\n",
+                "## Cold start"
+            ),
+            "# B\n\n## Processor\n\np\n\n## Publisher\n\nnew\n\n## Cold start\n\nc\n"
+        );
+        let without = "# B\n\n## Processor\n\np\n\n## Cold start\n\nc\n";
+        assert_eq!(
+            with_section(
+                without,
+                "## Publisher",
+                "## Publisher\n\nnew",
+                "## Cold start"
+            ),
+            file.replace("\nold\n", "\nnew\n")
+        );
+    }
 
     #[test]
     fn bench_and_bench_scale_keep_each_others_sections() {

@@ -571,7 +571,6 @@ pub fn transformed_template() -> Value {
 }
 
 pub mod reads;
-pub mod stream;
 
 /// Runs a deleted organization's purge in the store, step after step,
 /// until nothing is left in its partition: the number of steps.

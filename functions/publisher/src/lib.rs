@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub mod replay;
+pub mod stream_source;
 
 /// Every entry's `source`.
 pub const SOURCE: &str = "organizations";
