@@ -5,8 +5,9 @@
 
 use axum::http::{Method, StatusCode};
 use integration_tests::aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{call, project, session_token, state_with_bucket};
-use serde_json::{json, Value};
+use integration_tests::events::{self, timeline};
+use integration_tests::{call, project, state_with_bucket};
+use serde_json::json;
 use shared::domain::event;
 use shared::store::timeline::{Delivery, Recorded, TimelineEvent};
 use shared::AppState;
@@ -15,42 +16,16 @@ use uuid::Uuid;
 /// The organization's events as the table holds them, in timeline order:
 /// (name, sequence).
 async fn numbered(state: &AppState, project: Uuid, org: Uuid) -> Vec<(String, u64)> {
-    let mut events = Vec::new();
-    let mut start = None;
-    loop {
-        let out = state
-            .aws
-            .dynamodb
-            .query()
-            .table_name(&state.config.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(shared::keys::org_pk(project, org)),
-            )
-            .expression_attribute_values(
-                ":evt",
-                AttributeValue::S(shared::keys::EVENT_PREFIX.into()),
-            )
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("querying the timeline");
-        for item in out.items.unwrap_or_default() {
-            let name = item["name"].as_s().expect("a name").clone();
-            let sequence = item
-                .get("sequence")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{name} has no sequence"));
-            events.push((name, sequence));
-        }
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return events;
-        }
-    }
+    timeline(state, project, org)
+        .await
+        .into_iter()
+        .map(|r| {
+            let sequence = r
+                .sequence
+                .unwrap_or_else(|| panic!("{} has no sequence", r.event.name));
+            (r.event.name, sequence)
+        })
+        .collect()
 }
 
 /// The organization's sequence item: the last number given.
@@ -90,85 +65,17 @@ async fn assert_gap_free(state: &AppState, project: Uuid, org: Uuid) -> Vec<(Str
 }
 
 fn custom(name: &str) -> TimelineEvent {
-    TimelineEvent {
-        id: shared::ids::new_id(),
-        name: name.into(),
-        data: Default::default(),
-        created_at: shared::ids::now(),
-        origin: "custom".into(),
-    }
+    events::custom(name, json!({}))
 }
 
 #[tokio::test]
 async fn every_family_the_processor_and_a_deletion_number_events_one_after_another() {
     let state = state_with_bucket(None).await;
     let p = project(&state).await;
-    let sk = Some(p.secret_key.as_str());
-    let accounts = accounts::router(state.clone());
-    let client = client::router(state.clone());
-    let crm = crm::router(state.clone());
-    let tenant = tenant::router(state.clone());
-    // A session's creation: `organization.created` and its owner's
-    // `organization.user.added` in one transaction, 1 and 2.
-    let ann = session_token(&p, "ann", None);
-    let made = call(
-        &accounts,
-        Method::POST,
-        "/v1/organizations",
-        Some(&ann),
-        Some(r#"{"name": "Seq"}"#),
-    )
-    .await;
-    assert!(made.status.is_success(), "{:?}", made.body);
-    let id = made.body["id"].as_str().unwrap().to_owned();
-    let org: Uuid = id.parse().unwrap();
-    let by_id = json!([{"source": "id", "external_id": id}]);
-    let steps: Vec<(&axum::Router, Method, String, Value)> = vec![
-        (
-            &client,
-            Method::POST,
-            "/api/client/organizations".into(),
-            json!({"identifier": by_id, "data": {"plan": "pro"}}),
-        ),
-        (
-            &accounts,
-            Method::PATCH,
-            format!("/v1/organizations/{id}"),
-            json!({"name": "Seq Inc"}),
-        ),
-        (
-            &tenant,
-            Method::PUT,
-            format!("/v2/organization/{id}/settings/double_opt_in"),
-            json!(true),
-        ),
-        (
-            &crm,
-            Method::PATCH,
-            format!("/organizations/{id}"),
-            json!({"description": "numbered"}),
-        ),
-        (
-            &client,
-            Method::POST,
-            "/api/client/organizations/users".into(),
-            json!({"organization": {"identifier": by_id}, "user": {"identifier": [{"external_id": "bob"}]}}),
-        ),
-        (
-            &client,
-            Method::DELETE,
-            "/api/client/organizations/users".into(),
-            json!({"organization": {"identifier": by_id}, "user": {"identifier": [{"external_id": "bob"}]}}),
-        ),
-    ];
-    for (router, method, path, body) in steps {
-        let answer = call(router, method.clone(), &path, sk, Some(&body.to_string())).await;
-        assert!(
-            answer.status.is_success(),
-            "{method} {path}: {:?}",
-            answer.body
-        );
-    }
+    // A session's creation (`organization.created` and its owner's
+    // `organization.user.added` in one transaction, 1 and 2), then a
+    // change through every family.
+    let org = events::changed_through_every_family(&state, &p, "Seq").await;
     // A client's event, alone and in a processor batch (twice: the
     // redelivered one takes no number).
     let alone = custom("seq.alone");
@@ -198,10 +105,10 @@ async fn every_family_the_processor_and_a_deletion_number_events_one_after_anoth
         "{again:?}"
     );
     let deleted = call(
-        &accounts,
+        &accounts::router(state.clone()),
         Method::DELETE,
-        &format!("/v1/organizations/{id}"),
-        sk,
+        &format!("/v1/organizations/{org}"),
+        Some(&p.secret_key),
         None,
     )
     .await;

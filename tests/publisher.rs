@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use aws_lambda_events::dynamodb::Event;
 use axum::http::{Method, StatusCode};
 use integration_tests::aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::{call, project, session_token, state_with_bucket};
+use integration_tests::events;
+use integration_tests::{call, project, state_with_bucket};
 use publisher::stream_source::StreamReader;
 use publisher::{Bus, Detail, Entry, EventBridge, Publisher};
 use serde_json::{json, Value};
@@ -228,38 +229,21 @@ async fn timeline(
     project: Uuid,
     org: Uuid,
 ) -> HashMap<Uuid, (String, u64, Value)> {
-    let out = state
-        .aws
-        .dynamodb
-        .query()
-        .table_name(&state.config.table)
-        .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
-        .expression_attribute_values(":pk", AttributeValue::S(shared::keys::org_pk(project, org)))
-        .expression_attribute_values(":evt", AttributeValue::S(shared::keys::EVENT_PREFIX.into()))
-        .consistent_read(true)
-        .send()
+    events::timeline(state, project, org)
         .await
-        .expect("the timeline");
-    out.items
-        .unwrap_or_default()
         .into_iter()
-        .map(|item| {
-            let event: TimelineEvent = serde_dynamo::from_item(item.clone()).expect("an event");
-            let sequence = item["sequence"].as_n().unwrap().parse().unwrap();
-            let data = serde_json::to_value(&event.data).unwrap();
-            (event.id, (event.name, sequence, data))
+        .map(|r| {
+            let data = serde_json::to_value(&r.event.data).unwrap();
+            (
+                r.event.id,
+                (r.event.name, r.sequence.expect("a sequence"), data),
+            )
         })
         .collect()
 }
 
 fn custom(name: &str) -> TimelineEvent {
-    TimelineEvent {
-        id: shared::ids::new_id(),
-        name: name.into(),
-        data: serde_json::from_value(json!({"n": 1})).unwrap(),
-        created_at: shared::ids::now(),
-        origin: "custom".into(),
-    }
+    events::custom(name, json!({"n": 1}))
 }
 
 #[tokio::test]
@@ -268,69 +252,8 @@ async fn a_change_through_each_family_reaches_the_subscriber_once_with_its_paylo
     let mut feed = feed(&state).await;
     let p = project(&state).await;
     let sk = Some(p.secret_key.as_str());
-    let accounts = accounts::router(state.clone());
-    let client = client::router(state.clone());
-    let crm = crm::router(state.clone());
-    let tenant = tenant::router(state.clone());
-    let ann = session_token(&p, "ann", None);
-    let made = call(
-        &accounts,
-        Method::POST,
-        "/v1/organizations",
-        Some(&ann),
-        Some(r#"{"name": "Feed"}"#),
-    )
-    .await;
-    assert!(made.status.is_success(), "{:?}", made.body);
-    let id = made.body["id"].as_str().unwrap().to_owned();
-    let org: Uuid = id.parse().unwrap();
-    let by_id = json!([{"source": "id", "external_id": id}]);
-    let steps: Vec<(&axum::Router, Method, String, Value)> = vec![
-        (
-            &client,
-            Method::POST,
-            "/api/client/organizations".into(),
-            json!({"identifier": by_id, "data": {"plan": "pro"}}),
-        ),
-        (
-            &accounts,
-            Method::PATCH,
-            format!("/v1/organizations/{id}"),
-            json!({"name": "Feed Inc"}),
-        ),
-        (
-            &tenant,
-            Method::PUT,
-            format!("/v2/organization/{id}/settings/double_opt_in"),
-            json!(true),
-        ),
-        (
-            &crm,
-            Method::PATCH,
-            format!("/organizations/{id}"),
-            json!({"description": "fed"}),
-        ),
-        (
-            &client,
-            Method::POST,
-            "/api/client/organizations/users".into(),
-            json!({"organization": {"identifier": by_id}, "user": {"identifier": [{"external_id": "bob"}]}}),
-        ),
-        (
-            &client,
-            Method::DELETE,
-            "/api/client/organizations/users".into(),
-            json!({"organization": {"identifier": by_id}, "user": {"identifier": [{"external_id": "bob"}]}}),
-        ),
-    ];
-    for (router, method, path, body) in steps {
-        let answer = call(router, method.clone(), &path, sk, Some(&body.to_string())).await;
-        assert!(
-            answer.status.is_success(),
-            "{method} {path}: {:?}",
-            answer.body
-        );
-    }
+    let org = events::changed_through_every_family(&state, &p, "Feed").await;
+    let id = org.to_string();
     let posted = custom("feed.custom");
     let recorded = state
         .store
@@ -342,7 +265,7 @@ async fn a_change_through_each_family_reaches_the_subscriber_once_with_its_paylo
         .await;
     assert!(recorded[0].is_ok(), "{recorded:?}");
     let deleted = call(
-        &accounts,
+        &accounts::router(state.clone()),
         Method::DELETE,
         &format!("/v1/organizations/{id}"),
         sk,

@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 pub use aws_sdk_dynamodb;
 
+pub mod events;
+
 /// The app state every function would build, against the emulator, with a
 /// table of the test's own: the emulator copies a whole table for each
 /// transaction, so small tables keep tests fast (project ids keep them

@@ -37,6 +37,7 @@ pub struct Upserted<T> {
 
 impl Profile for Organization {
     const NOUN: &'static str = "organization";
+    const HAS_TIMELINE: bool = true;
     const RECORD_SK: &'static str = keys::ORG_SK;
     const MARKER_SK: &'static str = keys::ORG_IDENTIFIER_SK;
 

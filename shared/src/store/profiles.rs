@@ -35,6 +35,9 @@ pub(crate) enum Applied {
 pub(crate) trait Profile: Clone + Serialize + DeserializeOwned + Send + Sync {
     /// What the kind is called in messages ("organization", "user").
     const NOUN: &'static str;
+    /// Whether the kind has a timeline (and with it an event sequence):
+    /// organizations do, users do not.
+    const HAS_TIMELINE: bool;
     const RECORD_SK: &'static str;
     const MARKER_SK: &'static str;
     fn marker_pk(project: Uuid, key: &IdentifierKey) -> String;
@@ -425,7 +428,8 @@ impl Store {
             let (mut keys, hint) = self.resolution_keys::<P>(project, &ids);
             // The record's event sequence beside it (an update numbers its
             // event after it).
-            if let Some(id) = hint {
+            let hint_sequence = hint.filter(|_| P::HAS_TIMELINE);
+            if let Some(id) = hint_sequence {
                 keys.push(sequence_key(project, id));
             }
             let fetched = self.fetch(keys).await?;
@@ -435,7 +439,7 @@ impl Store {
             // record was read strongly consistent).
             // The record, when the markers' read did not prefetch it, is
             // read with its event sequence (one read either way).
-            let mut sequence = hint.map(|id| {
+            let mut sequence = hint_sequence.map(|id| {
                 let item = fetched.item(&sequence_key(project, id));
                 (id, Sequence::after(sequence_in(item.as_ref())))
             });
@@ -445,10 +449,14 @@ impl Store {
                         Some(record) => Some(record),
                         None => {
                             let key = record_key::<P>(project, id);
-                            let (again, read) =
-                                self.fetch_with_sequence(project, id, vec![key]).await?;
-                            sequence = Some((id, read));
-                            again.record::<P>(project, id)?
+                            if P::HAS_TIMELINE {
+                                let (again, read) =
+                                    self.fetch_with_sequence(project, id, vec![key]).await?;
+                                sequence = Some((id, read));
+                                again.record::<P>(project, id)?
+                            } else {
+                                self.fetch(vec![key]).await?.record::<P>(project, id)?
+                            }
                         }
                     };
                     if record.is_none() {

@@ -15,6 +15,7 @@ pub(crate) const SESSION_IDENTITY: &str = "session_identity";
 
 impl Profile for User {
     const NOUN: &'static str = "user";
+    const HAS_TIMELINE: bool = false;
     const RECORD_SK: &'static str = keys::USER_SK;
     const MARKER_SK: &'static str = keys::USER_IDENTIFIER_SK;
 
