@@ -931,7 +931,8 @@ pub fn render(run: &Run) -> String {
          notes and {} settings (`SCALE_LARGE`), and a few fixture organizations. Everything is \
          seeded in-process through the store's own write paths (organization upserts, \
          memberships, the processor's batched event write, notes, settings), {WRITERS} writers \
-         at a time: the large organization took {:.0} s; {}.\n",
+         at a time ({ONE_ORGANIZATION_WRITERS} into one organization, whose event sequence orders \
+         its writes): the large organization took {:.0} s; {}.\n",
         now.date(),
         run.minutes,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
