@@ -104,15 +104,7 @@ async fn every_family_the_processor_and_a_deletion_number_events_one_after_anoth
         again.iter().all(|v| matches!(v, Ok(Recorded::Duplicate))),
         "{again:?}"
     );
-    let deleted = call(
-        &accounts::router(state.clone()),
-        Method::DELETE,
-        &format!("/v1/organizations/{org}"),
-        Some(&p.secret_key),
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    events::delete_through_accounts(&state, &p, org).await;
 
     let events = assert_gap_free(&state, p.project_id, org).await;
     // Written one after another: timeline order is number order.

@@ -8,10 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use aws_lambda_events::dynamodb::Event;
-use axum::http::{Method, StatusCode};
 use integration_tests::aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::events;
-use integration_tests::{call, project, state_with_bucket};
+use integration_tests::{project, state_with_bucket};
 use publisher::stream_source::StreamReader;
 use publisher::{Bus, Detail, Entry, EventBridge, Publisher};
 use serde_json::{json, Value};
@@ -77,8 +76,8 @@ impl Bus for Refusing {
     }
 }
 
-async fn queue(state: &AppState, name: &str) -> (String, String) {
-    let url = state
+async fn queue(state: &AppState, name: &str) -> String {
+    state
         .aws
         .sqs
         .create_queue()
@@ -87,59 +86,15 @@ async fn queue(state: &AppState, name: &str) -> (String, String) {
         .await
         .expect("a queue")
         .queue_url
-        .expect("its url");
-    let arn = state
-        .aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("its attributes")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("its arn");
-    (url, arn)
+        .expect("its url")
 }
 
 async fn feed(state: &AppState) -> Feed {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let name = format!("organizations-{}", Uuid::now_v7().simple());
-    events
-        .create_event_bus()
-        .name(&name)
-        .send()
+    let (name, subscriber) = publisher::stream_source::subscribed_bus(&sdk)
         .await
-        .expect("a bus");
-    let (subscriber, arn) = queue(state, "subscriber").await;
-    events
-        .put_rule()
-        .name("everything")
-        .event_bus_name(&name)
-        .event_pattern(r#"{"source": ["organizations"]}"#)
-        .send()
-        .await
-        .expect("a rule");
-    events
-        .put_targets()
-        .rule("everything")
-        .event_bus_name(&name)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("subscriber")
-                .arn(arn)
-                .build()
-                .expect("a target"),
-        )
-        .send()
-        .await
-        .expect("its target");
-    let (failures, _) = queue(state, "publish-failures").await;
+        .expect("a bus with a subscriber");
+    let failures = queue(state, "publish-failures").await;
     // The publisher as its Lambda makes it (its calls are recorded for the
     // least-privilege check), its bus wrapped to refuse chosen entries.
     let made = Publisher::new(&sdk, name, Some(failures.clone()));
@@ -251,7 +206,6 @@ async fn a_change_through_each_family_reaches_the_subscriber_once_with_its_paylo
     let state = state_with_bucket(None).await;
     let mut feed = feed(&state).await;
     let p = project(&state).await;
-    let sk = Some(p.secret_key.as_str());
     let org = events::changed_through_every_family(&state, &p, "Feed").await;
     let id = org.to_string();
     let posted = custom("feed.custom");
@@ -264,15 +218,7 @@ async fn a_change_through_each_family_reaches_the_subscriber_once_with_its_paylo
         }])
         .await;
     assert!(recorded[0].is_ok(), "{recorded:?}");
-    let deleted = call(
-        &accounts::router(state.clone()),
-        Method::DELETE,
-        &format!("/v1/organizations/{id}"),
-        sk,
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    events::delete_through_accounts(&state, &p, org).await;
 
     assert_eq!(feed.run(100).await, Vec::<String>::new(), "no batch failed");
     let received = drain(&state, &feed.subscriber).await;
@@ -329,12 +275,7 @@ async fn five_hundred_changes_to_one_organization_arrive_in_sequence_order() {
     let state = state_with_bucket(None).await;
     let mut feed = feed(&state).await;
     let p = project(&state).await;
-    let org = state
-        .store
-        .create_organization(p.project_id, "Busy", Default::default(), None)
-        .await
-        .expect("an organization")
-        .id;
+    let org = events::organizations(&state, p.project_id, &["Busy"]).await[0];
     let events: Vec<TimelineEvent> = (0..500).map(|_| custom("busy.tick")).collect();
     for chunk in events.chunks(10) {
         let deliveries: Vec<Delivery<'_>> = chunk
@@ -366,15 +307,7 @@ async fn a_refused_entry_is_retried_before_its_organizations_later_events_and_no
     let state = state_with_bucket(None).await;
     let mut feed = feed(&state).await;
     let p = project(&state).await;
-    let mut orgs = Vec::new();
-    for name in ["A", "B"] {
-        let made = state
-            .store
-            .create_organization(p.project_id, name, Default::default(), None)
-            .await
-            .unwrap();
-        orgs.push(made.id);
-    }
+    let orgs = events::organizations(&state, p.project_id, &["A", "B"]).await;
     // Interleaved: A1 B1 A2 B2 … (each org's creation is its event 1).
     let events: Vec<(Uuid, TimelineEvent)> =
         (0..20).map(|k| (orgs[k % 2], custom("tick"))).collect();
@@ -443,12 +376,7 @@ async fn a_record_that_cannot_be_published_goes_to_the_failure_queue_and_the_res
     let state = state_with_bucket(None).await;
     let mut feed = feed(&state).await;
     let p = project(&state).await;
-    let org = state
-        .store
-        .create_organization(p.project_id, "Poisoned", Default::default(), None)
-        .await
-        .unwrap()
-        .id;
+    let org = events::organizations(&state, p.project_id, &["Poisoned"]).await[0];
     // A timeline item no writer of this service makes (no sequence, no
     // name): what a hand-made or foreign write would leave.
     let poison = Uuid::now_v7();
@@ -531,15 +459,7 @@ async fn a_replay_republishes_the_timelines_in_sequence_order_with_their_ids() {
     let state = state_with_bucket(None).await;
     let mut feed = feed(&state).await;
     let p = project(&state).await;
-    let mut orgs = Vec::new();
-    for name in ["Long", "Short"] {
-        let made = state
-            .store
-            .create_organization(p.project_id, name, Default::default(), None)
-            .await
-            .unwrap();
-        orgs.push(made.id);
-    }
+    let orgs = events::organizations(&state, p.project_id, &["Long", "Short"]).await;
     // Long's timeline spans three pages of a replay's reads.
     ticks(&state, p.project_id, orgs[0], 150).await;
     ticks(&state, p.project_id, orgs[1], 3).await;
@@ -655,12 +575,7 @@ async fn a_replay_passes_over_events_it_cannot_place_and_reads_a_deleted_organiz
     let state = state_with_bucket(None).await;
     let feed = feed(&state).await;
     let p = project(&state).await;
-    let org = state
-        .store
-        .create_organization(p.project_id, "Old", Default::default(), None)
-        .await
-        .unwrap()
-        .id;
+    let org = events::organizations(&state, p.project_id, &["Old"]).await[0];
     // An event recorded before events were numbered, and a foreign item.
     let pk = AttributeValue::S(shared::keys::org_pk(p.project_id, org));
     let old = Uuid::now_v7();
@@ -681,15 +596,7 @@ async fn a_replay_passes_over_events_it_cannot_place_and_reads_a_deleted_organiz
         put.send().await.expect("an old item");
     }
     ticks(&state, p.project_id, org, 2).await;
-    let deleted = call(
-        &accounts::router(state.clone()),
-        Method::DELETE,
-        &format!("/v1/organizations/{org}"),
-        Some(&p.secret_key),
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    events::delete_through_accounts(&state, &p, org).await;
     let replayed = feed
         .publisher
         .replay(&state.store, p.project_id, Some(org), 0)

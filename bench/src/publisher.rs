@@ -91,7 +91,6 @@ async fn rig() -> Rig {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let db = aws_sdk_dynamodb::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
     let table = format!("bench-publisher-{}", Uuid::now_v7().simple());
     shared::provision::create_table_streaming(&db, &table, true)
         .await
@@ -110,56 +109,9 @@ async fn rig() -> Rig {
             .expect("an organization");
         orgs.push(made.id);
     }
-    let bus = format!("bench-{}", Uuid::now_v7().simple());
-    events
-        .create_event_bus()
-        .name(&bus)
-        .send()
+    let (bus, subscriber) = publisher::stream_source::subscribed_bus(&sdk)
         .await
-        .expect("a bus");
-    let subscriber = sqs
-        .create_queue()
-        .queue_name(format!("bench-subscriber-{}", Uuid::now_v7().simple()))
-        .send()
-        .await
-        .expect("a queue")
-        .queue_url
-        .expect("its url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&subscriber)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("its attributes")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("its arn");
-    events
-        .put_rule()
-        .name("subscriber")
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source": ["organizations"]}"#)
-        .send()
-        .await
-        .expect("a rule");
-    events
-        .put_targets()
-        .rule("subscriber")
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("subscriber")
-                .arn(arn)
-                .build()
-                .expect("a target"),
-        )
-        .send()
-        .await
-        .expect("its target");
+        .expect("a bus with a subscriber");
     let made = Publisher::new(&sdk, bus, None);
     let calls = Arc::new(AtomicUsize::new(0));
     let publisher = Publisher {

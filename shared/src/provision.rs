@@ -211,6 +211,20 @@ pub async fn create_table_streaming(
     Ok(())
 }
 
+/// A queue's ARN (what a redrive policy or a rule's target names).
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Error> {
+    Ok(sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| storage("GetQueueAttributes", e))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .unwrap_or_default())
+}
+
 pub async fn create_queues(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
@@ -228,16 +242,7 @@ pub async fn create_queues(
         .map_err(|e| storage("CreateQueue", e))?
         .queue_url
         .unwrap_or_default();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| storage("GetQueueAttributes", e))?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .unwrap_or_default();
+    let dlq_arn = queue_arn(sqs, &dlq_url).await?;
     let redrive =
         serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count})
             .to_string();

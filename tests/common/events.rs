@@ -98,6 +98,39 @@ pub async fn changed_through_every_family(
     id.parse().expect("a uuid")
 }
 
+/// Organizations of the given names, created through the store (each
+/// one's `organization.created` is its event 1), in order.
+pub async fn organizations(state: &AppState, project: Uuid, names: &[&str]) -> Vec<Uuid> {
+    let mut orgs = Vec::new();
+    for name in names {
+        let made = state
+            .store
+            .create_organization(project, name, Default::default(), None)
+            .await
+            .expect("an organization");
+        orgs.push(made.id);
+    }
+    orgs
+}
+
+/// Deletes the organization through the accounts family (204).
+pub async fn delete_through_accounts(state: &AppState, p: &CreatedProject, org: Uuid) {
+    let deleted = call(
+        &accounts::router(state.clone()),
+        Method::DELETE,
+        &format!("/v1/organizations/{org}"),
+        Some(&p.secret_key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        deleted.status,
+        axum::http::StatusCode::NO_CONTENT,
+        "{:?}",
+        deleted.body
+    );
+}
+
 /// One timeline item as the table holds it.
 pub struct Recorded {
     pub event: TimelineEvent,

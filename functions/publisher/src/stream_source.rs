@@ -1,9 +1,9 @@
-//! Lambda's stream event source for the publisher, against the local
-//! emulator: the table's stream read through DynamoDB Streams' JSON API
-//! (`GetRecords`' records are what the event source hands the function,
-//! plus `eventSourceARN`). The tests and `make bench` feed the publisher
-//! from it, so they start from the records the emulator's stream really
-//! holds; the deployed function never uses it (Lambda reads the stream).
+//! The event feed's ends against the local emulator, for the tests and
+//! `make bench` (the deployed function never uses them): Lambda's stream
+//! event source — the table's stream read through DynamoDB Streams' JSON
+//! API (`GetRecords`' records are what the event source hands the
+//! function, plus `eventSourceARN`), so the publisher is fed the records
+//! the emulator's stream really holds — and a bus with a subscriber queue.
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -116,4 +116,73 @@ impl StreamReader {
             batches.push(batch);
         }
     }
+}
+
+/// A new bus of the emulator with a rule sending every event of this
+/// service (`source` [`crate::SOURCE`]) to a new SQS queue, as a
+/// subscriber's rule would: the bus's name and the queue's URL.
+pub async fn subscribed_bus(sdk: &aws_config::SdkConfig) -> Result<(String, String), String> {
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let name = format!("organizations-{}", uuid::Uuid::now_v7().simple());
+    events
+        .create_event_bus()
+        .name(&name)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "CreateEventBus: {}",
+                aws_sdk_eventbridge::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let subscriber = sqs
+        .create_queue()
+        .queue_name(format!("subscriber-{}", uuid::Uuid::now_v7().simple()))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "CreateQueue: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            )
+        })?
+        .queue_url
+        .ok_or("CreateQueue answered no URL")?;
+    let arn = shared::provision::queue_arn(&sqs, &subscriber)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pattern = serde_json::json!({"source": [crate::SOURCE]}).to_string();
+    events
+        .put_rule()
+        .name("subscriber")
+        .event_bus_name(&name)
+        .event_pattern(pattern)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "PutRule: {}",
+                aws_sdk_eventbridge::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("subscriber")
+        .arn(arn)
+        .build()
+        .map_err(|e| e.to_string())?;
+    events
+        .put_targets()
+        .rule("subscriber")
+        .event_bus_name(&name)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "PutTargets: {}",
+                aws_sdk_eventbridge::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok((name, subscriber))
 }
