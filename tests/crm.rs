@@ -876,3 +876,189 @@ async fn page_numbers_past_the_offset_limit_are_refused() {
         .expect("a last page")
         .ends_with("page=1"));
 }
+
+/// A user's last name is copied onto the organizations the user owns (what
+/// `order[owner.lastName]` sorts by); renaming the user, as the client
+/// family does, moves them in that order once the cleanup function's sweep
+/// has run the refresh job the rename wrote — in bounded steps, the newest
+/// name winning over a rename that came before it.
+#[tokio::test]
+async fn a_renamed_owner_moves_its_organizations_in_the_owner_order() {
+    let state = state().await;
+    let p = project(&state).await;
+    let crm = crm::router(state.clone());
+    let client = client::router(state.clone());
+    let key = p.secret_key.as_str();
+    let name_user = |external: &str, last: &str| {
+        json!({"identifier": [{"external_id": external}], "data": {"lastName": last}}).to_string()
+    };
+    let mut users = Vec::new();
+    for (external, last) in [("zed", "Zimmer"), ("mid", "Maas")] {
+        let user = call(
+            &client,
+            Method::POST,
+            "/api/client/users",
+            Some(key),
+            Some(&name_user(external, last)),
+        )
+        .await;
+        assert_eq!(user.status, StatusCode::OK, "{:?}", user.body);
+        users.push(user.body["id"].as_str().unwrap().to_owned());
+    }
+    // Five organizations of the first user (its id as a client may write
+    // it, in upper case), one of the second.
+    let mut zimmers = Vec::new();
+    for i in 0..6 {
+        let owner = if i < 5 {
+            users[0].to_uppercase()
+        } else {
+            users[1].clone()
+        };
+        let body = json!({"title": format!("org {i}"), "owner": format!("/users/{owner}")});
+        let created = call(&crm, Method::POST, ORGS, Some(key), Some(&body.to_string())).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        assert_eq!(
+            created.body["owner"],
+            json!(format!("/users/{}", users[if i < 5 { 0 } else { 1 }]))
+        );
+        if i < 5 {
+            zimmers.push(created.body["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let maas = {
+        let (found, _) = walk(&crm, key, "order[owner.lastName]=asc").await;
+        assert_eq!(found[1..], zimmers[..], "Maas before Zimmer");
+        found[0].clone()
+    };
+    let (owned, _) = walk(&crm, key, &format!("owner.id={}", users[0].to_uppercase())).await;
+    assert_eq!(owned, zimmers, "the owner filter takes the id in any case");
+
+    let rename = |last: &str| name_user("zed", last);
+    let renamed = call(
+        &client,
+        Method::POST,
+        "/api/client/users",
+        Some(key),
+        Some(&rename("Aalders")),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+
+    // The refresh in steps of two organizations, as the sweep would run
+    // it: a second rename after the first step replaces the job, whose
+    // next step is then stale, and the new one starts over.
+    let project_id = p.project_id;
+    let due = |state: shared::AppState| async move {
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        state
+            .store
+            .due_owner_names(&shared::ids::system_timestamp(soon), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|job| job.project_id == project_id)
+            .collect::<Vec<_>>()
+    };
+    let mut first = due(state.clone()).await;
+    assert_eq!(first.len(), 1, "the rename wrote one job: {first:?}");
+    let mut first = first.remove(0);
+    assert_eq!(
+        state.store.owner_name_step(&mut first, 2).await.unwrap(),
+        shared::store::OwnerNameStep::Continued { examined: 2 }
+    );
+    let renamed = call(
+        &client,
+        Method::POST,
+        "/api/client/users",
+        Some(key),
+        Some(&rename("Ackermann")),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    assert_eq!(
+        state.store.owner_name_step(&mut first, 2).await.unwrap(),
+        shared::store::OwnerNameStep::Stale,
+        "the first rename's job was replaced"
+    );
+    let mut second = due(state.clone()).await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    let mut second = second.remove(0);
+    assert_eq!(second.after, None, "the new job starts over");
+    let mut steps = Vec::new();
+    loop {
+        let step = state.store.owner_name_step(&mut second, 2).await.unwrap();
+        steps.push(step.clone());
+        if !matches!(step, shared::store::OwnerNameStep::Continued { .. }) {
+            break;
+        }
+        assert!(steps.len() < 10, "the steps do not end: {steps:?}");
+    }
+    assert_eq!(
+        steps.last(),
+        Some(&shared::store::OwnerNameStep::Done { examined: 1 }),
+        "{steps:?}"
+    );
+    assert!(due(state.clone()).await.is_empty(), "the job is gone");
+
+    let (found, _) = walk(&crm, key, "order[owner.lastName]=asc").await;
+    let mut expected = zimmers.clone();
+    expected.push(maas.clone());
+    assert_eq!(found, expected, "Ackermann before Maas");
+    let (found, _) = walk(&crm, key, "order[owner.lastName]=desc").await;
+    let mut expected = vec![maas];
+    expected.extend(zimmers.iter().cloned());
+    assert_eq!(found, expected, "Maas before Ackermann");
+    let org: uuid::Uuid = zimmers[0].parse().unwrap();
+    // The first organization had the first rename's step too.
+    let events = integration_tests::events::timeline(&state, project_id, org).await;
+    let renames: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event.name == "organization.updated")
+        .map(|e| &e.event.data["changes"]["crm.owner_last_name"])
+        .collect();
+    assert_eq!(
+        renames,
+        [
+            &json!({"from": "Zimmer", "to": "Aalders"}),
+            &json!({"from": "Aalders", "to": "Ackermann"})
+        ]
+    );
+
+    // The cleanup function's sweep runs what a rename leaves: renaming
+    // the other user, then one sweep.
+    let renamed = call(
+        &client,
+        Method::POST,
+        "/api/client/users",
+        Some(key),
+        Some(&name_user("mid", "Aa")),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    assert!(
+        cleanup::refresh_owner_names(&state, later, deadline)
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert!(due(state.clone()).await.is_empty(), "the sweep finished it");
+    let (found, _) = walk(&crm, key, "order[owner.lastName]=asc").await;
+    assert_eq!(found[0], expected[0], "Aa first");
+
+    // A change of the user that leaves the last name writes no job.
+    let same = call(
+        &client,
+        Method::POST,
+        "/api/client/users",
+        Some(key),
+        Some(
+            &json!({"identifier": [{"external_id": "mid"}], "data": {"lastName": "Aa", "plan": "pro"}})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(same.status, StatusCode::OK, "{:?}", same.body);
+    assert!(due(state.clone()).await.is_empty(), "no rename, no job");
+}

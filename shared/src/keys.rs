@@ -32,6 +32,7 @@
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //! | user's org count     | `P#<pid>#USER#<uid>`            | `ORGCOUNT`            |                                  |
 //! | purge job            | `P#<pid>#CLEANUP#<oid>`         | `PURGE`               | GSI2: `PURGES#<shard>` / `<due_at>#<pid>#<oid>` |
+//! | owner-name refresh   | `P#<pid>#USER#<uid>`            | `OWNERNAME`           | GSI2: `OWNERNAMES#<shard>` / `<due_at>#<pid>#<uid>` |
 //!
 //! Within an organization's partition the timeline (`CNT#`, `EVT#`) sorts
 //! before its live state (`MEM#`, `ORG`, and later kinds), so one Query from
@@ -459,6 +460,28 @@ pub fn purge_due_sk(due_at: &str, project: Uuid, org: Uuid) -> String {
 }
 
 /// Checks that a key taken from outside (a cursor) belongs to the project.
+/// A renamed user's refresh of the last name kept on the organizations
+/// the user owns (beside the user's record).
+pub const OWNER_NAME_SK: &str = "OWNERNAME";
+
+/// The pending owner-name refreshes (GSI2, across projects) are spread
+/// over this many partitions, by user.
+pub const OWNER_NAME_SHARDS: u128 = 4;
+
+/// The pending owner-name refreshes, in the order they are due. Only the
+/// cleanup function's sweep reads it.
+pub fn owner_name_due_pk(shard: u128) -> String {
+    format!("OWNERNAMES#{shard}")
+}
+
+pub fn owner_name_shard(user: Uuid) -> u128 {
+    user.as_u128() % OWNER_NAME_SHARDS
+}
+
+pub fn owner_name_due_sk(due_at: &str, project: Uuid, user: Uuid) -> String {
+    format!("{due_at}#{project}#{user}")
+}
+
 pub fn belongs_to(project: Uuid, key: &str) -> bool {
     let prefix = project_pk(project);
     key == prefix || key.starts_with(&format!("{prefix}#"))

@@ -21,7 +21,7 @@ use shared::domain::cleanup::{
 };
 use shared::http::Json;
 use shared::http::{Path, Query};
-use shared::store::{CleanupState, PurgeStep};
+use shared::store::{CleanupState, OwnerNameStep, PurgeStep};
 use shared::{AppState, Error};
 use uuid::Uuid;
 
@@ -323,6 +323,49 @@ pub async fn sweep(state: &AppState, now: std::time::SystemTime) -> Result<usize
         announced += 1;
     }
     Ok(announced)
+}
+
+/// Brings the last name of each renamed user onto the organizations the
+/// user owns (what CRM lists ordered by `owner.lastName` sort by): each
+/// due refresh job (at most [`SWEEP_LIMIT`] per shard) in steps of
+/// [`shared::store::OWNER_NAME_PAGE`] organizations, the jobs in turn,
+/// until none is left or `deadline` passes; a job not finished stays due
+/// for the next sweep. Runs every minute, after the purge sweep. Returns
+/// how many organizations it examined.
+pub async fn refresh_owner_names(
+    state: &AppState,
+    now: std::time::SystemTime,
+    deadline: Instant,
+) -> Result<usize, Error> {
+    let state = state.serving_ref("cleanup");
+    let state: &AppState = &state;
+    let mut jobs = state
+        .store
+        .due_owner_names(&shared::ids::system_timestamp(now), SWEEP_LIMIT)
+        .await?;
+    let mut examined = 0;
+    while !jobs.is_empty() && Instant::now() < deadline {
+        let mut going = Vec::with_capacity(jobs.len());
+        for mut job in jobs {
+            if Instant::now() >= deadline {
+                break;
+            }
+            match state
+                .store
+                .owner_name_step(&mut job, shared::store::OWNER_NAME_PAGE)
+                .await?
+            {
+                OwnerNameStep::Continued { examined: n } => {
+                    examined += n;
+                    going.push(job);
+                }
+                OwnerNameStep::Done { examined: n } => examined += n,
+                OwnerNameStep::Stale => {}
+            }
+        }
+        jobs = going;
+    }
+    Ok(examined)
 }
 
 /// Deletes every object under the organization's logo prefix.

@@ -1,7 +1,8 @@
 //! Lambda entry point of the cleanup function: one function, three
 //! triggers. SQS batches (purge steps), the minute's schedule (the sweep of
-//! purges that lost their message) and API Gateway HTTP requests (the
-//! cleanup routes) are told apart by their shape.
+//! purges that lost their message, then renamed owners' refreshes) and API
+//! Gateway HTTP requests (the cleanup routes) are told apart by their
+//! shape.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +21,7 @@ fn is_sqs(payload: &Value) -> bool {
 }
 
 /// EventBridge's scheduled event (and the local bridge's tick): the sweep
-/// of purges that lost their message.
+/// of purges that lost their message, then the owner-name refreshes.
 fn is_schedule(payload: &Value) -> bool {
     payload["detail-type"] == "Scheduled Event"
 }
@@ -73,7 +74,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         if is_schedule(&event.payload) {
             let announced = cleanup::sweep(state, SystemTime::now()).await?;
-            return Ok(serde_json::json!({ "announced": announced }));
+            let deadline = deadline(&event.context);
+            let renamed = cleanup::refresh_owner_names(state, SystemTime::now(), deadline).await?;
+            return Ok(serde_json::json!({ "announced": announced, "owner_names": renamed }));
         }
         if is_sqs(&event.payload) {
             let deadline = deadline(&event.context);

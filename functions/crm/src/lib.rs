@@ -326,6 +326,8 @@ async fn list(
             .many("owner.id")
             .iter()
             .map(|o| wire::filter_id(wire::USERS, o))
+            // Owners are kept as their user ids are written.
+            .map(|o| Uuid::parse_str(&o).map_or(o, |id| id.to_string()))
             .collect(),
         emails: lower(params.many("emailAddresses.email")),
         tags: params
@@ -398,14 +400,15 @@ async fn list(
 }
 
 /// The owner's last name when a write names a new owner (one read; 422
-/// when the owner is not a user of the project). `lastName`, `last_name`
-/// or `family_name` in the user's `data`.
+/// when the owner is not a user of the project), and the owner named by
+/// the user's id as the store writes it (lower case, hyphenated), so its
+/// list entries are the ones filters and a rename of the user find.
 async fn owner_last_name(
     state: &AppState,
     project: Uuid,
-    owner: Option<&str>,
+    change: &mut shared::domain::crm::CrmChange,
 ) -> Result<Option<String>, Error> {
-    let Some(owner) = owner else {
+    let shared::domain::address::Change::Set(owner) = &mut change.owner else {
         return Ok(None);
     };
     let unknown = || {
@@ -420,10 +423,8 @@ async fn owner_last_name(
         .get_user(project, id)
         .await?
         .ok_or_else(unknown)?;
-    Ok(["lastName", "last_name", "family_name"]
-        .iter()
-        .find_map(|k| user.data.get(*k).and_then(|v| v.as_str()))
-        .map(str::to_owned))
+    *owner = id.to_string();
+    Ok(user.last_name().map(str::to_owned))
 }
 
 /// `POST /organizations`: 201 with the organization. A session's user
@@ -436,20 +437,15 @@ async fn create(
     principal: Principal,
     Json(body): Json<wire::OrganizationWrite>,
 ) -> Result<Response, Error> {
-    let change = body.into_change(false)?;
+    let mut change = body.into_change(false)?;
     change.validate().map_err(refused)?;
+    let project = principal.project_id();
+    let owner_last = owner_last_name(&state, project, &mut change).await?;
     let shared::domain::address::Change::Set(title) = &change.title else {
         return Err(refused(shared::domain::crm::Refusal {
             field: shared::domain::crm::Field::Title,
             problem: shared::domain::crm::TITLE_REQUIRED.into(),
         }));
-    };
-    let project = principal.project_id();
-    let owner_last = match &change.owner {
-        shared::domain::address::Change::Set(owner) => {
-            owner_last_name(&state, project, Some(owner)).await?
-        }
-        _ => None,
     };
     let member = match &principal {
         Principal::Session(session) => {
@@ -485,13 +481,9 @@ async fn write(
     replace: bool,
 ) -> Result<Response, Error> {
     let (org, project) = (access.id, access.project_id);
-    let change = body.into_change(replace)?;
+    let mut change = body.into_change(replace)?;
     change.validate().map_err(refused)?;
-    let owner = match &change.owner {
-        shared::domain::address::Change::Set(owner) => Some(owner.as_str()),
-        _ => None,
-    };
-    let owner_last = owner_last_name(&state, project, owner).await?;
+    let owner_last = owner_last_name(&state, project, &mut change).await?;
     let updated = state
         .store
         .change_crm_organization(project, org, &change, owner_last)

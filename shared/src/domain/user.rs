@@ -41,6 +41,15 @@ impl User {
         })
     }
 
+    /// The user's last name, which CRM lists ordered by `owner.lastName`
+    /// sort the organizations the user owns by: the first string of
+    /// `data.lastName`, `data.last_name`, `data.family_name`.
+    pub fn last_name(&self) -> Option<&str> {
+        ["lastName", "last_name", "family_name"]
+            .iter()
+            .find_map(|k| self.data.get(*k).and_then(|v| v.as_str()))
+    }
+
     pub fn create(project_id: Uuid, id: Uuid, upsert: &ProfileUpsert, now: &str) -> Self {
         User {
             id,
@@ -65,5 +74,34 @@ impl User {
             self.updated_at = now.to_owned();
         }
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(data: serde_json::Value) -> User {
+        User {
+            id: Uuid::nil(),
+            project_id: Uuid::nil(),
+            identifiers: Vec::new(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            version: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_last_name_is_the_first_string_of_its_three_spellings() {
+        assert_eq!(user(json!({"lastName": "Maas"})).last_name(), Some("Maas"));
+        assert_eq!(
+            user(json!({"lastName": 7, "last_name": "Jansen", "family_name": "X"})).last_name(),
+            Some("Jansen")
+        );
+        assert_eq!(user(json!({"family_name": "Ng"})).last_name(), Some("Ng"));
+        assert_eq!(user(json!({"name": "Ann"})).last_name(), None);
     }
 }

@@ -11,6 +11,7 @@ mod memberships;
 mod notes;
 mod org_index;
 mod organizations;
+mod owner_names;
 mod paging;
 mod profiles;
 mod projects;
@@ -39,6 +40,7 @@ pub use memberships::MembershipPage;
 pub use notes::{NotePage, MAX_LISTED_NOTES};
 pub use org_index::{OrgListPage, COUNT_AHEAD_PAGES, MAX_CANDIDATES};
 pub use organizations::{MatchStep, OrganizationPage, Upserted, FAN_OUT_STEP};
+pub use owner_names::{OwnerNameJob, OwnerNameStep, OWNER_NAME_PAGE};
 pub use projects::{ApiKeyRecord, CreatedKey, CreatedProject, Project};
 pub use schedules::{minute_of, next_minute, Backlog, DuePage, DueRead, SchedulerState};
 pub use segments::{SegmentPage, Selected, MAX_EXAMINED};
@@ -266,6 +268,59 @@ pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 
 pub fn build<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, Error> {
     result.map_err(|e| Error::Internal(format!("building a DynamoDB request: {e}")))
+}
+
+/// Runs the tasks at most `concurrency` at a time; results in task order.
+pub(crate) async fn bounded<T, F>(tasks: Vec<F>, concurrency: usize) -> Result<Vec<T>, Error>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let mut results: Vec<Option<T>> = (0..tasks.len()).map(|_| None).collect();
+    let mut running = tokio::task::JoinSet::new();
+    let mut store_result = |done: Result<(usize, Result<T, Error>), tokio::task::JoinError>| {
+        let (slot, result) =
+            done.map_err(|e| Error::Internal(format!("a parallel read failed: {e}")))?;
+        if let Some(place) = results.get_mut(slot) {
+            *place = Some(result?);
+        }
+        Ok::<_, Error>(())
+    };
+    for (slot, task) in tasks.into_iter().enumerate() {
+        if running.len() >= concurrency.max(1) {
+            if let Some(done) = running.join_next().await {
+                store_result(done)?;
+            }
+        }
+        running.spawn(async move { (slot, task.await) });
+    }
+    while let Some(done) = running.join_next().await {
+        store_result(done)?;
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// A conditional write's outcome: whether its condition held.
+pub(crate) fn conditional<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    operation: &str,
+) -> Result<bool, Error>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if err
+                .as_service_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(storage(operation, err)),
+    }
 }
 
 /// Short randomised pause before retrying an optimistic write.

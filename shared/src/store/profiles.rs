@@ -73,6 +73,11 @@ pub(crate) trait Profile: Clone + Serialize + DeserializeOwned + Send + Sync {
     fn creation_writes(&self, _table: &str, _now: &str) -> Result<Vec<TransactWriteItem>, Error> {
         Ok(Vec::new())
     }
+    /// Further writes that belong to the transaction of a change from
+    /// `before`.
+    fn update_writes(&self, _table: &str, _before: &Self) -> Result<Vec<TransactWriteItem>, Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// The item that tells which record an identifier names: its marker, or,
@@ -518,6 +523,7 @@ impl Store {
                         (Some(_), _) => self.event_sequence(project, record.id()).await?,
                     };
                     items.extend(self.event_writes(&record, event, &now, sequence)?);
+                    items.extend(record.update_writes(&self.table, &before)?);
                     let index = P::index_change(Some(&before), Some(&record));
                     let outcome = self.transact_indexed(items, index).await?;
                     (record, false, outcome)

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{from_item, s, Store};
+use super::{bounded, from_item, s, Store};
 use crate::domain::segment::{
     Activity, EventsRead, Facts, Narrowing, OrgEvent, OrgFacts, Reads, Segment,
 };
@@ -65,36 +65,6 @@ pub struct SegmentPage {
     pub users: Vec<Selected>,
     /// The last user examined, when more candidates follow.
     pub next_after: Option<Uuid>,
-}
-
-/// Runs the tasks at most [`CONCURRENCY`] at a time; results in task order.
-async fn bounded<T, F>(tasks: Vec<F>) -> Result<Vec<T>, Error>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
-{
-    let mut results: Vec<Option<T>> = (0..tasks.len()).map(|_| None).collect();
-    let mut running = tokio::task::JoinSet::new();
-    let mut store_result = |done: Result<(usize, Result<T, Error>), tokio::task::JoinError>| {
-        let (slot, result) =
-            done.map_err(|e| Error::Internal(format!("a parallel read failed: {e}")))?;
-        if let Some(place) = results.get_mut(slot) {
-            *place = Some(result?);
-        }
-        Ok::<_, Error>(())
-    };
-    for (slot, task) in tasks.into_iter().enumerate() {
-        if running.len() >= CONCURRENCY {
-            if let Some(done) = running.join_next().await {
-                store_result(done)?;
-            }
-        }
-        running.spawn(async move { (slot, task.await) });
-    }
-    while let Some(done) = running.join_next().await {
-        store_result(done)?;
-    }
-    Ok(results.into_iter().flatten().collect())
 }
 
 /// What one request has read: organizations and their activity are shared
@@ -207,7 +177,7 @@ impl Gathered {
                 }));
             }
         }
-        for (org, piece) in bounded(tasks).await? {
+        for (org, piece) in bounded(tasks, CONCURRENCY).await? {
             let activity = loaded.entry(org).or_default();
             match piece {
                 Piece::Counters(counters) => activity
@@ -329,6 +299,7 @@ impl Store {
                             async move { store.user_memberships(project, user).await }
                         })
                         .collect(),
+                    CONCURRENCY,
                 )
                 .await?
             } else {

@@ -1,6 +1,6 @@
 //! Users: upsert by identifiers.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use uuid::Uuid;
 
 use super::organizations::Upserted;
@@ -86,6 +86,19 @@ impl Profile for User {
 
     fn check_scope(&self, scope: Scope) -> Result<(), Error> {
         scope.check_user(self)
+    }
+
+    /// A changed last name is copied onto the organizations the user owns,
+    /// after the transaction, by a refresh job it writes.
+    fn update_writes(&self, table: &str, before: &Self) -> Result<Vec<TransactWriteItem>, Error> {
+        if self.last_name() == before.last_name() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![super::owner_names::record_owner_rename(
+            table,
+            self.project_id,
+            self.id,
+        )?])
     }
 }
 
