@@ -610,7 +610,8 @@ async fn drain_in_steps(state: &AppState, step: usize, times: usize) -> usize {
 }
 
 #[tokio::test]
-async fn a_match_fans_out_in_steps_and_records_each_match_once_even_when_a_step_is_redelivered() {
+async fn a_match_fans_out_in_steps_and_records_each_match_once_and_queues_each_step_once_even_when_a_step_is_redelivered(
+) {
     let state = state_with_queue().await;
     let p = project(&state).await;
     let router = client::router(state.clone());
@@ -637,10 +638,11 @@ async fn a_match_fans_out_in_steps_and_records_each_match_once_even_when_a_step_
     )
     .await;
     assert_eq!(posted.status, StatusCode::ACCEPTED);
-    // Steps of 2 over 7 organizations: 4 steps, each handed over twice
-    // (so each queues its next step twice).
+    // Steps of 2 over 7 organizations: 4 steps, each handed over twice,
+    // and each queues its next step once (a second chain would walk the
+    // rest again, and double at each redelivery).
     let handled = drain_in_steps(&state, 2, 2).await;
-    assert!(handled >= 4, "the fan-out ran in steps: {handled} messages");
+    assert_eq!(handled, 4, "the fan-out ran in 4 steps, each queued once");
     let mut got = custom_events(&state, p.project_id).await;
     got.sort();
     matching.sort();
@@ -681,5 +683,38 @@ async fn one_fan_out_step_reads_the_same_at_two_project_sizes() {
     assert!(
         reads[0].items <= 6,
         "a step reads about its page: {reads:?}"
+    );
+}
+
+/// A next step whose send failed (or whose step died before marking it
+/// sent) is queued again by the redelivery; one marked sent is not.
+#[tokio::test]
+async fn a_next_step_is_claimed_again_until_it_is_marked_sent() {
+    let state = state_with_queue().await;
+    let (project, event, after) = (
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    );
+    let claim = || state.store.claim_next_step(project, event, after);
+    assert!(claim().await.unwrap(), "the first delivery sends it");
+    assert!(
+        claim().await.unwrap(),
+        "not sent yet: the next delivery sends it"
+    );
+    state
+        .store
+        .next_step_sent(project, event, after)
+        .await
+        .unwrap();
+    assert!(!claim().await.unwrap(), "sent: a redelivery sends nothing");
+    let other = uuid::Uuid::now_v7();
+    assert!(
+        state
+            .store
+            .claim_next_step(project, event, other)
+            .await
+            .unwrap(),
+        "another step of the chain is its own"
     );
 }

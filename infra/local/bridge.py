@@ -174,8 +174,8 @@ def main():
             except (urllib.error.URLError, OSError) as err:
                 print(f"scheduler tick failed: {err}", flush=True)
             if args.cleanup_queue_url:
-                # The cleanup function's sweep of due purges (its own
-                # EventBridge schedule in the template).
+                # The cleanup function's sweep of due purges and owner-name
+                # refreshes (its own EventBridge schedule in the template).
                 try:
                     invoke(args.invoke, "cleanup", {"source": "local.bridge", "detail-type": "Scheduled Event", "detail": {}})
                 except (urllib.error.URLError, OSError) as err:

@@ -32,6 +32,7 @@
 //! | daily event counter  | `P#<pid>#ORG#<oid>`             | `CNT#<name>#<day>`    |                                  |
 //! | user's org count     | `P#<pid>#USER#<uid>`            | `ORGCOUNT`            |                                  |
 //! | purge job            | `P#<pid>#CLEANUP#<oid>`         | `PURGE`               | GSI2: `PURGES#<shard>` / `<due_at>#<pid>#<oid>` |
+//! | fan-out step marker  | `P#<pid>#FANOUT#<event id>`     | `STEP#<after oid>`    |                                  |
 //! | owner-name refresh   | `P#<pid>#USER#<uid>`            | `OWNERNAME`           | GSI2: `OWNERNAMES#<shard>` / `<due_at>#<pid>#<uid>` |
 //!
 //! Within an organization's partition the timeline (`CNT#`, `EVT#`) sorts
@@ -460,6 +461,16 @@ pub fn purge_due_sk(due_at: &str, project: Uuid, org: Uuid) -> String {
 }
 
 /// Checks that a key taken from outside (a cursor) belongs to the project.
+/// The markers of a `match` event's fan-out steps (one per step after
+/// the first: queued once).
+pub fn fan_out_pk(project: Uuid, event: Uuid) -> String {
+    format!("P#{project}#FANOUT#{event}")
+}
+
+pub fn fan_out_step_sk(after: Uuid) -> String {
+    format!("STEP#{after}")
+}
+
 /// A renamed user's refresh of the last name kept on the organizations
 /// the user owns (beside the user's record).
 pub const OWNER_NAME_SK: &str = "OWNERNAME";

@@ -125,8 +125,9 @@ struct ReadEvent {
     next_step: Option<QueuedEvent>,
 }
 
-/// Sends the next steps of `match` fan-outs to the events queue; for each,
-/// its message's position and whether SQS took it.
+/// Queues each match's next step, once: a step delivered again finds its
+/// next step's marker `sent` and queues nothing (no second chain); a send
+/// that failed leaves it `sending`, so the redelivery sends again.
 async fn queue_next_steps(
     state: &AppState,
     steps: Vec<(usize, QueuedEvent)>,
@@ -138,18 +139,49 @@ async fn queue_next_steps(
             .map(|(position, _)| (position, Err(reason.to_owned())))
             .collect();
     };
-    let (positions, events): (Vec<usize>, Vec<QueuedEvent>) = steps.into_iter().unzip();
-    match shared::events::enqueue(&state.aws.sqs, queue_url, &events).await {
-        Ok(sent) => positions
-            .into_iter()
-            .zip(sent)
-            .map(|(position, sent)| (position, sent.map(|_| ())))
-            .collect(),
-        Err(err) => positions
-            .into_iter()
-            .map(|position| (position, Err(err.to_string())))
-            .collect(),
+    let mut results = Vec::with_capacity(steps.len());
+    let mut sending = Vec::new();
+    for (position, step) in steps {
+        let Some(after) = step.match_after else {
+            sending.push((position, step));
+            continue;
+        };
+        match state
+            .store
+            .claim_next_step(step.project_id, step.id, after)
+            .await
+        {
+            Ok(true) => sending.push((position, step)),
+            Ok(false) => {
+                tracing::info!(event_id = %step.id, %after, "the next step was queued before; redelivery ignored");
+                results.push((position, Ok(())));
+            }
+            Err(err) => results.push((position, Err(err.to_string()))),
+        }
     }
+    if sending.is_empty() {
+        return results;
+    }
+    let (positions, events): (Vec<usize>, Vec<QueuedEvent>) = sending.into_iter().unzip();
+    let sent = match shared::events::enqueue(&state.aws.sqs, queue_url, &events).await {
+        Ok(sent) => sent.into_iter().map(|s| s.map(|_| ())).collect(),
+        Err(err) => vec![Err(err.to_string()); events.len()],
+    };
+    for ((position, event), sent) in positions.into_iter().zip(&events).zip(sent) {
+        if let (Ok(()), Some(after)) = (&sent, event.match_after) {
+            // Not recorded: a later delivery sends it again (a duplicate
+            // step, which records nothing twice).
+            if let Err(err) = state
+                .store
+                .next_step_sent(event.project_id, event.id, after)
+                .await
+            {
+                tracing::warn!(event_id = %event.id, %after, error = %err, "the next step's marker was not set");
+            }
+        }
+        results.push((position, sent));
+    }
+    results
 }
 
 async fn read(

@@ -6,6 +6,7 @@ mod cache;
 mod cleanup;
 mod crm;
 mod domains;
+mod fan_out;
 mod issuers;
 mod memberships;
 mod notes;
