@@ -399,30 +399,20 @@ impl Store {
     /// delete's announcement was never sent, a continuation was lost):
     /// at most `limit` per shard of the pending purges, oldest first.
     pub async fn due_purges(&self, now: &str, limit: usize) -> Result<Vec<DuePurge>, Error> {
-        let mut due = Vec::new();
-        for shard in 0..keys::PURGE_SHARDS {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk AND GSI2SK < :now")
-                .expression_attribute_values(":pk", s(keys::purge_due_pk(shard)))
-                .expression_attribute_values(":now", s(now))
-                .limit(limit.clamp(1, 100) as i32)
-                .send()
-                .await
-                .map_err(|e| super::storage("Query", e))?;
-            for item in out.items.unwrap_or_default() {
+        let items = self
+            .due_on_gsi2((0..keys::PURGE_SHARDS).map(keys::purge_due_pk), now, limit)
+            .await?;
+        items
+            .into_iter()
+            .map(|item| {
                 let job: PurgeJob = from_item(item)?;
-                due.push(DuePurge {
+                Ok(DuePurge {
                     project_id: job.project_id,
                     org_id: job.org_id,
                     step: job.step,
-                });
-            }
-        }
-        Ok(due)
+                })
+            })
+            .collect()
     }
 
     /// Gives a due purge another lease before it is announced again, so
@@ -461,17 +451,7 @@ impl Store {
             .expression_attribute_values(":sk", s(keys::purge_due_sk(&due_at, project, org)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(super::storage("UpdateItem", err)),
-        }
+        super::conditional(result, "UpdateItem")
     }
 
     async fn purge_job(&self, project: Uuid, org: Uuid) -> Result<Option<PurgeJob>, Error> {

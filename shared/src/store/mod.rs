@@ -324,6 +324,36 @@ where
     }
 }
 
+impl Store {
+    /// The items of a due list on GSI2 (one partition per shard, sorted by
+    /// when each is due) whose sort key is before `now`: at most `limit`
+    /// per shard, oldest first. Only the sweeps read these lists.
+    pub(crate) async fn due_on_gsi2(
+        &self,
+        shards: impl Iterator<Item = String>,
+        now: &str,
+        limit: usize,
+    ) -> Result<Vec<Item>, Error> {
+        let mut due = Vec::new();
+        for pk in shards {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(crate::keys::GSI2)
+                .key_condition_expression("GSI2PK = :pk AND GSI2SK < :now")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":now", s(now))
+                .limit(limit.clamp(1, 100) as i32)
+                .send()
+                .await
+                .map_err(|e| storage("Query", e))?;
+            due.extend(out.items.unwrap_or_default());
+        }
+        Ok(due)
+    }
+}
+
 /// Short randomised pause before retrying an optimistic write.
 pub(crate) async fn backoff(attempt: u32) {
     let mut byte = [0u8; 1];

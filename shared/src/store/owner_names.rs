@@ -67,8 +67,7 @@ pub(crate) fn record_owner_rename(
         due_at: due_at.clone(),
     };
     let mut item = to_item(&job)?;
-    item.insert(keys::PK.into(), s(keys::user_pk(project, user)));
-    item.insert(keys::SK.into(), s(keys::OWNER_NAME_SK));
+    item.extend(job_key(&job));
     item.insert(
         keys::GSI2PK.into(),
         s(keys::owner_name_due_pk(keys::owner_name_shard(user))),
@@ -86,6 +85,14 @@ pub(crate) fn record_owner_rename(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// The job's key: beside its user's record.
+fn job_key(job: &OwnerNameJob) -> super::Item {
+    key(
+        keys::user_pk(job.project_id, job.user_id),
+        keys::OWNER_NAME_SK,
+    )
+}
+
 impl Store {
     /// Refresh jobs due by `now`, oldest first: at most `limit` per shard.
     pub async fn due_owner_names(
@@ -93,25 +100,12 @@ impl Store {
         now: &str,
         limit: usize,
     ) -> Result<Vec<OwnerNameJob>, Error> {
-        let mut due = Vec::new();
-        for shard in 0..keys::OWNER_NAME_SHARDS {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk AND GSI2SK < :now")
-                .expression_attribute_values(":pk", s(keys::owner_name_due_pk(shard)))
-                .expression_attribute_values(":now", s(now))
-                .limit(limit.clamp(1, 100) as i32)
-                .send()
-                .await
-                .map_err(|e| super::storage("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                due.push(from_item(item)?);
-            }
-        }
-        Ok(due)
+        let shards = (0..keys::OWNER_NAME_SHARDS).map(keys::owner_name_due_pk);
+        self.due_on_gsi2(shards, now, limit)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     /// One step of a refresh: the user's current last name (read now, so
@@ -221,10 +215,7 @@ impl Store {
             .db
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                keys::user_pk(job.project_id, job.user_id),
-                keys::OWNER_NAME_SK,
-            )))
+            .set_key(Some(job_key(job)))
             .condition_expression("rev = :rev")
             .update_expression("SET #after = :after")
             .expression_attribute_names("#after", "after")
@@ -240,10 +231,7 @@ impl Store {
             .db
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                keys::user_pk(job.project_id, job.user_id),
-                keys::OWNER_NAME_SK,
-            )))
+            .set_key(Some(job_key(job)))
             .condition_expression("rev = :rev")
             .expression_attribute_values(":rev", s(job.rev.to_string()))
             .send()
